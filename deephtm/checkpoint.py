@@ -1,0 +1,77 @@
+"""Checkpoints as one safetensors file: every tensor (weights, buffers, optimizer state,
+delayed values, RNG states) plus JSON metadata. No pickle is ever read or written."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save as st_save
+
+from .errors import CheckpointError
+from .graphfile import atomic_write_bytes
+
+CHECKPOINT_FILE = "model.safetensors"
+META_FILE = "meta.json"
+CHECKPOINT_FORMAT = 1
+
+
+def checkpoint_path(run_dir: str | os.PathLike) -> Path:
+    return Path(run_dir) / "checkpoint" / CHECKPOINT_FILE
+
+
+def pack_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> dict:
+    sd = opt.state_dict()
+    for idx, state in sd["state"].items():
+        for name, value in state.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optim/{idx}/{name}"] = value
+            elif value is not None:
+                tensors[f"optim/{idx}/{name}"] = torch.tensor(value)
+    return {"param_groups": sd["param_groups"]}
+
+
+def unpack_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim/"):
+            _, idx, name = key.split("/", 2)
+            state.setdefault(int(idx), {})[name] = value
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def save_checkpoint(run_dir: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict) -> Path:
+    path = checkpoint_path(run_dir)
+    clean = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    meta = dict(meta, checkpoint_format=CHECKPOINT_FORMAT)
+    data = st_save(clean, metadata={"deephtm": json.dumps(meta)})
+    atomic_write_bytes(path, data)
+    # A readable copy of the metadata; the copy inside the safetensors file is the one read back.
+    atomic_write_bytes(path.parent / META_FILE, (json.dumps(meta, indent=2) + "\n").encode())
+    return path
+
+
+def load_checkpoint(run_dir: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    path = checkpoint_path(run_dir)
+    if not path.exists():
+        raise CheckpointError("no checkpoint found", file=str(path))
+    try:
+        tensors = {}
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            meta_text = (f.metadata() or {}).get("deephtm")
+            for key in f.keys():
+                tensors[key] = f.get_tensor(key)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"not a readable safetensors checkpoint ({exc})", file=str(path)) from None
+    if meta_text is None:
+        raise CheckpointError("not a DeepHTM checkpoint (no metadata)", file=str(path))
+    try:
+        meta = json.loads(meta_text)
+    except json.JSONDecodeError:
+        raise CheckpointError("checkpoint metadata is not valid JSON", file=str(path)) from None
+    if meta.get("checkpoint_format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"unknown checkpoint format {meta.get('checkpoint_format')!r}", file=str(path))
+    return tensors, meta

@@ -1,0 +1,129 @@
+"""The `deephtm` command: train, validate and list node types, headless."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import DeepHTMError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="deephtm", description="Design and train differentiable HTM graphs.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a graph file headless")
+    t.add_argument("graph", help="graph file (.json)")
+    t.add_argument("--steps", type=int, help="train until this many steps in total")
+    t.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    t.add_argument("--seed", type=int)
+    t.add_argument("--lr", type=float, help="override the learning rate")
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--out", help="run directory (default: runs/<graph name>)")
+    t.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    v = sub.add_parser("validate", help="check graph files without training")
+    v.add_argument("graphs", nargs="+")
+
+    n = sub.add_parser("nodes", help="list node types with their ports and params")
+    n.add_argument("--json", action="store_true")
+
+    sub.add_parser("schema", help="print the JSON Schema of graph files")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except DeepHTMError as exc:
+        print(f"deephtm: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("deephtm: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def cmd_train(args) -> int:
+    from .graphfile import load_graph
+    from .progress import ProgressListener, RunLogger
+    from .trainer import Trainer
+    from .training_config import TRAINING_PARAMS
+
+    graph = load_graph(args.graph)
+    checks = {p.name: p for p in TRAINING_PARAMS}
+    overrides = {}
+    for name, value in (("steps", args.steps), ("seed", args.seed), ("lr", args.lr), ("batch_size", args.batch_size)):
+        if value is not None:
+            overrides[name] = checks[name].check(value, where=f"--{name.replace('_', '-')}")
+    out = args.resume or args.out or str(Path("runs") / Path(args.graph).stem)
+    listeners = [RunLogger(out, append=bool(args.resume))]
+    if not args.quiet:
+        listeners.append(ProgressListener())
+    trainer = Trainer(graph, out=out, device=args.device, resume=bool(args.resume), listeners=listeners,
+                      **overrides)
+    try:
+        summary = trainer.run()
+    except KeyboardInterrupt:
+        print(f"deephtm: interrupted at step {trainer.step}; checkpoint saved in {Path(out) / 'checkpoint'}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if not args.quiet:
+        metrics = ", ".join(f"{k}={v:.4g}" for k, v in summary["metrics"].items() if isinstance(v, (int, float)))
+        print(f"trained {summary['steps']} steps in {summary['wall_s']:.1f} s "
+              f"({summary['steps_per_s']:.0f} steps/s on {summary['device']}); {metrics}; run in {out}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from .graphfile import load_graph
+    from .resolve import resolve
+
+    failed = 0
+    for path in args.graphs:
+        try:
+            r = resolve(load_graph(path))
+            print(f"{path}: ok ({len(r.nodes)} nodes, {r.total_values:,} values)")
+        except DeepHTMError as exc:
+            print(f"deephtm: error: {exc}", file=sys.stderr)
+            failed += 1
+    return EXIT_USER_ERROR if failed else 0
+
+
+def cmd_nodes(args) -> int:
+    from . import registry
+
+    described = registry.describe_all()
+    if args.json:
+        print(json.dumps(described, indent=2))
+        return 0
+    for d in described:
+        print(f"{d['type']}  [{d['category']}]  {d['doc']}")
+        for direction in ("inputs", "outputs"):
+            for p in d[direction]:
+                opt = ", optional" if p.get("optional") else ""
+                print(f"    {direction[:-1]:6} {p['name']:<12} {p['kind']}{opt}: {p['doc']}")
+        for p in d["params"]:
+            rng = ""
+            if "choices" in p:
+                rng = " one of " + "|".join(p["choices"])
+            elif "min" in p or "max" in p:
+                rng = f" in [{p.get('min', '')}, {p.get('max', '')}]"
+            print(f"    param  {p['name']:<12} {p['type']} = {p['default']!r}{rng}: {p['doc']}")
+        print()
+    return 0
+
+
+def cmd_schema(args) -> int:
+    from .schema import graph_schema
+
+    print(json.dumps(graph_schema(), indent=2))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "validate": cmd_validate, "nodes": cmd_nodes, "schema": cmd_schema}

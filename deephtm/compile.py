@@ -1,0 +1,97 @@
+"""Turn a resolved graph into a torch module that runs one time step at a time."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .node import Context
+from .resolve import Resolved
+
+Key = tuple  # (node id, port name)
+
+
+class GraphModule(nn.Module):
+    """Runs the nodes in order each step. A delayed edge reads the value its source port
+    produced on the previous step (zeros on the first step)."""
+
+    def __init__(self, resolved: Resolved):
+        super().__init__()
+        self.resolved = resolved
+        self.nodes = nn.ModuleDict()
+        base_dir = Path(resolved.graph.path).parent if resolved.graph.path else Path.cwd()
+        consumed = {(e.src, e.src_port) for e in resolved.graph.edges}
+        for nid in resolved.order:
+            rn = resolved.nodes[nid]
+            node = rn.cls(rn.params, rn.in_shapes)
+            node.node_id = nid
+            node.base_dir = base_dir  # relative data paths are relative to the graph file
+            # Outputs nobody reads may be skipped by a node to save time.
+            node.used_outputs = {p.name for p in rn.cls.outputs if (nid, p.name) in consumed}
+            self.nodes[nid] = node
+        self.plan: list[tuple[str, nn.Module, list[tuple[str, Key, int]]]] = []
+        self.delayed_keys: list[Key] = []
+        for nid in resolved.order:
+            feeds = []
+            for port, e in resolved.inbound[nid].items():
+                key = (e.src, e.src_port)
+                feeds.append((port, key, e.delay))
+                if e.delay and key not in self.delayed_keys:
+                    self.delayed_keys.append(key)
+            self.plan.append((nid, self.nodes[nid], feeds))
+        self.loss_keys = [(nid, "loss") for nid in resolved.order if resolved.nodes[nid].cls.is_loss]
+        self.metric_ids = [nid for nid in resolved.order if resolved.nodes[nid].cls.is_metric]
+        self.delayed: dict[Key, torch.Tensor] = {}
+        self.batch = 1
+
+    def setup(self, batch: int, generator: torch.Generator) -> None:
+        self.batch = batch
+        for _, node, _ in self.plan:
+            node.setup(batch, generator)
+        self.reset_delayed()
+
+    def reset_delayed(self) -> None:
+        device = next((t.device for t in self.state_dict().values()), torch.device("cpu"))
+        self.delayed = {
+            key: torch.zeros((self.batch,) + tuple(self.resolved.shape_of(*key)), device=device)
+            for key in self.delayed_keys
+        }
+
+    def step(self, ctx: Context) -> dict[Key, torch.Tensor]:
+        values: dict[Key, torch.Tensor] = {}
+        delayed = self.delayed
+        for nid, node, feeds in self.plan:
+            kwargs = {port: (delayed[key] if delay else values[key]) for port, key, delay in feeds}
+            for port, value in node.forward(ctx, **kwargs).items():
+                values[(nid, port)] = value
+        self._last = values
+        return values
+
+    def carry(self, values: dict[Key, torch.Tensor], detach: bool) -> None:
+        """Make this step's values the next step's delayed inputs."""
+        self.delayed = {k: (values[k].detach() if detach else values[k]) for k in self.delayed_keys}
+
+    def detach_delayed(self) -> None:
+        self.delayed = {k: v.detach() for k, v in self.delayed.items()}
+
+    def loss(self, values: dict[Key, torch.Tensor]) -> torch.Tensor | None:
+        terms = [values[k] for k in self.loss_keys if k in values]
+        if not terms:
+            return None
+        total = terms[0]
+        for t in terms[1:]:
+            total = total + t
+        return total
+
+    def metric_values(self) -> dict[str, float]:
+        out = {}
+        for nid in self.metric_ids:
+            node = self.nodes[nid]
+            name = node.p.get("name") or nid
+            v = node.value()
+            if isinstance(v, dict):
+                out.update(v)
+            elif v is not None:
+                out[name] = v
+        return out

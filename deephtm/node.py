@@ -1,0 +1,108 @@
+"""The base class every node type derives from.
+
+A node type is declared by class attributes (ports, params, doc), in the spirit of
+ryvencore, and is a torch module whose forward pass maps named inputs to named outputs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from .errors import ShapeError
+from .spec import Param, Port
+
+Shape = tuple  # per-sample shape, without the batch dimension; () for a scalar
+
+
+@dataclass
+class Context:
+    """What a node may know about the step being run."""
+
+    step: int
+    batch: int
+    device: torch.device
+    generator: torch.Generator
+    training: bool = True
+
+
+class Node(nn.Module):
+    type_name: ClassVar[str] = ""
+    category: ClassVar[str] = ""
+    doc: ClassVar[str] = ""
+    version: ClassVar[int] = 1
+    inputs: ClassVar[tuple[Port, ...]] = ()
+    outputs: ClassVar[tuple[Port, ...]] = ()
+    params: ClassVar[tuple[Param, ...]] = ()
+    is_loss: ClassVar[bool] = False  # its 'loss' output is added to the training loss
+    is_metric: ClassVar[bool] = False  # value() is reported in metrics and summary.json
+
+    # ---- declarations -------------------------------------------------------
+    @classmethod
+    def infer(cls, p: dict[str, Any], shapes: dict[str, Shape | None]) -> dict[str, Shape]:
+        """Output shapes from params and connected input shapes. Inputs that are not
+        connected, or not yet known (a delayed edge on the first pass), are None."""
+        raise NotImplementedError
+
+    @classmethod
+    def param_count(cls, p: dict[str, Any], shapes: dict[str, Shape | None]) -> int:
+        """Number of weights and state values build() would allocate; checked against a
+        budget before anything is allocated."""
+        return 0
+
+    @classmethod
+    def port(cls, name: str, direction: str) -> Port | None:
+        for port in cls.inputs if direction == "in" else cls.outputs:
+            if port.name == name:
+                return port
+        return None
+
+    @classmethod
+    def describe(cls) -> dict:
+        return {
+            "type": cls.type_name,
+            "category": cls.category,
+            "doc": cls.doc,
+            "version": cls.version,
+            "inputs": [_port_dict(p) for p in cls.inputs],
+            "outputs": [_port_dict(p) for p in cls.outputs],
+            "params": [p.describe() for p in cls.params],
+        }
+
+    # ---- runtime ------------------------------------------------------------
+    def __init__(self, p: dict[str, Any], shapes: dict[str, Shape | None]):
+        super().__init__()
+        self.p = dict(p)
+        self.in_shapes = dict(shapes)
+
+    def setup(self, batch: int, generator: torch.Generator) -> None:
+        """Called once after construction, before the first step (e.g. to draw phases)."""
+
+    def forward(self, ctx: Context, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def value(self) -> float | None:
+        """Metric nodes: the metric's current value."""
+        return None
+
+
+def _port_dict(p: Port) -> dict:
+    d = {"name": p.name, "kind": p.kind, "doc": p.doc}
+    if p.optional:
+        d["optional"] = True
+    return d
+
+
+def require(cond: bool, port: str, message: str) -> None:
+    """Raise a ShapeError about `port` unless cond holds (used in infer())."""
+    if not cond:
+        raise ShapeError(message, where=f"port '{port}'")
+
+
+def flat_size(shape: Shape) -> int:
+    n = 1
+    for s in shape:
+        n *= int(s)
+    return n

@@ -1,0 +1,42 @@
+"""encoder.mlp: a stack of fully connected ReLU layers."""
+from torch import nn
+
+from ..node import Node, flat_size, require
+from ..spec import Param, Port
+
+
+class MLPEncoder(Node):
+    type_name = "encoder.mlp"
+    category = "encoder"
+    doc = "Fully connected layers with ReLU, turning a value into a dense code for the SP."
+    inputs = (Port("x", "tensor", "input, any shape (flattened)"),)
+    outputs = (Port("y", "tensor", "code, shape [hidden]"),)
+    params = (
+        Param("hidden", "int", 256, "units per layer", min=1, max=65536),
+        Param("layers", "int", 2, "number of layers", min=1, max=64),
+    )
+
+    @classmethod
+    def infer(cls, p, shapes):
+        require(shapes["x"] is None or len(shapes["x"]) >= 1, "x", "needs at least one feature")
+        return {"y": (p["hidden"],)}
+
+    @classmethod
+    def param_count(cls, p, shapes):
+        n_in = flat_size(shapes["x"] or (1,))
+        h = p["hidden"]
+        return (n_in + 1) * h + (p["layers"] - 1) * (h + 1) * h
+
+    def __init__(self, p, shapes):
+        super().__init__(p, shapes)
+        layers, n = [], flat_size(shapes["x"])
+        for _ in range(p["layers"]):
+            layers += [nn.Linear(n, p["hidden"]), nn.ReLU()]
+            n = p["hidden"]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, ctx, x):
+        return {"y": self.net(x.flatten(1))}
+
+
+NODE = MLPEncoder

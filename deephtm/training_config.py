@@ -1,0 +1,63 @@
+"""The `training` section of a graph file, declared like node params."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from .errors import GraphError
+from .spec import Param
+
+TRAINING_PARAMS = (
+    Param("optimizer", "str", "adam", "optimizer", choices=("adam", "adamw", "sgd")),
+    Param("lr", "float", 1e-3, "learning rate", min=0.0, max=10.0),
+    Param("steps", "int", 10000, "time steps to train", min=0, max=10**9),
+    Param("seed", "int", 0, "random seed; the same seed gives the same run on the CPU", min=0, max=2**31 - 1),
+    Param("device", "str", "auto", "auto picks cuda when available, else cpu", choices=("auto", "cpu", "cuda")),
+    Param("batch_size", "int", 1, "parallel streams per step", min=1, max=65536),
+    Param("mode", "str", "online", "online: one optimizer step per time step; tbptt: one per bptt steps",
+          choices=("online", "tbptt")),
+    Param("bptt", "int", 1, "tbptt: steps to backpropagate through before an optimizer step", min=1, max=4096),
+    Param("grad_clip", "float", 0.0, "clip the gradient norm to this (0: off)", min=0.0, max=1e6),
+    Param("log_every", "int", 100, "steps between metric reports", min=1, max=10**9),
+    Param("checkpoint_every", "int", 5000, "steps between checkpoints (0: only at the end)", min=0, max=10**9),
+    Param("main_metric", "str", "", "metric shown in the progress bar (empty: the first metric node)"),
+)
+
+
+@dataclass
+class TrainingConfig:
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    steps: int = 10000
+    seed: int = 0
+    device: str = "auto"
+    batch_size: int = 1
+    mode: str = "online"
+    bptt: int = 1
+    grad_clip: float = 0.0
+    log_every: int = 100
+    checkpoint_every: int = 5000
+    main_metric: str = ""
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainingConfig":
+        if not isinstance(d, dict):
+            raise GraphError("'training' must be an object", where="training")
+        known = {p.name: p for p in TRAINING_PARAMS}
+        values = {}
+        for key, value in d.items():
+            if key not in known:
+                raise GraphError(f"unknown key '{key}' (known: {', '.join(known)})", where="training")
+            values[key] = known[key].check(value, where=f"training: '{key}'")
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def override(self, **changes) -> "TrainingConfig":
+        """A copy with the given (already validated) values replaced; None leaves a value."""
+        d = self.to_dict()
+        names = {f.name for f in fields(self)}
+        for k, v in changes.items():
+            if v is not None and k in names:
+                d[k] = v
+        return TrainingConfig(**d)
