@@ -19,6 +19,12 @@ class TrainerListener:
     def on_checkpoint(self, step: int, path: str) -> None:
         pass
 
+    def on_pause(self, step: int) -> None:
+        """The loop is held after `step` steps (Trainer.request_pause or request_step)."""
+
+    def on_resume(self, step: int) -> None:
+        """The loop goes on after a hold."""
+
     def on_end(self, summary: dict) -> None:
         pass
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -39,6 +40,9 @@ def make_optimizer(name: str, params, lr: float, device: torch.device) -> torch.
     return torch.optim.SGD(params, lr=lr)
 
 
+NEVER = 1 << 62  # a step count no run reaches
+
+
 class Trainer:
     def __init__(self, graph: Graph, *, out: str | os.PathLike | None = None, steps: int | None = None,
                  device: str | None = None, seed: int | None = None, lr: float | None = None,
@@ -62,6 +66,13 @@ class Trainer:
         self.step = 0
         self.wall_s = 0.0  # training time over all sessions of this run
         self._stop = False
+        # Pause/step/save requests from another thread (the editor's GUI); the loop acts
+        # on them between steps. One integer compare per step when none is pending.
+        self._control_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._pause_at = NEVER  # hold when self.step reaches this
+        self._check_at = NEVER  # the loop calls _control() once self.step reaches this
+        self._save_pending = False
         self.last_metrics: dict[str, float] = {}
         if resume:
             self.load(self.out)
@@ -70,6 +81,63 @@ class Trainer:
     def request_stop(self) -> None:
         """Ask the loop to stop after the current step (thread-safe: a flag)."""
         self._stop = True
+        self._wake.set()
+
+    def request_pause(self, after: int = 0) -> None:
+        """Hold the loop after `after` more steps (0: at the next step boundary) until
+        request_resume, request_step or request_stop. Thread-safe; may precede run()."""
+        with self._control_lock:
+            self._pause_at = self.step + after
+            self._check_at = 0 if self._save_pending else self._pause_at
+        self._wake.set()
+
+    def request_step(self, n: int = 1) -> None:
+        """While held: train n more steps, then hold again."""
+        self.request_pause(after=n)
+
+    def request_resume(self) -> None:
+        with self._control_lock:
+            self._pause_at = NEVER
+            self._check_at = 0 if self._save_pending else NEVER
+        self._wake.set()
+
+    def request_save(self) -> None:
+        """Save a checkpoint at the next step boundary, on the training thread."""
+        with self._control_lock:
+            self._save_pending = True
+            self._check_at = 0
+        self._wake.set()
+
+    @property
+    def paused(self) -> bool:
+        return self.step >= self._pause_at
+
+    def _control(self) -> float:
+        """Serve pending requests; hold while paused. Returns the seconds held, which
+        do not count as training time."""
+        held_since = None
+        while True:
+            with self._control_lock:
+                save, self._save_pending = self._save_pending, False
+                hold = self.step >= self._pause_at and not self._stop
+                if not hold:
+                    self._check_at = self._pause_at
+            if save:
+                self.save()
+            if not hold:
+                break
+            if held_since is None:
+                held_since = time.perf_counter()
+                for l in self.listeners:
+                    l.on_pause(self.step)
+            self._wake.wait(0.1)
+            self._wake.clear()
+        if held_since is None:
+            return 0.0
+        if not self._stop:
+            for l in self.listeners:
+                l.on_resume(self.step)
+        return time.perf_counter() - held_since
 
     # ---- the loop --------------------------------------------------------------
     def run(self, steps: int | None = None) -> dict:
@@ -100,6 +168,10 @@ class Trainer:
         t_start = time.perf_counter()
         t_log, step_log = t_start, self.step
         while self.step < target and not self._stop:
+            if self.step >= self._check_at:
+                t_log += self._control()
+                if self._stop:
+                    break
             ctx.step = self.step
             values = model.step(ctx)
             loss = model.loss(values)
