@@ -1,0 +1,57 @@
+"""The deephtm command end to end, in subprocesses."""
+import json
+import subprocess
+import sys
+
+from helpers import ROOT, small_sine_dict, write
+
+
+def deephtm(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "deephtm", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+def test_train_then_resume(tmp_path):
+    path = write(tmp_path, small_sine_dict(steps=200))
+    out = tmp_path / "run"
+    first = deephtm("train", path, "--steps", 100, "--out", out, "--quiet")
+    assert first.returncode == 0, first.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 100 and summary["device"] == "cpu"
+    for key in ("wall_s", "steps_per_s", "metrics"):
+        assert key in summary
+    assert "nrmse" in summary["metrics"] and "loss" in summary["metrics"]
+    assert (out / "checkpoint" / "model.safetensors").exists()
+
+    second = deephtm("train", path, "--resume", out)
+    assert second.returncode == 0, second.stderr
+    assert "trained 200 steps" in second.stdout
+    lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [l["step"] for l in lines] == [50, 100, 150, 200]
+    assert json.loads((out / "summary.json").read_text())["steps"] == 200
+
+
+def test_progress_bar_shows_rate_loss_and_metric(tmp_path):
+    path = write(tmp_path, small_sine_dict(steps=100))
+    proc = deephtm("train", path, "--out", tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr
+    assert "step/s" in proc.stderr and "loss=" in proc.stderr and "nrmse=" in proc.stderr
+
+
+def test_nodes_lists_every_type_with_ports_and_params():
+    proc = deephtm("nodes", "--json")
+    assert proc.returncode == 0
+    types = {d["type"]: d for d in json.loads(proc.stdout)}
+    for name in ("source.sine", "source.csv", "encoder.mlp", "htm.sp", "htm.tm", "decoder.mlp", "loss.mse"):
+        assert name in types
+    sp = types["htm.sp"]
+    assert {p["name"] for p in sp["params"]} >= {"columns", "winners"}
+    assert all("doc" in p and "default" in p for p in sp["params"])
+    assert [p["name"] for p in sp["outputs"]] == ["columns"]
+    text = deephtm("nodes").stdout
+    assert "htm.tm" in text and "cells_per_column" in text
+
+
+def test_validate_ok_and_python_m_entry(tmp_path):
+    proc = deephtm("validate", ROOT / "graphs" / "sine.json")
+    assert proc.returncode == 0 and "ok" in proc.stdout
