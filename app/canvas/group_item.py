@@ -1,0 +1,76 @@
+"""An expanded group: a titled region drawn behind its members. Dragging the title bar
+moves the members; double-clicking it collapses the group."""
+from __future__ import annotations
+
+from PyQt6.QtCore import QRectF, Qt
+from PyQt6.QtGui import QBrush, QPen
+from PyQt6.QtWidgets import QGraphicsItem
+
+from . import style
+
+MARGIN = 18.0
+TITLE_HEIGHT = 24.0
+
+
+class GroupFrameItem(QGraphicsItem):
+    def __init__(self, gid: str, title: str, members: list[str]):
+        super().__init__()
+        self.key = gid
+        self.title = title
+        self.members = members  # leaf node ids
+        self.rect = QRectF()
+        self._drag_from = None
+        self.setZValue(-1)
+        self.setAcceptHoverEvents(True)
+        self.setToolTip(f"group '{gid}': drag the title bar to move, double-click it to collapse")
+
+    def fit(self, member_rects: list[QRectF]) -> None:
+        if not member_rects:
+            r = QRectF()
+        else:
+            r = member_rects[0]
+            for m in member_rects[1:]:
+                r = r.united(m)
+            r = r.adjusted(-MARGIN, -MARGIN - TITLE_HEIGHT, MARGIN, MARGIN)
+        if r != self.rect:
+            self.prepareGeometryChange()
+            self.rect = r
+
+    def boundingRect(self) -> QRectF:
+        return self.rect.adjusted(-2, -2, 2, 2)
+
+    def title_rect(self) -> QRectF:
+        return QRectF(self.rect.left(), self.rect.top(), self.rect.width(), TITLE_HEIGHT)
+
+    def paint(self, painter, option, widget=None):
+        painter.setPen(QPen(style.GROUP_BORDER, 1.5, Qt.PenStyle.DashLine))
+        painter.setBrush(QBrush(style.GROUP_FILL))
+        painter.drawRoundedRect(self.rect, 10, 10)
+        painter.setPen(style.TEXT)
+        painter.setFont(style.font(10, bold=True))
+        painter.drawText(self.title_rect().adjusted(12, 0, -12, 0), Qt.AlignmentFlag.AlignVCenter,
+                         f"▾ {self.title}")
+
+    def mousePressEvent(self, event):
+        if event.button() == Qt.MouseButton.LeftButton and self.title_rect().contains(event.pos()):
+            self._drag_from = event.scenePos()
+            event.accept()
+        else:
+            event.ignore()
+
+    def mouseMoveEvent(self, event):
+        if self._drag_from is None:
+            return
+        delta = event.scenePos() - self._drag_from
+        self._drag_from = event.scenePos()
+        self.scene().shift_nodes(self.members, delta)
+
+    def mouseReleaseEvent(self, event):
+        self._drag_from = None
+
+    def mouseDoubleClickEvent(self, event):
+        if self.title_rect().contains(event.pos()):
+            self.scene().request_collapse(self.key, True)
+            event.accept()
+        else:
+            event.ignore()

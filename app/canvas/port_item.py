@@ -1,0 +1,47 @@
+"""A port: a small coloured circle on a node's edge. Connections are dragged from it."""
+from __future__ import annotations
+
+from PyQt6.QtCore import QRectF, Qt
+from PyQt6.QtGui import QBrush, QPen
+from PyQt6.QtWidgets import QGraphicsItem
+
+from . import style
+
+
+class PortItem(QGraphicsItem):
+    """direction is "in" or "out"; node_id/port name the real node port (for a collapsed
+    group's port, the member node inside it)."""
+
+    def __init__(self, parent, direction: str, node_id: str, port: str, kind: str, label: str, doc: str = ""):
+        super().__init__(parent)
+        self.direction = direction
+        self.node_id = node_id
+        self.port = port
+        self.kind = kind
+        self.label = label
+        self.highlight: str | None = None  # "ok" / "bad" while a wire is being dragged
+        self.setAcceptHoverEvents(True)
+        self.setCursor(Qt.CursorShape.CrossCursor)
+        self.setToolTip(f"{label} ({kind}){': ' + doc if doc else ''}")
+        self.setZValue(2)
+
+    @property
+    def ref(self) -> tuple[str, str, str]:
+        return (self.direction, self.node_id, self.port)
+
+    def boundingRect(self) -> QRectF:
+        r = style.PORT_RADIUS + 3
+        return QRectF(-r, -r, 2 * r, 2 * r)
+
+    def paint(self, painter, option, widget=None):
+        r = style.PORT_RADIUS
+        color = style.kind_color(self.kind)
+        pen = QPen(style.NODE_BORDER, 1.5)
+        if self.highlight == "ok":
+            pen = QPen(style.SELECTED, 2.5)
+            r += 1.5
+        elif self.highlight == "bad":
+            color = color.darker(250)
+        painter.setPen(pen)
+        painter.setBrush(QBrush(color))
+        painter.drawEllipse(QRectF(-r, -r, 2 * r, 2 * r))

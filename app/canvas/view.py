@@ -1,0 +1,316 @@
+"""The canvas view: grid, zoom, pan, rubber-band selection, wiring ports, drops from the
+palette and the quick-add box."""
+from __future__ import annotations
+
+import math
+
+from PyQt6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer
+from PyQt6.QtGui import QPainter, QPen
+from PyQt6.QtWidgets import QGraphicsPathItem, QGraphicsSimpleTextItem, QGraphicsView
+
+from deephtm.spec import kind_accepts
+
+from . import style
+from .edge_item import wire_path
+from .node_item import CollapsedGroupItem
+from .port_item import PortItem
+from .search import NodeSearch
+
+NODE_TYPE_MIME = "application/x-deephtm-node-type"
+MIN_ZOOM, MAX_ZOOM = 0.08, 3.0
+
+
+class GraphView(QGraphicsView):
+    def __init__(self, scene, parent=None):
+        super().__init__(scene, parent)
+        self.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.TextAntialiasing)
+        self.setDragMode(QGraphicsView.DragMode.RubberBandDrag)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
+        self.setOptimizationFlag(QGraphicsView.OptimizationFlag.DontAdjustForAntialiasing, True)
+        self.setCacheMode(QGraphicsView.CacheModeFlag.CacheBackground)
+        self.setAcceptDrops(True)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._pan_from = None
+        self._space = False
+        self._wire_from: PortItem | None = None
+        self._wire = None
+        self._hover_target: PortItem | None = None
+        self._toast = None
+        self._last_mouse = QPointF(0, 0)
+        self.search = NodeSearch(self.viewport())
+        self.search.chosen.connect(self._add_from_search)
+        self._search_at = QPointF(0, 0)
+
+    @property
+    def editor(self):
+        return self.scene().editor
+
+    # ---- grid ------------------------------------------------------------------
+    def drawBackground(self, painter: QPainter, rect: QRectF) -> None:
+        painter.fillRect(rect, style.CANVAS_BG)
+        zoom = self.transform().m11()
+        step = style.GRID
+        while step * zoom < 8:  # keep lines at least 8 px apart when zoomed out
+            step *= 5
+        for spacing, color in ((step, style.GRID_MINOR), (step * 5, style.GRID_MAJOR)):
+            painter.setPen(QPen(color, 0))
+            left = math.floor(rect.left() / spacing) * spacing
+            top = math.floor(rect.top() / spacing) * spacing
+            x = left
+            while x < rect.right():
+                painter.drawLine(QPointF(x, rect.top()), QPointF(x, rect.bottom()))
+                x += spacing
+            y = top
+            while y < rect.bottom():
+                painter.drawLine(QPointF(rect.left(), y), QPointF(rect.right(), y))
+                y += spacing
+
+    # ---- zoom and fit -------------------------------------------------------------
+    def zoom(self) -> float:
+        return self.transform().m11()
+
+    def wheelEvent(self, event):
+        steps = event.angleDelta().y() / 120.0
+        if not steps:
+            return
+        factor = 1.15 ** steps
+        factor = max(MIN_ZOOM / self.zoom(), min(MAX_ZOOM / self.zoom(), factor))
+        self.scale(factor, factor)
+        self.resetCachedContent()
+
+    def fit(self) -> None:
+        rect = self.scene().content_rect()
+        if rect.isEmpty():
+            self.resetTransform()
+            self.centerOn(0, 0)
+            return
+        self.fitInView(rect.adjusted(-40, -40, 40, 40), Qt.AspectRatioMode.KeepAspectRatio)
+        if self.zoom() > 1.2:  # a tiny graph should not be blown up
+            self.resetTransform()
+            self.scale(1.2, 1.2)
+            self.centerOn(rect.center())
+        elif self.zoom() < MIN_ZOOM:
+            self.resetTransform()
+            self.scale(MIN_ZOOM, MIN_ZOOM)
+            self.centerOn(rect.center())
+        self.resetCachedContent()
+
+    def view_state(self) -> dict:
+        c = self.mapToScene(self.viewport().rect().center())
+        return {"zoom": round(self.zoom(), 4), "center": [round(c.x(), 1), round(c.y(), 1)]}
+
+    def restore_state(self, state: dict) -> bool:
+        try:
+            z = float(state["zoom"])
+            cx, cy = (float(v) for v in state["center"])
+        except (KeyError, TypeError, ValueError):
+            return False
+        self.resetTransform()
+        z = max(MIN_ZOOM, min(MAX_ZOOM, z))
+        self.scale(z, z)
+        self.centerOn(cx, cy)
+        return True
+
+    def center_on_ids(self, ids) -> None:
+        self.scene().select_ids(ids)
+        rect = QRectF()
+        for it in self.scene().selectedItems():
+            rect = rect.united(it.sceneBoundingRect())
+        if not rect.isEmpty():
+            self.centerOn(rect.center())
+
+    # ---- mouse -----------------------------------------------------------------------
+    def mousePressEvent(self, event):
+        self.search.hide()
+        pos = self.mapToScene(event.position().toPoint())
+        if event.button() == Qt.MouseButton.MiddleButton or (
+                event.button() == Qt.MouseButton.LeftButton and self._space):
+            self._pan_from = event.position()
+            self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
+            event.accept()
+            return
+        if event.button() == Qt.MouseButton.LeftButton:
+            port = self.scene().port_at(pos)
+            if port is not None:
+                self._begin_wire(port, pos)
+                event.accept()
+                return
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event):
+        self._last_mouse = event.position()
+        if self._pan_from is not None:
+            d = event.position() - self._pan_from
+            self._pan_from = event.position()
+            self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() - int(d.x()))
+            self.verticalScrollBar().setValue(self.verticalScrollBar().value() - int(d.y()))
+            return
+        if self._wire_from is not None:
+            self._update_wire(self.mapToScene(event.position().toPoint()))
+            return
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event):
+        if self._pan_from is not None:
+            self._pan_from = None
+            self.viewport().setCursor(Qt.CursorShape.OpenHandCursor if self._space else Qt.CursorShape.ArrowCursor)
+            return
+        if self._wire_from is not None:
+            self._end_wire(self.mapToScene(event.position().toPoint()))
+            return
+        super().mouseReleaseEvent(event)
+        if event.button() == Qt.MouseButton.LeftButton:
+            self.scene().commit_moves()
+
+    def mouseDoubleClickEvent(self, event):
+        pos = self.mapToScene(event.position().toPoint())
+        item = self.itemAt(event.position().toPoint())
+        while item is not None and item.parentItem() is not None:
+            item = item.parentItem()
+        if isinstance(item, CollapsedGroupItem):
+            self.editor.set_collapsed(item.key, False)
+            return
+        if item is None:
+            self.open_search(event.position().toPoint(), pos)
+            return
+        super().mouseDoubleClickEvent(event)
+
+    # ---- keys --------------------------------------------------------------------------
+    def event(self, event):
+        if event.type() == QEvent.Type.KeyPress and event.key() == Qt.Key.Key_Tab:
+            vp = self._last_mouse.toPoint()
+            if not self.viewport().rect().contains(vp):
+                vp = self.viewport().rect().center()
+            self.open_search(vp, self.mapToScene(vp))
+            return True
+        return super().event(event)
+
+    def keyPressEvent(self, event):
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space = True
+            self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
+            return
+        if event.key() == Qt.Key.Key_Escape and self._wire_from is not None:
+            self._cancel_wire()
+            return
+        super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event):
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space = False
+            self.viewport().setCursor(Qt.CursorShape.ArrowCursor)
+            return
+        super().keyReleaseEvent(event)
+
+    # ---- quick-add box ----------------------------------------------------------------
+    def open_search(self, view_pos, scene_pos: QPointF) -> None:
+        self._search_at = scene_pos
+        self.search.open_at(view_pos.x(), view_pos.y())
+
+    def _add_from_search(self, type_name: str) -> None:
+        node_id = self.editor.add_node(type_name, self._search_at.x(), self._search_at.y())
+        self.scene().select_ids([node_id])
+
+    # ---- wiring -----------------------------------------------------------------------
+    def _begin_wire(self, port: PortItem, pos: QPointF) -> None:
+        self._wire_from = port
+        self._wire = QGraphicsPathItem()
+        pen = QPen(style.TEXT, 2, Qt.PenStyle.DashLine)
+        self._wire.setPen(pen)
+        self._wire.setZValue(5)
+        self.scene().addItem(self._wire)
+        for p in self.scene().all_ports():  # show where this wire may go
+            if p.direction == port.direction:
+                p.highlight = "bad"
+            else:
+                out_kind, in_kind = (port.kind, p.kind) if port.direction == "out" else (p.kind, port.kind)
+                p.highlight = None if kind_accepts(in_kind, out_kind) else "bad"
+            p.update()
+        self._update_wire(pos)
+
+    def _update_wire(self, pos: QPointF) -> None:
+        start = self._wire_from.scenePos()
+        target = self.scene().port_at(pos)
+        if self._hover_target is not None and self._hover_target.highlight == "ok":
+            self._hover_target.highlight = None
+            self._hover_target.update()
+        self._hover_target = None
+        if target is not None and target.highlight is None and target.direction != self._wire_from.direction:
+            target.highlight = "ok"
+            target.update()
+            self._hover_target = target
+            pos = target.scenePos()
+        a, b = (start, pos) if self._wire_from.direction == "out" else (pos, start)
+        self._wire.setPath(wire_path(a, b))
+
+    def _cancel_wire(self) -> None:
+        if self._wire is not None:
+            self.scene().removeItem(self._wire)
+        self._wire = None
+        self._wire_from = None
+        self._hover_target = None
+        for p in self.scene().all_ports():
+            if p.highlight:
+                p.highlight = None
+                p.update()
+
+    def _end_wire(self, pos: QPointF) -> None:
+        start = self._wire_from
+        target = self.scene().port_at(pos)
+        self._cancel_wire()
+        if target is None or target is start:
+            return
+        if start.direction == target.direction:
+            self.toast(pos, f"Can't connect two {'inputs' if start.direction == 'in' else 'outputs'}: "
+                            "drag from an output to an input")
+            return
+        out, inp = (start, target) if start.direction == "out" else (target, start)
+        self.editor.connect_ports(out.node_id, out.port, inp.node_id, inp.port)
+
+    def toast(self, pos: QPointF, text: str) -> None:
+        """A short message on the canvas near where the user is looking."""
+        if self._toast is not None and self._toast.scene() is not None:
+            self.scene().removeItem(self._toast)
+        item = QGraphicsSimpleTextItem(text)
+        item.setBrush(style.ERROR)
+        item.setFont(style.font(10, bold=True))
+        item.setFlag(item.GraphicsItemFlag.ItemIgnoresTransformations)
+        item.setPos(pos + QPointF(12, 12))
+        item.setZValue(10)
+        self.scene().addItem(item)
+        self._toast = item
+        QTimer.singleShot(4000, lambda: item.scene() is not None and item.scene().removeItem(item))
+
+    # ---- drops from the palette ------------------------------------------------------
+    def dragEnterEvent(self, event):
+        if event.mimeData().hasFormat(NODE_TYPE_MIME):
+            event.acceptProposedAction()
+        else:
+            super().dragEnterEvent(event)
+
+    def dragMoveEvent(self, event):
+        if event.mimeData().hasFormat(NODE_TYPE_MIME):
+            event.acceptProposedAction()
+        else:
+            super().dragMoveEvent(event)
+
+    def dropEvent(self, event):
+        if event.mimeData().hasFormat(NODE_TYPE_MIME):
+            type_name = bytes(event.mimeData().data(NODE_TYPE_MIME)).decode("utf-8")
+            self.drop_node(type_name, self.mapToScene(event.position().toPoint()))
+            event.acceptProposedAction()
+        else:
+            super().dropEvent(event)
+
+    def drop_node(self, type_name: str, scene_pos: QPointF) -> str | None:
+        from deephtm import registry
+
+        if registry.get(type_name) is None:
+            return None
+        node_id = self.editor.add_node(type_name, scene_pos.x() - style.NODE_WIDTH / 2, scene_pos.y() - 20)
+        self.scene().select_ids([node_id])
+        self.setFocus()
+        return node_id

@@ -1,0 +1,197 @@
+"""The editor's document: a deephtm Graph plus invertible editing operations. No Qt here.
+
+Every edit is a list of small operations (tuples). Applying an operation returns its exact
+inverse, so an undo command only has to replay inverses in reverse order; comparing
+Graph.to_dict() before and after an undo is therefore exact by construction.
+
+Operations:
+  ("add_node", node_dict, index|None)      ("remove_node", node_id)
+  ("add_edge", edge_dict, index|None)      ("remove_edge", edge_key)
+  ("set_params", node_id, params)          ("set_ui", node_id, ui)
+  ("set_delay", edge_key, delay)           ("rename", old_id, new_id)
+  ("set_groups", groups)                   ("set_training", training_dict)
+  ("set_meta", name, description)
+An edge_key is (src, src_port, dst, dst_port).
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable
+
+from deephtm import registry
+from deephtm.graphfile import ID_RE, EdgeSpec, Graph, NodeSpec
+from deephtm.spec import Port
+from deephtm.training_config import TrainingConfig
+
+EdgeKey = tuple  # (src, src_port, dst, dst_port)
+Op = tuple
+
+
+def edge_key(e: EdgeSpec) -> EdgeKey:
+    return (e.src, e.src_port, e.dst, e.dst_port)
+
+
+def edge_from_dict(d: dict) -> EdgeSpec:
+    src, src_port = d["from"].split(".")
+    dst, dst_port = d["to"].split(".")
+    return EdgeSpec(src, src_port, dst, dst_port, int(d.get("delay", 0)))
+
+
+def new_graph() -> Graph:
+    return Graph(name="untitled")
+
+
+class Document:
+    """Owns the Graph being edited. Views subscribe with add_listener(fn(op_name))."""
+
+    def __init__(self, graph: Graph | None = None):
+        self.graph = graph if graph is not None else new_graph()
+        self._listeners: list[Callable[[str], None]] = []
+        self.revision = 0  # bumps on every applied operation (autosave, run panel)
+
+    # ---- observers ----------------------------------------------------------
+    def add_listener(self, fn: Callable[[str], None]) -> None:
+        self._listeners.append(fn)
+
+    def _notify(self, what: str) -> None:
+        self.revision += 1
+        for fn in list(self._listeners):
+            fn(what)
+
+    def replace_graph(self, graph: Graph) -> None:
+        """Load another graph (open, new, recovery); not an undoable edit."""
+        self.graph = graph
+        self._notify("reset")
+
+    # ---- queries ------------------------------------------------------------
+    def node(self, node_id: str) -> NodeSpec | None:
+        return self.graph.node(node_id)
+
+    def edge(self, key: EdgeKey) -> EdgeSpec | None:
+        for e in self.graph.edges:
+            if edge_key(e) == key:
+                return e
+        return None
+
+    def edges_of(self, node_ids) -> list[EdgeSpec]:
+        ids = set(node_ids)
+        return [e for e in self.graph.edges if e.src in ids or e.dst in ids]
+
+    def inbound(self, node_id: str, port: str) -> EdgeSpec | None:
+        for e in self.graph.edges:
+            if e.dst == node_id and e.dst_port == port:
+                return e
+        return None
+
+    def ports(self, node_id: str) -> tuple[tuple[Port, ...], tuple[Port, ...]]:
+        """(inputs, outputs) of a node. An unknown type gets the ports its edges name, so
+        the node can still be drawn and its edges repaired."""
+        spec = self.graph.node(node_id)
+        cls = registry.get(spec.type) if spec else None
+        if cls is not None:
+            return cls.inputs, cls.outputs
+        ins = tuple(dict.fromkeys(e.dst_port for e in self.graph.edges if e.dst == node_id))
+        outs = tuple(dict.fromkeys(e.src_port for e in self.graph.edges if e.src == node_id))
+        return tuple(Port(p) for p in ins), tuple(Port(p) for p in outs)
+
+    def port(self, node_id: str, port: str, direction: str) -> Port | None:
+        ins, outs = self.ports(node_id)
+        for p in ins if direction == "in" else outs:
+            if p.name == port:
+                return p
+        return None
+
+    def position(self, node_id: str) -> tuple[float, float]:
+        ui = self.graph.node(node_id).ui
+        return float(ui.get("x", 0)), float(ui.get("y", 0))
+
+    def unique_id(self, base: str) -> str:
+        base = "".join(c if c.isalnum() or c in "_-" else "_" for c in base)[:56] or "node"
+        if not ID_RE.match(base):
+            base = "n_" + base
+        taken = {n.id for n in self.graph.nodes} | {g["id"] for g in self.graph.groups}
+        if base not in taken:
+            return base
+        i = 2
+        while f"{base}_{i}" in taken:
+            i += 1
+        return f"{base}_{i}"
+
+    # ---- applying operations ------------------------------------------------
+    def apply(self, op: Op) -> Op:
+        """Apply one operation and return the operation that undoes it exactly."""
+        inverse = getattr(self, "_op_" + op[0])(*op[1:])
+        self._notify(op[0])
+        return inverse
+
+    def apply_all(self, ops: list[Op]) -> list[Op]:
+        """Apply ops in order; returns their inverses in the order they must be applied."""
+        inverses = [self.apply(op) for op in ops]
+        return inverses[::-1]
+
+    def _op_add_node(self, d: dict, index: int | None) -> Op:
+        spec = NodeSpec(d["id"], d["type"], copy.deepcopy(d.get("params", {})), copy.deepcopy(d.get("ui", {})))
+        if self.graph.node(spec.id) is not None:
+            raise ValueError(f"node '{spec.id}' exists")
+        self.graph.nodes.insert(len(self.graph.nodes) if index is None else index, spec)
+        return ("remove_node", spec.id)
+
+    def _op_remove_node(self, node_id: str) -> Op:
+        i = next(i for i, n in enumerate(self.graph.nodes) if n.id == node_id)
+        spec = self.graph.nodes.pop(i)
+        return ("add_node", spec.to_dict(), i)
+
+    def _op_add_edge(self, d: dict, index: int | None) -> Op:
+        e = edge_from_dict(d)
+        self.graph.edges.insert(len(self.graph.edges) if index is None else index, e)
+        return ("remove_edge", edge_key(e))
+
+    def _op_remove_edge(self, key: EdgeKey) -> Op:
+        i = next(i for i, e in enumerate(self.graph.edges) if edge_key(e) == tuple(key))
+        e = self.graph.edges.pop(i)
+        return ("add_edge", e.to_dict(), i)
+
+    def _op_set_params(self, node_id: str, params: dict) -> Op:
+        spec = self.graph.node(node_id)
+        old, spec.params = spec.params, copy.deepcopy(params)
+        return ("set_params", node_id, old)
+
+    def _op_set_ui(self, node_id: str, ui: dict) -> Op:
+        spec = self.graph.node(node_id)
+        old, spec.ui = spec.ui, copy.deepcopy(ui)
+        return ("set_ui", node_id, old)
+
+    def _op_set_delay(self, key: EdgeKey, delay: int) -> Op:
+        e = self.edge(tuple(key))
+        old, e.delay = e.delay, int(delay)
+        return ("set_delay", key, old)
+
+    def _op_rename(self, old: str, new: str) -> Op:
+        self.graph.node(old).id = new
+        for e in self.graph.edges:
+            if e.src == old:
+                e.src = new
+            if e.dst == old:
+                e.dst = new
+        for g in self.graph.groups:
+            g["nodes"] = [new if m == old else m for m in g.get("nodes", [])]
+        return ("rename", new, old)
+
+    def _op_set_groups(self, groups: list) -> Op:
+        old, self.graph.groups = self.graph.groups, copy.deepcopy(groups)
+        return ("set_groups", old)
+
+    def _op_set_training(self, d: dict) -> Op:
+        old, self.graph.training = self.graph.training.to_dict(), TrainingConfig.from_dict(d)
+        return ("set_training", old)
+
+    def _op_set_meta(self, name: str, description: str) -> Op:
+        old = ("set_meta", self.graph.name, self.graph.description)
+        self.graph.name, self.graph.description = name, description
+        return old
+
+
+def type_base_id(type_name: str) -> str:
+    """'htm.sp' -> 'sp': the short part of a type name makes a readable default id."""
+    return type_name.rsplit(".", 1)[-1]
+

@@ -1,0 +1,264 @@
+"""The inspector: a form for what is selected, generated from the engine's declarations.
+A node shows its id, its params (from Node.params) and each port's inferred shape; an edge
+its delay; a group its title; nothing selected, the graph's name and training section."""
+from __future__ import annotations
+
+from PyQt6.QtCore import Qt
+from PyQt6.QtWidgets import (QCheckBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
+                             QScrollArea, QToolButton, QWidget)
+
+from deephtm import registry
+from deephtm.training_config import TRAINING_PARAMS
+
+from . import edits, grouping
+from .canvas import style
+from .param_widgets import make_editor, set_editor_value
+
+
+def shape_text(shape) -> str:
+    if shape is None:
+        return "?"
+    return "scalar" if shape == () else "[" + ", ".join(str(s) for s in shape) + "]"
+
+
+class Inspector(QScrollArea):
+    def __init__(self, editor, scene, parent=None):
+        super().__init__(parent)
+        self.editor = editor
+        self.scene = scene
+        self.setWidgetResizable(True)
+        self.target: tuple | None = None  # what the form shows: ("node", id), ("edge", key), ...
+        self.editors: dict[str, QWidget] = {}
+        self.shape_labels: dict[tuple, QLabel] = {}
+        self.problem_label: QLabel | None = None
+        self.error_label: QLabel | None = None
+        scene.selectionChanged.connect(self.refresh)
+        editor.changed.connect(lambda _w: self.refresh())
+        editor.analysed.connect(lambda _a: self._show_analysis())
+        self.refresh()
+
+    # ---- choosing what to show -------------------------------------------------
+    def _current_target(self) -> tuple:
+        nodes = self.scene.selected_members()
+        edges = self.scene.selected_edge_keys()
+        g = self.editor.doc.graph
+        if len(nodes) == 1 and not edges:
+            key = nodes[0]
+            if g.node(key) is not None:
+                return ("node", key)
+            if grouping.group(g, key) is not None:
+                return ("group", key)
+        if len(edges) == 1 and not nodes and self.editor.doc.edge(edges[0]) is not None:
+            return ("edge", edges[0])
+        if nodes or edges:
+            return ("many", len(nodes), len(edges))
+        return ("graph",)
+
+    def refresh(self) -> None:
+        target = self._current_target()
+        if target != self.target or not self._still_valid():
+            self.target = target
+            self._build()
+        else:
+            self._update_values()
+        self._show_analysis()
+
+    def _still_valid(self) -> bool:
+        t = self.target
+        if t is None:
+            return False
+        if t[0] == "node":
+            return self.editor.doc.node(t[1]) is not None
+        if t[0] == "edge":
+            return self.editor.doc.edge(t[1]) is not None
+        return True
+
+    # ---- building forms -------------------------------------------------------------
+    def _build(self) -> None:
+        self.editors, self.shape_labels = {}, {}
+        self.problem_label = self.error_label = None
+        page = QWidget()
+        self.form = QFormLayout(page)
+        self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        kind = self.target[0]
+        if kind == "node":
+            self._build_node(self.target[1])
+        elif kind == "edge":
+            self._build_edge(self.target[1])
+        elif kind == "group":
+            self._build_group(self.target[1])
+        elif kind == "many":
+            self._build_many()
+        else:
+            self._build_graph()
+        self.error_label = QLabel("")
+        self.error_label.setStyleSheet("color: #d9383e;")
+        self.error_label.setWordWrap(True)
+        self.form.addRow(self.error_label)
+        self.setWidget(page)
+
+    def _heading(self, text: str, sub: str = "") -> None:
+        title = QLabel(f"<b>{text}</b>" + (f"<br><span style='color:gray'>{sub}</span>" if sub else ""))
+        title.setWordWrap(True)
+        title.setTextFormat(Qt.TextFormat.RichText)
+        self.form.addRow(title)
+
+    def _report(self, text: str | None) -> None:
+        if self.error_label is not None:
+            self.error_label.setText(text or "")
+
+    def _build_node(self, node_id: str) -> None:
+        spec = self.editor.doc.node(node_id)
+        cls = registry.get(spec.type)
+        self._heading(spec.type, cls.doc if cls else "unknown node type: not in the registry")
+        id_edit = QLineEdit(node_id)
+        id_edit.setObjectName("node_id")
+
+        def check_id(text):
+            self._report(edits.rename_problem(self.editor.doc, self.target[1], text))
+
+        def commit_id():
+            new = id_edit.text()
+            problem = self.editor.rename(self.target[1], new)
+            self._report(problem)
+            if problem is None and new != self.target[1]:
+                self.target = ("node", new)
+                self.scene.select_ids([new])
+
+        id_edit.textEdited.connect(check_id)
+        id_edit.editingFinished.connect(commit_id)
+        self.form.addRow("id", id_edit)
+        if cls is None:
+            return
+        for p in cls.params:
+            value = spec.params.get(p.name, p.default)
+            w = make_editor(p, value, lambda v, name=p.name: self.editor.set_param(self.target[1], name, v),
+                            self._report)
+            self.editors[p.name] = w
+            self.form.addRow(self._param_label(p, p.name in spec.params), self._with_reset(w, p.name))
+        self._build_ports(node_id, cls)
+        self.problem_label = QLabel("")
+        self.problem_label.setWordWrap(True)
+        self.problem_label.setStyleSheet("color: #d9383e;")
+        self.form.addRow(self.problem_label)
+
+    def _param_label(self, p, explicit: bool) -> QLabel:
+        label = QLabel(f"<b>{p.name}</b>" if explicit else p.name)
+        label.setToolTip(p.doc + ("" if explicit else "  (default)"))
+        return label
+
+    def _with_reset(self, w: QWidget, name: str) -> QWidget:
+        box = QWidget()
+        lay = QHBoxLayout(box)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(w, 1)
+        reset = QToolButton()
+        reset.setText("↺")
+        reset.setToolTip("back to the default")
+        reset.clicked.connect(lambda: self.editor.reset_param(self.target[1], name))
+        lay.addWidget(reset)
+        return box
+
+    def _build_ports(self, node_id: str, cls) -> None:
+        for direction, ports in (("in", cls.inputs), ("out", cls.outputs)):
+            if not ports:
+                continue
+            self.form.addRow(QLabel(f"<b>{'Inputs' if direction == 'in' else 'Outputs'}</b>"))
+            for p in ports:
+                color = style.kind_color(p.kind).name()
+                name = QLabel(f"<span style='color:{color}'>●</span> {p.name}"
+                              + (" <i>(optional)</i>" if p.optional else ""))
+                name.setToolTip(p.doc)
+                shape = QLabel("?")
+                shape.setToolTip(f"{p.kind}: {p.doc}")
+                self.shape_labels[(node_id, direction, p.name)] = shape
+                self.form.addRow(name, shape)
+
+    def _build_edge(self, key) -> None:
+        e = self.editor.doc.edge(key)
+        self._heading("Edge", f"{e.from_ref} → {e.to_ref}")
+        delay = QCheckBox("delayed: carries the previous step's value (t-1)")
+        delay.setChecked(bool(e.delay))
+        delay.toggled.connect(lambda on: self.editor.set_delay(self.target[1], 1 if on else 0))
+        self.editors["delay"] = delay
+        self.form.addRow(delay)
+        shape = QLabel("?")
+        self.shape_labels[(e.src, "out", e.src_port)] = shape
+        self.form.addRow("shape", shape)
+
+    def _build_group(self, gid: str) -> None:
+        g = grouping.group(self.editor.doc.graph, gid)
+        leaves = grouping.leaf_nodes(self.editor.doc.graph, gid)
+        self._heading(f"Group '{gid}'", f"{len(leaves)} nodes: {', '.join(leaves[:12])}"
+                      + ("…" if len(leaves) > 12 else ""))
+        title = QLineEdit(g.get("title", ""))
+        title.textEdited.connect(lambda t: self.editor.retitle_group(self.target[1], t))
+        self.editors["title"] = title
+        self.form.addRow("title", title)
+        expand = QPushButton("Expand" if g.get("collapsed") else "Collapse")
+        expand.clicked.connect(lambda: self.editor.set_collapsed(gid, not g.get("collapsed")))
+        ungroup = QPushButton("Ungroup")
+        ungroup.clicked.connect(lambda: self.editor.ungroup(gid))
+        self.form.addRow(expand, ungroup)
+
+    def _build_many(self) -> None:
+        n, e = self.target[1], self.target[2]
+        self._heading(f"{n} node(s), {e} edge(s) selected",
+                      "Ctrl+G groups the selected nodes; Del deletes; Ctrl+D duplicates.")
+
+    def _build_graph(self) -> None:
+        g = self.editor.doc.graph
+        self._heading("Graph", "Nothing selected: the graph's name and its training section.")
+        name = QLineEdit(g.name)
+        desc = QLineEdit(g.description)
+        name.textEdited.connect(lambda t: self.editor.set_meta(t, self.editor.doc.graph.description))
+        desc.textEdited.connect(lambda t: self.editor.set_meta(self.editor.doc.graph.name, t))
+        self.editors["name"], self.editors["description"] = name, desc
+        self.form.addRow("name", name)
+        self.form.addRow("description", desc)
+        self.form.addRow(QLabel("<b>Training</b>"))
+        training = g.training.to_dict()
+        for p in TRAINING_PARAMS:
+            w = make_editor(p, training.get(p.name, p.default),
+                            lambda v, name=p.name: self.editor.set_training(name, v), self._report)
+            self.editors["training." + p.name] = w
+            label = QLabel(p.name)
+            label.setToolTip(p.doc)
+            self.form.addRow(label, w)
+
+    # ---- keeping values current ---------------------------------------------------
+    def _update_values(self) -> None:
+        t = self.target
+        doc = self.editor.doc
+        values = {}
+        if t[0] == "node":
+            spec = doc.node(t[1])
+            cls = registry.get(spec.type)
+            if cls is not None:
+                values = {p.name: spec.params.get(p.name, p.default) for p in cls.params}
+        elif t[0] == "edge":
+            values = {"delay": bool(doc.edge(t[1]).delay)}
+        elif t[0] == "group":
+            values = {"title": grouping.group(doc.graph, t[1]).get("title", "")}
+        elif t[0] == "graph":
+            values = {"name": doc.graph.name, "description": doc.graph.description}
+            values.update({"training." + k: v for k, v in doc.graph.training.to_dict().items()})
+        for name, value in values.items():
+            w = self.editors.get(name)
+            if w is not None and not w.hasFocus():
+                set_editor_value(w, value)
+
+    def _show_analysis(self) -> None:
+        a = self.editor.analysis
+        for key, label in self.shape_labels.items():
+            try:
+                label.setText(shape_text(a.shapes.get(key)))
+            except RuntimeError:  # the label's form was just replaced
+                pass
+        if self.problem_label is not None and self.target and self.target[0] == "node":
+            probs = a.node_problems(self.target[1])
+            try:
+                self.problem_label.setText("\n".join("✗ " + p.text for p in probs))
+            except RuntimeError:
+                pass
+

@@ -1,0 +1,76 @@
+"""`deephtm-app [GRAPH] [--screenshot OUT.png]`: the visual editor for DeepHTM graph files."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+EXIT_USER_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="deephtm-app", description="Edit DeepHTM graph files visually.")
+    ap.add_argument("graph", nargs="?", help="graph file (.json) to open")
+    ap.add_argument("--screenshot", metavar="OUT.png",
+                    help="open GRAPH, render the window to OUT.png and exit (works offscreen)")
+    ap.add_argument("--size", default="1400x860", help="window size WxH for --screenshot (default 1400x860)")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.screenshot:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no display needed
+    from PyQt6.QtWidgets import QApplication
+
+    from deephtm.errors import DeepHTMError
+    from deephtm.graphfile import load_graph
+
+    from .main_window import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("deephtm-app")
+    app.setOrganizationName("DeepHTM")
+    if args.screenshot:
+        if not args.graph:
+            print("deephtm-app: error: --screenshot needs a GRAPH", file=sys.stderr)
+            return EXIT_USER_ERROR
+        try:
+            load_graph(args.graph)  # a bad file: one line, no window
+            w, h = (int(v) for v in args.size.lower().split("x"))
+        except DeepHTMError as exc:
+            print(f"deephtm-app: error: {exc}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        except ValueError:
+            print(f"deephtm-app: error: --size must be WxH, got {args.size!r}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        import tempfile
+
+        from PyQt6.QtCore import QSettings
+
+        from .autosave import RecoveryStore
+
+        scratch = tempfile.mkdtemp(prefix="deephtm-app-")  # leave the user's recent files alone
+        window = MainWindow(QSettings(os.path.join(scratch, "settings.ini"), QSettings.Format.IniFormat),
+                            RecoveryStore(scratch))
+        window._autosave_timer.stop()
+        window.open_file(args.graph, ask=False)
+        window.resize(w, h)
+        window.show()
+        try:
+            window.screenshot(args.screenshot)
+        except OSError as exc:
+            print(f"deephtm-app: error: {exc}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        window.close()
+        return 0
+    window = MainWindow()
+    window.show()
+    if args.graph:
+        window.open_file(args.graph, ask=False)
+    window.offer_recovery()
+    return app.exec()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
