@@ -34,6 +34,23 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--json", action="store_true")
 
     sub.add_parser("schema", help="print the JSON Schema of graph files")
+
+    d = sub.add_parser("detect", help="score every row of a CSV stream for anomalies, learning online")
+    d.add_argument("graph", help="anomaly graph file, e.g. graphs/anomaly.json")
+    d.add_argument("--input", required=True, help="CSV file to score")
+    d.add_argument("--timestamp-column", default="timestamp", help="'' for none (default: timestamp)")
+    d.add_argument("--timestamp-format", help="strptime format (default: the graph's, else ISO 8601)")
+    d.add_argument("--value-column", default="value")
+    d.add_argument("--threshold", type=float, help="flag rows whose anomaly_score reaches this")
+    d.add_argument("--seed", type=int)
+    d.add_argument("--out", required=True, help="scores CSV to write")
+    d.add_argument("--summary", help="summary JSON to write (default: OUT with .summary.json)")
+
+    s = sub.add_parser("score", help="NAB profile scores of detect outputs against labelled windows")
+    s.add_argument("scores", nargs="+", help="scores CSV files (named after their series)")
+    s.add_argument("--windows", required=True, help="NAB windows JSON")
+    s.add_argument("--threshold", type=float, help="detections: anomaly_score >= this (default: 'flagged')")
+    s.add_argument("--json", action="store_true")
     return ap
 
 
@@ -126,4 +143,38 @@ def cmd_schema(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "validate": cmd_validate, "nodes": cmd_nodes, "schema": cmd_schema}
+def cmd_detect(args) -> int:
+    from .detect import detect
+
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        raise DeepHTMError(f"{args.threshold!r} is not in [0, 1]", where="--threshold")
+    summary = detect(args.graph, args.input, args.out, summary_path=args.summary,
+                     value_column=args.value_column, timestamp_column=args.timestamp_column,
+                     timestamp_format=args.timestamp_format, threshold=args.threshold, seed=args.seed)
+    for s in summary["skipped_rows"][:20]:
+        print(f"deephtm: warning: {args.input}: line {s['line']}: {s['reason']}; row skipped", file=sys.stderr)
+    if len(summary["skipped_rows"]) > 20:
+        print(f"deephtm: warning: {len(summary['skipped_rows']) - 20} more rows skipped", file=sys.stderr)
+    shown = dict(summary, skipped_rows=len(summary["skipped_rows"]))
+    print(json.dumps(shown, indent=2))
+    return 0
+
+
+def cmd_score(args) -> int:
+    from .nab_score import score_files
+
+    report = score_files(args.scores, args.windows, args.threshold)
+    report.pop("_results")
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    for s in report["series"] + [{"series": "all", **{"scores": report["total"]}}]:
+        counts = "" if "detected" not in s else \
+            f"  windows {s['detected']}/{s['windows']} detected, {s['false_positives']} false positives"
+        scores = "  ".join(f"{k} {v:.1f}" for k, v in s["scores"].items())
+        print(f"{s['series']}:{counts}\n    {scores}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "validate": cmd_validate, "nodes": cmd_nodes, "schema": cmd_schema,
+            "detect": cmd_detect, "score": cmd_score}

@@ -10,4 +10,6 @@ BUILTIN_MODULES = (
     "loss_mse",
     "loss_term",
     "metric_nrmse",
+    "anomaly_likelihood",
+    "util_concat",
 )

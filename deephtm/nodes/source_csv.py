@@ -1,59 +1,153 @@
-"""source.csv: one numeric column of a CSV file, normalized, one row per step."""
+"""source.csv: one numeric column of a CSV file, normalized, one row per step, with
+optional date encodings (time of day, day of week) from a timestamp column."""
+import math
+
 import torch
 
-from ..csvdata import parse_floats, read_columns, resolve_path
-from ..errors import GraphError, node_where
+from ..csvdata import read_columns, resolve_path
+from ..errors import DeepHTMError, GraphError, node_where
 from ..node import Node
 from ..spec import Param, Port
+from ..timestamps import parse_timestamp
+
+SECONDS_PER_DAY = 86400.0
+ONLINE_CLAMP = 10.0  # online z-scores are clipped: the first rows have a tiny std
 
 
 class CSVSource(Node):
     type_name = "source.csv"
     category = "source"
     doc = ("One numeric column of a CSV file, one row per step (looping at the end). The path is "
-           "relative to the graph file. 'target' is the value 'horizon' rows ahead.")
+           "relative to the graph file. 'target' is the value 'horizon' rows ahead. With a "
+           "timestamp column it also gives the time of day and day of week as (sin, cos) pairs.")
     inputs = ()
     outputs = (Port("value", "tensor", "the current normalized value, shape [1]"),
-               Port("target", "tensor", "the normalized value horizon rows ahead, shape [1]"))
+               Port("target", "tensor", "the normalized value horizon rows ahead, shape [1]"),
+               Port("time_of_day", "tensor", "time of day on the unit circle (sin, cos), shape [2]; "
+                                             "zeros without a timestamp column"),
+               Port("day_of_week", "tensor", "day of the week (Monday 0) on the unit circle (sin, cos), "
+                                             "shape [2]; zeros without a timestamp column"))
     params = (
         Param("path", "str", "data.csv", "CSV file, relative to the graph file"),
         Param("column", "str", "value", "column to read"),
         Param("skip_rows", "int", 0, "rows after the header to skip (NuPIC files have 2)", min=0, max=1000),
         Param("horizon", "int", 1, "how many rows ahead 'target' is", min=0, max=100000),
-        Param("normalize", "str", "zscore", "zscore or minmax (to [-1, 1]) over the file, or none",
-              choices=("zscore", "minmax", "none")),
+        Param("normalize", "str", "zscore",
+              "zscore or minmax (to [-1, 1]) over the file, online (running z-score of the rows so far, "
+              "never later ones), or none", choices=("zscore", "minmax", "online", "none")),
+        Param("timestamp_column", "str", "", "column with the row's date and time (empty: none)"),
+        Param("timestamp_format", "str", "",
+              "strptime format of the timestamps, e.g. %Y-%m-%d %H:%M:%S (empty: ISO 8601)"),
+        Param("bad_rows", "str", "error",
+              "a row with a missing or bad value or timestamp: error (stop, naming the line) or skip "
+              "(drop it; the skipped lines are kept in the node's 'skipped' list)", choices=("error", "skip")),
     )
 
     @classmethod
     def infer(cls, p, shapes):
-        return {"value": (1,), "target": (1,)}
+        return {"value": (1,), "target": (1,), "time_of_day": (2,), "day_of_week": (2,)}
 
     def setup(self, batch, generator):
         p = self.p
         path = resolve_path(p["path"], getattr(self, "base_dir", None))
         try:
-            raw = read_columns(path, [p["column"]], p["skip_rows"])[p["column"]]
-            values = parse_floats(raw, str(path), p["column"], first_line=2 + p["skip_rows"])
-        except Exception as exc:  # DeepHTMError: re-raise naming the node and param
+            values, stamps = self._read(path)
+        except DeepHTMError as exc:  # re-raise naming the node and param
             raise GraphError(str(exc), where=node_where(self.node_id, param="path")) from None
         if len(values) <= p["horizon"]:
-            raise GraphError(f"{path}: only {len(values)} rows, fewer than horizon + 1",
+            raise GraphError(f"{path}: only {len(values)} usable rows, fewer than horizon + 1",
                              where=node_where(self.node_id, param="horizon"))
-        x = torch.tensor(values, dtype=torch.float32)
-        self.raw_mean, self.raw_std = float(x.mean()), float(x.std())
+        self.raw_values = values  # as read, for reports (e.g. deephtm detect)
+        self.timestamps = stamps  # datetimes, or None without a timestamp column
+        x = torch.tensor(values, dtype=torch.float64)
+        self.raw_mean, self.raw_std = float(x.mean()), float(x.std()) if len(values) > 1 else 0.0
         if p["normalize"] == "zscore":
             x = (x - x.mean()) / x.std().clamp_min(1e-12)
         elif p["normalize"] == "minmax":
             x = 2 * (x - x.min()) / (x.max() - x.min()).clamp_min(1e-12) - 1
-        self.register_buffer("series", x, persistent=False)
+        elif p["normalize"] == "online":
+            x = torch.tensor(running_zscore(values), dtype=torch.float64)
+        self.register_buffer("series", x.float(), persistent=False)
+        self.register_buffer("dates", date_features(stamps, len(values)), persistent=False)
         # Streams of a batch start at evenly spaced offsets of the series.
         self.register_buffer("offsets", (torch.arange(batch) * len(x)) // batch, persistent=False)
+
+    def _read(self, path):
+        """Values and timestamps of the usable rows; bad rows raise or are skipped."""
+        p = self.p
+        ts_col = p["timestamp_column"]
+        columns = [p["column"]] + ([ts_col] if ts_col and ts_col != p["column"] else [])
+        cols = read_columns(path, columns, p["skip_rows"])
+        first_line = 2 + p["skip_rows"]
+        self.skipped: list[tuple[int, str]] = []  # (line, reason) of rows left out
+        self.lines: list[int] = []  # the file line of each usable row
+        values, stamps = [], [] if ts_col else None
+        for i, text in enumerate(cols[p["column"]]):
+            line = first_line + i
+            try:
+                v = parse_value(text, p["column"])
+                if ts_col:
+                    stamp = parse_timestamp(cols[ts_col][i], p["timestamp_format"], ts_col)
+            except ValueError as exc:
+                if p["bad_rows"] == "error":
+                    raise DeepHTMError(f"line {line}: {exc}", file=str(path)) from None
+                self.skipped.append((line, str(exc)))
+                continue
+            values.append(v)
+            if ts_col:
+                stamps.append(stamp)
+            self.lines.append(line)
+        return values, stamps
 
     def forward(self, ctx):
         n = self.series.shape[0] - self.p["horizon"]
         i = (self.offsets + ctx.step) % n
-        return {"value": self.series[i].unsqueeze(1),
-                "target": self.series[i + self.p["horizon"]].unsqueeze(1)}
+        out = {"value": self.series[i].unsqueeze(1),
+               "target": self.series[i + self.p["horizon"]].unsqueeze(1)}
+        if "time_of_day" in self.used_outputs or "day_of_week" in self.used_outputs:
+            d = self.dates[i]
+            out["time_of_day"], out["day_of_week"] = d[:, :2], d[:, 2:]
+        return out
+
+    used_outputs: set = {"value", "target", "time_of_day", "day_of_week"}  # until the graph says
+
+
+def parse_value(text: str, column: str) -> float:
+    if text == "":
+        raise ValueError(f"missing value in column '{column}'")
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not math.isfinite(v):
+        raise ValueError(f"non-numeric value {text!r:.30} in column '{column}'")
+    return v
+
+
+def running_zscore(values: list[float]) -> list[float]:
+    """z-score of each value against the mean and std of the values up to it (Welford)."""
+    out, mean, m2 = [], 0.0, 0.0
+    for n, v in enumerate(values, start=1):
+        delta = v - mean
+        mean += delta / n
+        m2 += delta * (v - mean)
+        std = math.sqrt(m2 / n)
+        z = (v - mean) / std if std > 1e-12 * (abs(mean) + 1) else 0.0
+        out.append(max(-ONLINE_CLAMP, min(ONLINE_CLAMP, z)))
+    return out
+
+
+def date_features(stamps, n: int) -> torch.Tensor:
+    """[n, 4]: sin and cos of the time of day, sin and cos of the (fractional) day of week."""
+    if stamps is None:
+        return torch.zeros(n, 4)
+    feats = []
+    for s in stamps:
+        day_frac = (s.hour * 3600 + s.minute * 60 + s.second + s.microsecond * 1e-6) / SECONDS_PER_DAY
+        a = 2 * math.pi * day_frac
+        b = 2 * math.pi * (s.weekday() + day_frac) / 7
+        feats.append((math.sin(a), math.cos(a), math.sin(b), math.cos(b)))
+    return torch.tensor(feats, dtype=torch.float32)
 
 
 NODE = CSVSource

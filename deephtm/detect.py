@@ -1,0 +1,225 @@
+"""`deephtm detect`: run an anomaly graph over a CSV stream online, one row at a time.
+
+The graph learns as it goes and never sees a later row: each row is one time step of the
+same GraphModule the trainer runs, followed by one optimizer step on that row's loss. The
+raw anomaly is whatever feeds the anomaly.likelihood node's 'raw' input; the likelihood
+node's 'score' is the final anomaly score and its 'flag' marks the flagged rows.
+
+Bad rows (a missing or non-numeric value, an unparsable timestamp) are skipped with a
+warning naming their line: the model never sees them, and the scores file still gets one
+row for them (value and raw scores empty, anomaly_score 0) so that it lines up with the input.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .csvdata import read_columns
+from .errors import DeepHTMError, GraphError, TrainingError
+from .graphfile import Graph, atomic_write_bytes, load_graph
+from .node import Context
+
+SCORE_COLUMNS = ("timestamp", "value", "raw_anomaly", "anomaly_likelihood", "anomaly_score", "flagged")
+
+
+@dataclass
+class Detection:
+    """Per input row (skipped rows included, with None scores)."""
+
+    timestamps: list[str] = field(default_factory=list)
+    values: list[float | None] = field(default_factory=list)
+    raw: list[float | None] = field(default_factory=list)
+    likelihood: list[float | None] = field(default_factory=list)
+    score: list[float] = field(default_factory=list)
+    flagged: list[int] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)  # the file line of each row
+    skipped: list[tuple[int, str]] = field(default_factory=list)  # (line, reason)
+    wall_s: float = 0.0
+    threshold: float = 0.5
+
+    @property
+    def rows(self) -> int:
+        return len(self.score)
+
+    def summary(self, input_path: str = "", graph_path: str = "") -> dict:
+        flagged = [i for i, f in enumerate(self.flagged) if f]
+        scored = self.rows - len(self.skipped)
+        return {
+            "input": input_path,
+            "graph": graph_path,
+            "rows": self.rows,
+            "scored_rows": scored,
+            "skipped_rows": [{"line": line, "reason": why} for line, why in self.skipped],
+            "wall_s": round(self.wall_s, 3),
+            "rows_per_s": round(scored / self.wall_s, 1) if self.wall_s > 0 else 0.0,
+            "threshold": self.threshold,
+            "flagged": len(flagged),
+            "flagged_points": [{"line": self.lines[i], "timestamp": self.timestamps[i],
+                                "anomaly_score": round(self.score[i], 6)} for i in flagged],
+        }
+
+
+class Detector:
+    """Prepares the graph for one CSV file; run() streams through it."""
+
+    def __init__(self, graph: Graph | str, input_path: str, *, value_column: str = "value",
+                 timestamp_column: str = "timestamp", timestamp_format: str | None = None,
+                 threshold: float | None = None, seed: int | None = None):
+        from .trainer import Trainer
+
+        graph = load_graph(graph) if isinstance(graph, (str, Path)) else graph.copy()
+        self.graph_path = graph.path or ""
+        self.input_path = str(input_path)
+        source = _single(graph, "source.csv")
+        lik = _single(graph, "anomaly.likelihood")
+        source.params.update(path=str(Path(input_path).resolve()), column=value_column,
+                             timestamp_column=timestamp_column, horizon=0, bad_rows="skip")
+        if timestamp_format is not None:
+            source.params["timestamp_format"] = timestamp_format
+        if threshold is not None:
+            lik.params["threshold"] = threshold
+        # One stream, one optimizer step per row: the online setting, whatever the file says.
+        graph.training.mode = "online"
+        self.trainer = Trainer(graph, seed=seed, batch_size=1, device="cpu")
+        model = self.trainer.model
+        self.source = model.nodes[source.id]
+        self.threshold = model.nodes[lik.id].p["threshold"]
+        feed = model.resolved.inbound[lik.id]["raw"]
+        self.keys = [(feed.src, feed.src_port)] + [(lik.id, port) for port in ("likelihood", "score", "flag")]
+        ts_text = self._timestamp_texts(timestamp_column)
+        self.timestamp_texts = ts_text
+
+    def _timestamp_texts(self, column: str) -> list[str] | None:
+        if not column:
+            return None
+        cols = read_columns(self.input_path, [column], self.source.p["skip_rows"])
+        return cols[column]
+
+    @property
+    def rows(self) -> int:
+        return len(self.source.lines) + len(self.source.skipped)
+
+    def run(self, chunk: int = 256, on_chunk: Callable[[Detection, int], None] | None = None,
+            should_stop: Callable[[], bool] | None = None) -> Detection:
+        """Stream every usable row through the graph. on_chunk(result, rows_done) is called
+        every `chunk` rows with the growing result (e.g. to draw it live)."""
+        src = self.source
+        result = Detection(threshold=self.threshold, skipped=list(src.skipped))
+        # Every input row in file order: (line, None) for a usable row, (line, reason) if skipped.
+        self._order = sorted([(line, None) for line in src.lines] + list(src.skipped))
+        self._cursor = 0
+        self._values = iter(src.raw_values)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # one tiny step at a time: more threads only add overhead
+        t0 = time.perf_counter()
+        try:
+            for rows in self._steps(len(src.lines), chunk):
+                self._append(result, torch.stack(rows).tolist())
+                if on_chunk is not None:
+                    on_chunk(result, len(result.score))
+                if should_stop is not None and should_stop():
+                    break
+            else:
+                self._append(result, [])  # skipped lines after the last usable row
+        finally:
+            torch.set_num_threads(threads)
+        result.wall_s = time.perf_counter() - t0
+        return result
+
+    def _steps(self, n: int, chunk: int):
+        """Yields lists of [raw, likelihood, score, flag] tensors, `chunk` rows at a time."""
+        tr = self.trainer
+        model, opt, clip = tr.model, tr.optimizer, tr.config.grad_clip
+        ctx = Context(step=0, batch=1, device=tr.device, generator=tr.generator)
+        keys = self.keys
+        out: list[torch.Tensor] = []
+        losses: list[torch.Tensor] = []
+        for step in range(n):
+            ctx.step = step
+            values = model.step(ctx)
+            loss = model.loss(values)
+            if loss is not None and opt is not None and loss.requires_grad:
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+                opt.step()
+                losses.append(loss.detach())
+            model.carry(values, detach=True)
+            out.append(torch.cat([values[k].detach().reshape(1) for k in keys]))
+            if len(out) == chunk or step == n - 1:
+                if losses and not math.isfinite(torch.stack(losses).sum().item()):
+                    raise TrainingError(f"the loss became NaN or infinite near row {step + 1}")
+                yield out
+                out, losses = [], []
+
+    def _append(self, result: Detection, rows: list[list[float]]) -> None:
+        """Add scored rows to the result in file order, with skipped lines in between."""
+        texts, first = self.timestamp_texts, 2 + self.source.p["skip_rows"]
+        k = 0
+        while self._cursor < len(self._order):
+            line, why = self._order[self._cursor]
+            if why is None and k == len(rows):
+                return  # the next usable row comes with the next chunk
+            self._cursor += 1
+            result.lines.append(line)
+            idx = line - first
+            result.timestamps.append(texts[idx] if texts is not None and 0 <= idx < len(texts) else str(idx))
+            if why is not None:
+                result.values.append(None)
+                result.raw.append(None)
+                result.likelihood.append(None)
+                result.score.append(0.0)
+                result.flagged.append(0)
+                continue
+            raw, lik, score, flag = rows[k]
+            k += 1
+            result.values.append(next(self._values))
+            result.raw.append(raw)
+            result.likelihood.append(lik)
+            result.score.append(min(max(score, 0.0), 1.0))
+            result.flagged.append(int(flag > 0.5))
+
+
+def _single(graph: Graph, type_name: str):
+    found = [n for n in graph.nodes if n.type == type_name]
+    if len(found) != 1:
+        raise GraphError(f"deephtm detect needs exactly one '{type_name}' node, found {len(found)}",
+                         file=graph.path)
+    return found[0]
+
+
+def write_scores(path: str | Path, result: Detection) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(SCORE_COLUMNS)
+    for i in range(result.rows):
+        w.writerow([result.timestamps[i], _num(result.values[i]), _num(result.raw[i]),
+                    _num(result.likelihood[i]), f"{result.score[i]:.6f}", result.flagged[i]])
+    atomic_write_bytes(Path(path), buf.getvalue().encode())
+
+
+def _num(v: float | None) -> str:
+    return "" if v is None else f"{v:.6g}"
+
+
+def detect(graph: str, input_path: str, out: str, *, summary_path: str | None = None, **kw) -> dict:
+    det = Detector(graph, input_path, **kw)
+    if not det.source.lines:
+        raise DeepHTMError("no usable rows", file=input_path)
+    result = det.run()
+    write_scores(out, result)
+    summary = result.summary(input_path, det.graph_path)
+    summary["scores"] = str(out)
+    summary_path = summary_path or str(Path(out).with_suffix(".summary.json"))
+    atomic_write_bytes(Path(summary_path), (json.dumps(summary, indent=2) + "\n").encode())
+    summary["summary"] = summary_path
+    return summary

@@ -1,0 +1,230 @@
+"""NAB-style scoring of anomaly detections, written from Lavin & Ahmad (2015),
+"Evaluating Real-time Anomaly Detection Algorithms - the Numenta Anomaly Benchmark".
+
+- Each labelled anomaly has a window of rows. Only the first detection inside a window
+  counts; it earns A_TP times a scaled sigmoid of its position, so an early detection is
+  worth more: sigma(y) = 2 / (1 + exp(5 y)) - 1, with y = -1 at the window's first row and
+  y -> 0 at its last row; sigma is divided by sigma(-1) so that a detection on the first
+  row earns exactly A_TP. Later detections in the same window are ignored.
+- A detection outside every window is a false positive costing |A_FP| times
+  -sigma(y), where y is its distance after the preceding window's end in units of that
+  window's length: a detection just after a window costs little, one far after it costs
+  almost |A_FP|. With no window before it, it costs the full |A_FP|.
+- A window with no detection costs A_FN.
+- Detections in the probationary period (the first 15% of the rows, at most 750) are
+  not scored: the detector is still learning there.
+- Scores are normalized so that the null detector (no detections) scores 0 and the
+  perfect detector (one detection on the first row of every window) scores 100. Over
+  several series, raw, null and perfect scores are summed before normalizing.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from .errors import DeepHTMError
+from .timestamps import parse_timestamp
+
+
+@dataclass(frozen=True)
+class Profile:
+    tp: float
+    fp: float  # negative: a cost
+    fn: float  # negative: a cost
+
+
+PROFILES = {
+    "standard": Profile(tp=1.0, fp=-0.11, fn=-1.0),
+    "reward_low_FP_rate": Profile(tp=1.0, fp=-0.22, fn=-1.0),
+    "reward_low_FN_rate": Profile(tp=1.0, fp=-0.11, fn=-2.0),
+}
+PROBATION_FRACTION = 0.15
+PROBATION_MAX_ROWS = 750
+
+
+def scaled_sigmoid(y: float) -> float:
+    """2 / (1 + e^(5y)) - 1: about +1 well before a window's end, 0 at it, -> -1 after it."""
+    if y > 100:  # exp would overflow; the limit is -1
+        return -1.0
+    return 2.0 / (1.0 + math.exp(5.0 * y)) - 1.0
+
+
+def probation_rows(n: int) -> int:
+    return min(int(math.floor(PROBATION_FRACTION * n)), PROBATION_MAX_ROWS)
+
+
+@dataclass
+class SeriesScore:
+    name: str
+    rows: int
+    windows: int
+    detected: int = 0
+    false_positives: int = 0
+    detection_rows: list[int] = field(default_factory=list)  # first detection of each detected window
+    false_positive_rows: list[int] = field(default_factory=list)
+    raw: dict[str, float] = field(default_factory=dict)
+    null: dict[str, float] = field(default_factory=dict)
+    perfect: dict[str, float] = field(default_factory=dict)
+
+    def normalized(self) -> dict[str, float]:
+        return {k: normalize(self.raw[k], self.null[k], self.perfect[k]) for k in self.raw}
+
+    def to_dict(self) -> dict:
+        return {"series": self.name, "rows": self.rows, "windows": self.windows, "detected": self.detected,
+                "missed": self.windows - self.detected, "false_positives": self.false_positives,
+                "scores": {k: round(v, 2) for k, v in self.normalized().items()}}
+
+
+def normalize(raw: float, null: float, perfect: float) -> float:
+    if perfect == null:  # no windows: the scale is undefined
+        return math.nan
+    return 100.0 * (raw - null) / (perfect - null)
+
+
+def score_detections(detections: list[bool], windows: list[tuple[int, int]], name: str = "",
+                     probation: int | None = None) -> SeriesScore:
+    """detections: one bool per row. windows: (first row, last row) pairs, inclusive, sorted."""
+    n = len(detections)
+    probation = probation_rows(n) if probation is None else probation
+    windows = sorted(windows)
+    result = SeriesScore(name=name, rows=n, windows=len(windows))
+    tp_score: list[float] = []  # sigmoid weight of each detected window's first detection
+    fp_weight: list[float] = []  # cost weight in [0, 1] of each false positive
+    first_hit: dict[int, int] = {}
+    w = 0  # index of the first window not entirely before row i
+    for i, hit in enumerate(detections):
+        while w < len(windows) and windows[w][1] < i:
+            w += 1
+        if not hit or i < probation:
+            continue
+        if w < len(windows) and windows[w][0] <= i:
+            if w not in first_hit:
+                first_hit[w] = i
+                start, end = windows[w]
+                y = (i - end - 1) / (end - start + 1)  # -1 at the first row, just below 0 at the last
+                tp_score.append(scaled_sigmoid(y) / scaled_sigmoid(-1.0))
+            continue
+        result.false_positive_rows.append(i)
+        if w == 0:
+            fp_weight.append(1.0)  # no window before it: the full cost
+        else:
+            start, end = windows[w - 1]
+            fp_weight.append(-scaled_sigmoid((i - end) / (end - start + 1)))
+    result.detected = len(first_hit)
+    result.detection_rows = [first_hit[k] for k in sorted(first_hit)]
+    result.false_positives = len(result.false_positive_rows)
+    missed = len(windows) - len(first_hit)
+    for pname, prof in PROFILES.items():
+        result.raw[pname] = prof.tp * sum(tp_score) + prof.fp * sum(fp_weight) + prof.fn * missed
+        result.null[pname] = prof.fn * len(windows)
+        result.perfect[pname] = prof.tp * len(windows)
+    return result
+
+
+def combined(scores: list[SeriesScore]) -> dict[str, float]:
+    """Normalized profile scores over several series (raw, null, perfect summed first)."""
+    return {p: normalize(sum(s.raw[p] for s in scores), sum(s.null[p] for s in scores),
+                         sum(s.perfect[p] for s in scores)) for p in PROFILES}
+
+
+# ---- files -------------------------------------------------------------------------
+
+def window_rows(stamps: list[datetime], windows: list[tuple[datetime, datetime]]) -> list[tuple[int, int]]:
+    """Row ranges (inclusive) of the rows whose timestamps fall in each window."""
+    out = []
+    for start, end in windows:
+        rows = [i for i, t in enumerate(stamps) if start <= t <= end]
+        if rows:
+            out.append((rows[0], rows[-1]))
+    return out
+
+
+def load_windows(path: str | Path) -> dict[str, list[tuple[datetime, datetime]]]:
+    """NAB's windows file: {"dir/series.csv": [[start, end], ...], ...}."""
+    path = str(path)
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DeepHTMError(exc.strerror or str(exc), file=path) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DeepHTMError(f"not valid JSON: {exc}", file=path) from None
+    if not isinstance(data, dict):
+        raise DeepHTMError('expected an object {"series.csv": [[start, end], ...]}', file=path)
+    out = {}
+    for key, pairs in data.items():
+        if not isinstance(pairs, list) or any(not isinstance(p, list) or len(p) != 2 for p in pairs):
+            raise DeepHTMError("each window must be a [start, end] pair", file=path, where=f"series '{key}'")
+        try:
+            out[key] = [(parse_timestamp(str(a)), parse_timestamp(str(b))) for a, b in pairs]
+        except ValueError as exc:
+            raise DeepHTMError(str(exc), file=path, where=f"series '{key}'") from None
+    return out
+
+
+def match_series(scores_path: str | Path, keys: list[str]) -> str:
+    """The windows key for a scores file: its name is the series' name, optionally followed
+    by '.', '_' or '-' and more (nyc_taxi.csv, nyc_taxi.scores.csv, nyc_taxi_scores.csv)."""
+    stem = Path(scores_path).name
+    stem = stem[:-4] if stem.lower().endswith(".csv") else stem
+    best = None
+    for key in keys:
+        k = Path(key).name
+        k = k[:-4] if k.lower().endswith(".csv") else k
+        if stem == k or (stem.startswith(k) and stem[len(k)] in "._-"):
+            if best is None or len(k) > len(Path(best).name):
+                best = key
+    if best is None:
+        raise DeepHTMError(f"no series in the windows file matches this file's name "
+                           f"(series: {', '.join(keys)})", file=str(scores_path))
+    return best
+
+
+def read_scores(path: str | Path, threshold: float | None = None) -> tuple[list[datetime], list[bool]]:
+    """Timestamps and detections of a `deephtm detect` output (or any CSV with timestamp and
+    anomaly_score columns). Detections: the 'flagged' column when present and no threshold
+    is given, else anomaly_score >= threshold (default 0.5)."""
+    path = str(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except OSError as exc:
+        raise DeepHTMError(exc.strerror or str(exc), file=path) from None
+    except UnicodeDecodeError:
+        raise DeepHTMError("not UTF-8 text", file=path) from None
+    if not rows:
+        raise DeepHTMError("empty file", file=path)
+    header = [h.strip() for h in rows[0]]
+    for col in ("timestamp", "anomaly_score"):
+        if col not in header:
+            raise DeepHTMError(f"no column '{col}' (columns: {', '.join(header)})", file=path)
+    ts_i, sc_i = header.index("timestamp"), header.index("anomaly_score")
+    fl_i = header.index("flagged") if "flagged" in header and threshold is None else None
+    cut = 0.5 if threshold is None else threshold
+    stamps, hits = [], []
+    for line, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        try:
+            stamps.append(parse_timestamp(row[ts_i] if ts_i < len(row) else ""))
+            cell = row[fl_i if fl_i is not None else sc_i] if max(fl_i or 0, sc_i) < len(row) else ""
+            v = float(cell)
+        except ValueError as exc:
+            raise DeepHTMError(f"line {line}: {exc}", file=path) from None
+        hits.append(v > 0.5 if fl_i is not None else v >= cut)
+    return stamps, hits
+
+
+def score_files(paths: list[str], windows_path: str, threshold: float | None = None) -> dict:
+    windows = load_windows(windows_path)
+    results = []
+    for path in paths:
+        key = match_series(path, list(windows))
+        stamps, hits = read_scores(path, threshold)
+        results.append(score_detections(hits, window_rows(stamps, windows[key]), name=key))
+    return {"series": [r.to_dict() for r in results],
+            "total": {k: round(v, 2) for k, v in combined(results).items()},
+            "_results": results}

@@ -1,0 +1,121 @@
+"""anomaly.likelihood: how unusual the recent raw anomaly is, as a Gaussian tail probability.
+
+Written from the published description of HTM's anomaly likelihood: the raw anomaly is
+averaged over a short window; the long-run distribution of that average (over the last
+'history' steps) is modelled as a Gaussian; the likelihood is 1 minus the probability of
+an average at least this high. A steady stream hovers near 0.5; a sustained rise in the
+raw anomaly pushes it towards 1. The statistics live on the host in float64: they are a
+handful of numbers per stream, and no gradient flows through them.
+"""
+import math
+
+import torch
+
+from ..node import Node
+from ..spec import Param, Port
+
+# Log scale: log(1 - L) / log(LOG_FLOOR) maps 0.5 -> 0.03, 0.999 -> 0.3, 0.99999 -> 0.5, 1 -> 1.
+LOG_FLOOR = 1e-10
+LOG_OF_FLOOR = math.log(LOG_FLOOR)
+SQRT2 = math.sqrt(2.0)
+
+
+class AnomalyLikelihood(Node):
+    type_name = "anomaly.likelihood"
+    category = "anomaly"
+    doc = ("Tail probability of the recent raw-anomaly average against its long-run Gaussian "
+           "distribution (HTM's anomaly likelihood). 0.5 while learning; near 1 when the raw "
+           "anomaly stays unusually high. No gradients.")
+    inputs = (Port("raw", "scalar", "raw anomaly in [0, 1] per stream, e.g. htm.tm's 'anomaly'"),)
+    outputs = (
+        Port("likelihood", "scalar", "1 - P(average >= the recent average), in [0, 1]"),
+        Port("score", "scalar", "the final anomaly score in [0, 1]: the likelihood, log-scaled if asked"),
+        Port("flag", "scalar", "1 where score >= threshold (at most one flag per 'refractory' steps), else 0"),
+    )
+    params = (
+        Param("learning_period", "int", 300, "first steps ignored (the model is still learning); score 0.5",
+              min=0, max=10**7),
+        Param("estimation_samples", "int", 100, "averages collected after the learning period before "
+              "the distribution is trusted", min=2, max=10**7),
+        Param("history", "int", 8640, "how many recent averages define the long-run distribution",
+              min=2, max=10**6),
+        Param("averaging_window", "int", 10, "steps in the short moving average of the raw anomaly",
+              min=1, max=10000),
+        Param("min_std", "float", 0.03, "floor on the distribution's std (a near-constant raw anomaly "
+              "would otherwise make every wobble look unlikely)", min=1e-6, max=1.0),
+        Param("log_scale", "bool", True, "score = log(1 - L) / log(1e-10): spreads the values near 1"),
+        Param("threshold", "float", 0.5, "score at or above which a step is flagged", min=0.0, max=1.0),
+        Param("refractory", "int", 0, "steps after a flag during which no new flag is raised", min=0,
+              max=10**6),
+    )
+
+    @classmethod
+    def infer(cls, p, shapes):
+        return {"likelihood": (), "score": (), "flag": ()}
+
+    def setup(self, batch, generator):
+        # Plain Python floats per stream: a few numbers per step cost far less than tensor ops.
+        self.streams = [_Stream(self.p) for _ in range(batch)]
+
+    def forward(self, ctx, raw):
+        rows = [s.update(r) for s, r in zip(self.streams, raw.detach().reshape(-1).tolist())]
+        out = torch.tensor(rows, dtype=torch.float32, device=raw.device).T
+        return {"likelihood": out[0], "score": out[1], "flag": out[2]}
+
+
+class _Stream:
+    """The likelihood state of one stream."""
+
+    def __init__(self, p):
+        self.p = p
+        self.t = 0
+        self.short = [0.0] * p["averaging_window"]
+        self.short_sum = 0.0
+        self.hist = [0.0] * p["history"]
+        self.hist_n = 0
+        self.hist_sum = 0.0
+        self.hist_sq = 0.0
+        self.since_flag = 10**9
+
+    def update(self, r: float) -> tuple[float, float, float]:
+        p, t = self.p, self.t
+        self.t += 1
+        w = p["averaging_window"]
+        self.short_sum += r - self.short[t % w]
+        self.short[t % w] = r
+        if t % w == w - 1:  # re-sum once per lap: no drift
+            self.short_sum = sum(self.short)
+        avg = self.short_sum / min(t + 1, w)
+        tail = 0.5  # P(an average at least this high); 0.5 until the distribution is trusted
+        if t >= p["learning_period"]:
+            n = self.hist_n
+            if n >= p["estimation_samples"]:
+                mean = self.hist_sum / n
+                std = max(math.sqrt(max(self.hist_sq / n - mean * mean, 0.0)), p["min_std"])
+                tail = 0.5 * math.erfc((avg - mean) / (std * SQRT2))
+            self._remember(avg, t - p["learning_period"])
+        # The log scale is computed from the tail itself: 1 - likelihood loses digits near 1.
+        score = math.log(min(max(tail, LOG_FLOOR), 1.0)) / LOG_OF_FLOOR if p["log_scale"] else 1.0 - tail
+        flag = score >= p["threshold"] and self.since_flag >= p["refractory"] and t >= p["learning_period"]
+        self.since_flag = 0 if flag else self.since_flag + 1
+        return 1.0 - tail, score, float(flag)
+
+    def _remember(self, avg: float, k: int) -> None:
+        """Add an average to the history ring, dropping the oldest when full."""
+        size = len(self.hist)
+        slot = k % size
+        if self.hist_n == size:
+            old = self.hist[slot]
+            self.hist_sum -= old
+            self.hist_sq -= old * old
+        else:
+            self.hist_n += 1
+        self.hist[slot] = avg
+        self.hist_sum += avg
+        self.hist_sq += avg * avg
+        if slot == size - 1:  # re-sum once per lap: no drift
+            self.hist_sum = math.fsum(self.hist[: self.hist_n])
+            self.hist_sq = math.fsum(h * h for h in self.hist[: self.hist_n])
+
+
+NODE = AnomalyLikelihood
