@@ -31,6 +31,8 @@ def default_dir() -> Path:
 
 
 def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
     if pid == os.getpid():
         return True
     try:
@@ -43,9 +45,9 @@ def _alive(pid: int) -> bool:
 
 
 class RecoveryStore:
-    def __init__(self, folder: Path | None = None):
+    def __init__(self, folder: Path | None = None, pid: int | None = None):
         self.folder = Path(folder) if folder else default_dir()
-        self.pid = os.getpid()
+        self.pid = os.getpid() if pid is None else pid  # tests stand in for a crashed editor
         self.graph_file = self.folder / f"session-{self.pid}.json"
         self.meta_file = self.folder / f"session-{self.pid}.meta.json"
 

@@ -3,6 +3,7 @@ A node shows its id, its params (from Node.params) and each port's inferred shap
 its delay; a group its title; nothing selected, the graph's name and training section."""
 from __future__ import annotations
 
+from PyQt6 import sip
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import (QCheckBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
                              QScrollArea, QToolButton, QWidget)
@@ -33,9 +34,15 @@ class Inspector(QScrollArea):
         self.problem_label: QLabel | None = None
         self.error_label: QLabel | None = None
         scene.selectionChanged.connect(self.refresh)
-        editor.changed.connect(lambda _w: self.refresh())
-        editor.analysed.connect(lambda _a: self._show_analysis())
+        editor.changed.connect(self._on_changed)
+        editor.analysed.connect(self._on_analysed)
         self.refresh()
+
+    def _on_changed(self, _what: str) -> None:
+        self.refresh()
+
+    def _on_analysed(self, _analysis) -> None:
+        self._show_analysis()
 
     # ---- choosing what to show -------------------------------------------------
     def _current_target(self) -> tuple:
@@ -55,6 +62,8 @@ class Inspector(QScrollArea):
         return ("graph",)
 
     def refresh(self) -> None:
+        if sip.isdeleted(self.scene):  # the window is being torn down
+            return
         target = self._current_target()
         if target != self.target or not self._still_valid():
             self.target = target

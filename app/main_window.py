@@ -47,8 +47,10 @@ class MainWindow(QMainWindow):
         self.resize(1400, 860)
         self._make_docks()
         self._make_actions()
-        self.editor.stack.cleanChanged.connect(lambda _clean: self.update_title())
-        self.editor.message.connect(lambda text: self.statusBar().showMessage(text, 6000))
+        # bound methods, not lambdas: Qt drops them when the window goes, so no signal
+        # can reach a deleted window while it is torn down
+        self.editor.stack.cleanChanged.connect(self._on_clean_changed)
+        self.editor.message.connect(self._show_message)
         self.editor.refused.connect(self._on_refused)
         self.editor.analysed.connect(self._on_analysed)
         self.editor.validate_now()
@@ -152,6 +154,12 @@ class MainWindow(QMainWindow):
         name = Path(self.path).name if self.path else "untitled"
         self.setWindowTitle(f"{name}[*] — DeepHTM")
         self.setWindowModified(self.is_modified())
+
+    def _on_clean_changed(self, _clean: bool) -> None:
+        self.update_title()
+
+    def _show_message(self, text: str) -> None:
+        self.statusBar().showMessage(text, 6000)
 
     def report_error(self, text: str) -> None:
         """Show a one-line error without blocking (tests and screenshot mode run on)."""

@@ -26,13 +26,16 @@ class GraphScene(QGraphicsScene):
         self._syncing = False
         self.setSceneRect(QRectF(-50000, -50000, 100000, 100000))  # room to pan anywhere
         self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.NoIndex)
-        editor.changed.connect(lambda _what: self.sync())
+        editor.changed.connect(self._on_changed)
         editor.analysed.connect(self.show_analysis)
         self.sync()
 
     @property
     def doc(self):
         return self.editor.doc
+
+    def _on_changed(self, _what: str) -> None:
+        self.sync()
 
     # ---- building items ---------------------------------------------------------
     def _node_ports(self, node_id: str):

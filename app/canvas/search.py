@@ -13,10 +13,18 @@ def matching_types(text: str) -> list[str]:
     words = text.lower().split()
     scored = []
     for name, cls in sorted(registry.types().items()):
-        hay = f"{name} {cls.category} {cls.doc}".lower()
-        if all(w in hay for w in words):
-            in_name = all(w in name.lower() for w in words)
-            scored.append((0 if in_name else 1, name))
+        lname = name.lower()
+        parts = lname.split(".")
+        hay = f"{lname} {cls.category} {cls.doc}".lower()
+        if not all(w in hay for w in words):
+            continue
+        if all(any(p.startswith(w) for p in parts) for w in words):
+            rank = 0  # "tm" finds htm.tm before htm.sp
+        elif all(w in lname for w in words):
+            rank = 1
+        else:
+            rank = 2
+        scored.append((rank, name))
     return [name for _, name in sorted(scored)]
 
 

@@ -39,6 +39,10 @@ class GraphView(QGraphicsView):
         self._wire = None
         self._hover_target: PortItem | None = None
         self._toast = None
+        self._toast_timer = QTimer(self)
+        self._toast_timer.setSingleShot(True)
+        self._toast_timer.setInterval(4000)
+        self._toast_timer.timeout.connect(self._clear_toast)
         self._last_mouse = QPointF(0, 0)
         self.search = NodeSearch(self.viewport())
         self.search.chosen.connect(self._add_from_search)
@@ -272,8 +276,7 @@ class GraphView(QGraphicsView):
 
     def toast(self, pos: QPointF, text: str) -> None:
         """A short message on the canvas near where the user is looking."""
-        if self._toast is not None and self._toast.scene() is not None:
-            self.scene().removeItem(self._toast)
+        self._clear_toast()
         item = QGraphicsSimpleTextItem(text)
         item.setBrush(style.ERROR)
         item.setFont(style.font(10, bold=True))
@@ -282,7 +285,12 @@ class GraphView(QGraphicsView):
         item.setZValue(10)
         self.scene().addItem(item)
         self._toast = item
-        QTimer.singleShot(4000, lambda: item.scene() is not None and item.scene().removeItem(item))
+        self._toast_timer.start()
+
+    def _clear_toast(self) -> None:
+        if self._toast is not None and self._toast.scene() is self.scene():
+            self.scene().removeItem(self._toast)
+        self._toast = None
 
     # ---- drops from the palette ------------------------------------------------------
     def dragEnterEvent(self, event):

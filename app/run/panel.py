@@ -1,0 +1,421 @@
+"""The run panel: train the editor's graph with the CLI's Trainer in a worker thread and
+watch it learn. The editor docks it and calls set_graph(); show_node_view(node_id) opens a
+live view of one node's activity."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from PyQt6.QtCore import QCoreApplication, Qt, QTimer, pyqtSignal
+from PyQt6.QtWidgets import (QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QLineEdit,
+                             QPushButton, QSpinBox, QVBoxLayout, QWidget)
+
+from deephtm.checkpoint import checkpoint_path
+from deephtm.errors import DeepHTMError
+from deephtm.graphfile import Graph
+from deephtm.training_config import TRAINING_PARAMS
+
+from .node_view import NodeActivityView
+from .plots import LivePlots
+from .worker import RunOptions, TrainingThread
+
+REFRESH_HZ = 25
+IDLE, STARTING, RUNNING, PAUSED, STOPPING = "idle", "starting", "running", "paused", "stopping"
+MAX_HISTORY_LINES = 200_000  # metrics.jsonl lines read back when a run resumes
+
+
+def default_run_dir(graph: Graph) -> str:
+    """The CLI's default: runs/<graph file name>."""
+    stem = Path(graph.path).stem if graph.path else (graph.name or "untitled")
+    return str(Path.cwd() / "runs" / stem)
+
+
+def checkpoint_step(run_dir: str) -> int | None:
+    """The step of the checkpoint in run_dir (from its readable metadata), None if none."""
+    path = checkpoint_path(run_dir)
+    if not path.exists():
+        return None
+    try:
+        return int(json.loads((path.parent / "meta.json").read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+class RunPanel(QWidget):
+    node_activity_requested = pyqtSignal(str)  # emit (or call show_node_view) to open a node's live view
+    state_changed = pyqtSignal(str)
+    training_finished = pyqtSignal(dict)  # summary
+    training_failed = pyqtSignal(str)  # the one-line error shown
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("RunPanel")
+        self.graph: Graph | None = None
+        self.thread: TrainingThread | None = None
+        self.state = IDLE
+        self.probes = None
+        self.last_summary: dict | None = None
+        self.last_error: str | None = None
+        self.node_views: dict[str, NodeActivityView] = {}
+        self._run_dir_edited = False
+        self._step_now = 0
+        self._target = 0
+        self._metrics: dict = {}
+        self._build()
+        self.node_activity_requested.connect(self.show_node_view)
+        self.timer = QTimer(self)
+        self.timer.setInterval(int(1000 / REFRESH_HZ))
+        self.timer.timeout.connect(self._tick)
+        app = QCoreApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)
+        self._update_controls()
+
+    # ---- widgets -----------------------------------------------------------------------------
+    def _button(self, text, tip, slot) -> QPushButton:
+        b = QPushButton(text)
+        b.setToolTip(tip)
+        b.clicked.connect(slot)
+        return b
+
+    def _build(self) -> None:
+        self.train_btn = self._button("Train", "train from scratch (overwrites the run directory's checkpoint)",
+                                      lambda: self.start_training())
+        self.pause_btn = self._button("Pause", "hold training after the current step", self.pause)
+        self.resume_btn = self._button("Resume", "go on after Pause, or continue the run directory's checkpoint",
+                                       self.resume)
+        self.step_btn = self._button("Step", "train one step, then hold", self.step)
+        self.stop_btn = self._button("Stop", "stop after the current step and save a checkpoint", self.stop)
+        self.device_box = QComboBox()
+        self.device_box.addItems(["auto", "cpu", "cuda"])
+        self.device_box.setToolTip("auto picks cuda when torch sees one, else cpu")
+        self.steps_box = QSpinBox()
+        self.steps_box.setRange(1, 10**9)
+        self.steps_box.setSingleStep(1000)
+        self.steps_box.setToolTip("train until this many steps in total (as the CLI's --steps)")
+        self.lr_edit = QLineEdit()
+        self.lr_edit.setToolTip("learning-rate override; empty: the graph's")
+        self.lr_edit.setMaximumWidth(90)
+        self.run_dir_edit = QLineEdit()
+        self.run_dir_edit.setToolTip("run directory, as the CLI's --out: metrics.jsonl, summary.json, checkpoint/")
+        self.run_dir_edit.textEdited.connect(self._run_dir_typed)
+        self.save_btn = self._button("Save checkpoint", "save a checkpoint now (in the run directory)",
+                                     self.save_checkpoint)
+        self.load_btn = self._button("Load checkpoint…", "pick a run directory to continue with Resume",
+                                     lambda: self.load_checkpoint())
+        self.node_box = QComboBox()
+        self.node_box.setToolTip("node whose outputs to watch live")
+        self.view_btn = self._button("Node view", "open a live view of the chosen node's activity",
+                                     lambda: self.show_node_view(self.node_box.currentText()))
+        self.status = QLabel("no graph")
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.error_label = QLabel()
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet("color: #ff6b5e; font-weight: bold;")
+        self.error_label.hide()
+        self.plots = LivePlots()
+
+        row1 = QHBoxLayout()
+        for w in (self.train_btn, self.pause_btn, self.resume_btn, self.step_btn, self.stop_btn):
+            row1.addWidget(w)
+        row1.addSpacing(16)
+        for label, w in (("device", self.device_box), ("steps", self.steps_box), ("lr", self.lr_edit)):
+            row1.addWidget(QLabel(label))
+            row1.addWidget(w)
+        row1.addStretch(1)
+        row2 = QHBoxLayout()
+        row2.addWidget(QLabel("run dir"))
+        row2.addWidget(self.run_dir_edit, 1)
+        row2.addWidget(self.save_btn)
+        row2.addWidget(self.load_btn)
+        row2.addSpacing(16)
+        row2.addWidget(self.node_box)
+        row2.addWidget(self.view_btn)
+        top = QGridLayout()
+        top.addLayout(row1, 0, 0)
+        top.addLayout(row2, 1, 0)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addLayout(top)
+        lay.addWidget(self.status)
+        lay.addWidget(self.error_label)
+        lay.addWidget(self.plots, 1)
+
+    # ---- the editor's side ---------------------------------------------------------------------
+    def set_graph(self, graph: Graph | None) -> None:
+        """The document to train next. A running training keeps its own copy."""
+        first = self.graph is None
+        self.graph = graph
+        if graph is not None:
+            cfg = graph.training
+            if first or self.state == IDLE:
+                self.steps_box.setValue(max(1, cfg.steps))
+                self.device_box.setCurrentText(cfg.device)
+            self.lr_edit.setPlaceholderText(f"{cfg.lr:g}")
+            if not self._run_dir_edited:
+                self.run_dir_edit.setText(default_run_dir(graph))
+            current = self.node_box.currentText()
+            self.node_box.clear()
+            self.node_box.addItems([n.id for n in graph.nodes])
+            if current:
+                self.node_box.setCurrentText(current)
+        if self.state == IDLE:
+            self.status.setText("ready" if graph is not None else "no graph")
+        self._update_controls()
+
+    def set_run_dir(self, path: str) -> None:
+        self.run_dir_edit.setText(str(path))
+        self._run_dir_edited = True
+        self._update_controls()
+
+    def run_dir(self) -> str:
+        return self.run_dir_edit.text().strip() or (default_run_dir(self.graph) if self.graph else "runs/untitled")
+
+    def _run_dir_typed(self, _text) -> None:
+        self._run_dir_edited = True
+        self._update_controls()
+
+    # ---- controls --------------------------------------------------------------------------------
+    def start_training(self, resume: bool = False, paused_after: int | None = None) -> bool:
+        """Train the current graph (resume: continue the run directory's checkpoint).
+        Returns False, with the reason shown, when it cannot start."""
+        if self.state != IDLE or self.graph is None:
+            return False
+        try:
+            lr = self._lr_override()
+        except DeepHTMError as exc:
+            self._show_error(str(exc))
+            return False
+        self._clear_error()
+        options = RunOptions(out=self.run_dir(), steps=self.steps_box.value(), device=self.device_box.currentText(),
+                             lr=lr, resume=resume, start_paused_after=paused_after)
+        self._target = options.steps
+        self.thread = t = TrainingThread(self.graph, options, self)
+        t.signals.started.connect(self._on_started)
+        t.signals.sampled.connect(self._on_sampled)
+        t.signals.paused.connect(self._on_paused)
+        t.signals.resumed.connect(self._on_resumed)
+        t.signals.checkpointed.connect(self._on_checkpoint)
+        t.signals.finished.connect(self._on_finished)
+        t.signals.failed.connect(self._on_failed)
+        t.watch_nodes(self.node_views)
+        self._set_state(STARTING)
+        self.status.setText(f"building the model on {options.device}…")
+        t.start()
+        self.timer.start()
+        return True
+
+    def pause(self) -> None:
+        if self.state in (RUNNING, STARTING) and self.thread:
+            self.thread.request_pause()
+
+    def resume(self) -> None:
+        if self.state == PAUSED and self.thread:
+            self.thread.request_resume()
+        elif self.state == IDLE and checkpoint_step(self.run_dir()) is not None:
+            self.start_training(resume=True)
+
+    def step(self, n: int = 1) -> None:
+        if self.state == PAUSED and self.thread:
+            self.thread.request_step(n)
+        elif self.state == IDLE:
+            self.start_training(resume=checkpoint_step(self.run_dir()) is not None, paused_after=n)
+
+    def stop(self) -> None:
+        if self.thread and self.state in (STARTING, RUNNING, PAUSED):
+            self._set_state(STOPPING)
+            self.thread.request_stop()
+
+    def save_checkpoint(self) -> None:
+        if self.thread and self.state in (RUNNING, PAUSED):
+            self.thread.request_save()
+        elif self.state == IDLE and self.thread and self.thread.trainer is not None and self.thread.error is None:
+            path = self.thread.trainer.save()  # the thread is done: the GUI thread may touch it
+            self.status.setText(f"checkpoint saved: {path}")
+
+    def load_checkpoint(self, run_dir: str | None = None) -> bool:
+        """Choose a run directory whose checkpoint Resume continues."""
+        if self.state != IDLE:
+            return False
+        if run_dir is None:
+            run_dir = QFileDialog.getExistingDirectory(self, "Run directory with a checkpoint", self.run_dir())
+            if not run_dir:
+                return False
+        step = checkpoint_step(run_dir)
+        if step is None:
+            self._show_error(f"{checkpoint_path(run_dir)}: no checkpoint found")
+            return False
+        self.set_run_dir(run_dir)
+        self._clear_error()
+        self.status.setText(f"checkpoint at step {step:,} in {run_dir}; Resume continues it")
+        return True
+
+    def show_node_view(self, node_id: str) -> NodeActivityView | None:
+        """Open (or raise) a live view of one node's outputs."""
+        if not node_id:
+            return None
+        view = self.node_views.get(node_id)
+        if view is None:
+            view = NodeActivityView(node_id, self)
+            view.closed.connect(self._node_view_closed)
+            view.configure(self.probes)
+            self.node_views[node_id] = view
+            if self.thread:
+                self.thread.watch_nodes(self.node_views)
+        view.show()
+        view.raise_()
+        return view
+
+    def _node_view_closed(self, node_id: str) -> None:
+        self.node_views.pop(node_id, None)
+        if self.thread:
+            self.thread.watch_nodes(self.node_views)
+
+    def shutdown(self, timeout_ms: int = 10000) -> None:
+        """Stop a running training and wait for its thread (the app is closing)."""
+        if self.thread is not None and self.thread.isRunning():
+            self.thread.request_stop()
+            self.thread.wait(timeout_ms)
+        self.timer.stop()
+
+    # ---- worker signals ----------------------------------------------------------------------------
+    def _on_started(self, info: dict) -> None:
+        self.probes = info["probes"]
+        self.plots.configure(self.probes)
+        if info.get("start_step", 0) > 0:
+            self._load_history(self.thread.options.out, info["start_step"])
+        for view in self.node_views.values():
+            view.configure(self.probes)
+        self._step_now = info.get("start_step", 0)
+        self._target = info.get("steps", self._target)
+        self._device = info.get("device", "")
+        if self.state == STARTING:
+            self._set_state(RUNNING)
+
+    def _on_sampled(self, payload: dict) -> None:
+        self.plots.feed(payload)
+        for view in self.node_views.values():
+            view.feed(payload)
+        steps = payload.get("steps")
+        if steps is not None and len(steps):
+            self._step_now = int(steps[-1])
+        for step, metrics in payload.get("logs", ()):
+            self._step_now = max(self._step_now, step)
+            self._metrics = metrics
+
+    def _on_paused(self, step: int) -> None:
+        self._step_now = step
+        if self.state in (RUNNING, STARTING):
+            self._set_state(PAUSED)
+
+    def _on_resumed(self, step: int) -> None:
+        if self.state == PAUSED:
+            self._set_state(RUNNING)
+
+    def _on_checkpoint(self, step: int, path: str) -> None:
+        self._last_checkpoint = (step, path)
+
+    def _on_finished(self, summary: dict) -> None:
+        self.last_summary = summary
+        self._step_now = summary["steps"]
+        self._finish_thread()
+        self._set_state(IDLE)
+        self.training_finished.emit(summary)
+
+    def _on_failed(self, message: str) -> None:
+        self._finish_thread()
+        self._set_state(IDLE)
+        self._show_error(message)
+        self.training_failed.emit(message)
+
+    def _finish_thread(self) -> None:
+        if self.thread is not None:
+            self.thread.wait(5000)
+        self._tick()
+        self.timer.stop()
+
+    # ---- drawing -------------------------------------------------------------------------------------
+    def _tick(self) -> None:
+        self.plots.refresh()
+        for view in self.node_views.values():
+            view.refresh()
+        self._show_status()
+
+    def _show_status(self) -> None:
+        if self.state == IDLE and self.thread is None:
+            return
+        parts = [self.state, f"step {self._step_now:,} / {self._target:,}"]
+        m = self._metrics
+        if self.state == IDLE and self.last_summary and self.thread and self.thread.error is None:
+            parts.append(f"{self.last_summary['steps_per_s']:,.0f} steps/s")
+        elif "steps_per_s" in m:
+            parts.append(f"{m['steps_per_s']:,.0f} steps/s")
+        for k, v in m.items():
+            if k != "steps_per_s" and isinstance(v, (int, float)) and math.isfinite(v):
+                parts.append(f"{k} {v:.4g}")
+        if getattr(self, "_device", ""):
+            parts.append(self._device)
+        if self.state == IDLE and self.thread is not None and self.thread.error is None:
+            parts.append(f"run in {self.thread.options.out}")
+        self.status.setText(" · ".join(parts))
+
+    def _load_history(self, run_dir: str, upto: int) -> None:
+        """Put the earlier sessions' loss and metric curves back (metrics.jsonl, the CLI's log)."""
+        path = Path(run_dir) / "metrics.jsonl"
+        try:
+            lines = path.read_text().splitlines()[-MAX_HISTORY_LINES:]
+        except OSError:
+            return
+        logs = []
+        for line in lines:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("step"), int) and rec["step"] <= upto:
+                logs.append((rec["step"], rec))
+        self.plots.feed({"logs": logs})
+
+    # ---- state --------------------------------------------------------------------------------------
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self._update_controls()
+        self._show_status()
+        self.state_changed.emit(state)
+
+    def _update_controls(self) -> None:
+        s = self.state
+        has_graph = self.graph is not None
+        can_continue = s == IDLE and has_graph and checkpoint_step(self.run_dir()) is not None
+        self.train_btn.setEnabled(s == IDLE and has_graph)
+        self.pause_btn.setEnabled(s in (STARTING, RUNNING))
+        self.resume_btn.setEnabled(s == PAUSED or can_continue)
+        self.step_btn.setEnabled(s == PAUSED or (s == IDLE and has_graph))
+        self.stop_btn.setEnabled(s in (STARTING, RUNNING, PAUSED))
+        self.save_btn.setEnabled(s in (RUNNING, PAUSED) or (s == IDLE and self.thread is not None
+                                                             and self.thread.trainer is not None
+                                                             and self.thread.error is None))
+        self.load_btn.setEnabled(s == IDLE)
+        for w in (self.device_box, self.steps_box, self.lr_edit, self.run_dir_edit):
+            w.setEnabled(s == IDLE)
+
+    def _lr_override(self) -> float | None:
+        text = self.lr_edit.text().strip()
+        if not text:
+            return None
+        lr = next(p for p in TRAINING_PARAMS if p.name == "lr")
+        try:
+            value = float(text)
+        except ValueError:
+            raise DeepHTMError(f"'{text}' is not a number", where="run panel: lr") from None
+        return lr.check(value, where="run panel: lr")
+
+    def _show_error(self, message: str) -> None:
+        self.last_error = message
+        self.error_label.setText(message)
+        self.error_label.show()
+
+    def _clear_error(self) -> None:
+        self.last_error = None
+        self.error_label.hide()

@@ -1,0 +1,248 @@
+"""The live plots of a training run, in one pyqtgraph layout (one view: one paint).
+
+`feed(payload)` only appends to bounded buffers; `refresh()` (on the panel's timer)
+redraws what changed since the last frame."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+
+from .buffers import DecimatingSeries, Ring
+from .probes import MAX_RASTER_UNITS, Probes
+
+RECENT_STEPS = 400  # prediction, anomaly and raster windows
+TM_COLOURS = np.array([[24, 24, 28, 255],  # idle
+                       [60, 120, 255, 255],  # predicted for the next step
+                       [60, 210, 90, 255],  # active and predicted
+                       [235, 70, 60, 255]], dtype=np.uint8)  # bursting
+PRED_PEN = pg.mkPen((255, 160, 40), width=2)
+ACTUAL_PEN = pg.mkPen((150, 200, 255), width=1.5)
+
+
+def to_display_image(a: np.ndarray) -> np.ndarray:
+    """[H, W], [C, H, W] or [H, W, C] -> [H, W] or [H, W, C] for a row-major ImageItem."""
+    if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[2] not in (1, 3, 4):
+        a = np.moveaxis(a, 0, -1)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    return np.ascontiguousarray(a)
+
+
+def smooth(y: np.ndarray, window: int) -> np.ndarray:
+    if len(y) < 2:
+        return y
+    window = max(1, min(window, len(y)))
+    c = np.cumsum(np.insert(y.astype(np.float64), 0, 0.0))
+    out = np.empty(len(y))
+    out[window - 1:] = (c[window:] - c[:-window]) / window
+    out[:window - 1] = c[1:window] / np.arange(1, window)
+    return out
+
+
+class LivePlots(pg.GraphicsLayoutWidget):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setMinimumSize(600, 360)
+        self.probes: Probes | None = None
+        self.frames = 0  # redraws done (for tests and the status line)
+        self.samples = 0  # steps received from the sampler
+        self._dirty: set[str] = set()
+        self._build_static()
+        self.configure(None)
+
+    # ---- layout ---------------------------------------------------------------------------
+    def _plot(self, row, col, title, **labels) -> pg.PlotItem:
+        p = self.addPlot(row=row, col=col, title=title)
+        p.showGrid(x=True, y=True, alpha=0.2)
+        for side, text in labels.items():
+            p.setLabel(side, text)
+        return p
+
+    def _build_static(self):
+        self.loss_plot = self._plot(0, 0, "loss", bottom="step")
+        self.loss_plot.setLogMode(y=True)
+        self.loss_curve = self.loss_plot.plot(pen=pg.mkPen((240, 90, 90), width=2))
+        self.metric_plot = self._plot(0, 1, "metric", bottom="step")
+        self.metric_curve = self.metric_plot.plot(pen=pg.mkPen((120, 220, 140), width=2))
+        self.pred_plot = self._plot(0, 2, "prediction vs actual", bottom="step")
+        self.pred_plot.addLegend(offset=(5, 5))
+        self.actual_curve = self.pred_plot.plot(pen=ACTUAL_PEN, name="actual")
+        self.pred_curve = self.pred_plot.plot(pen=PRED_PEN, name="predicted")
+
+        self.raster_plot = self._plot(1, 0, "SP columns", bottom="step", left="column")
+        self.raster_img = pg.ImageItem(axisOrder="row-major")
+        self.raster_img.setLookupTable(np.array([[20, 20, 24], [255, 230, 90]], dtype=np.uint8))
+        self.raster_plot.addItem(self.raster_img)
+        self.tm_plot = self._plot(1, 1, "TM cells", bottom="column", left="cell")
+        self.tm_img = pg.ImageItem(axisOrder="row-major")
+        self.tm_img.setLookupTable(TM_COLOURS)
+        self.tm_plot.addItem(self.tm_img)
+        self.duty_plot = self._plot(1, 2, "SP duty cycles", bottom="duty cycle", left="columns")
+        self.duty_curve = self.duty_plot.plot(stepMode="center", fillLevel=0,
+                                              brush=(90, 160, 255, 150), pen=pg.mkPen((90, 160, 255)))
+        self.duty_target = pg.InfiniteLine(angle=90, pen=pg.mkPen((255, 255, 255, 120), style=pg.QtCore.Qt.PenStyle.DashLine))
+        self.duty_plot.addItem(self.duty_target)
+
+        self.anomaly_plot = self._plot(2, 0, "anomaly score", bottom="step")
+        self.anomaly_plot.addLegend(offset=(5, 5))
+        self.anomaly_plot.setYRange(0, 1.05)
+        self.anomaly_curves: list = []
+        self.image_plots: list[tuple[pg.PlotItem, pg.ImageItem]] = []
+        for i in range(2):
+            p = self._plot(2, 1 + i, "image")
+            p.setAspectLocked(True)
+            p.invertY(True)
+            p.hideAxis("left")
+            p.hideAxis("bottom")
+            img = pg.ImageItem(axisOrder="row-major")
+            p.addItem(img)
+            self.image_plots.append((p, img))
+
+    def _place_bottom_row(self, n_images: int) -> None:
+        """The anomaly plot takes the columns that no image panel needs."""
+        for item in [self.anomaly_plot] + [p for p, _ in self.image_plots]:
+            if item in self.ci.items:
+                self.removeItem(item)
+        self.addItem(self.anomaly_plot, row=2, col=0, colspan=3 - n_images)
+        for i in range(n_images):
+            self.addItem(self.image_plots[i][0], row=2, col=3 - n_images + i)
+
+    # ---- a new run --------------------------------------------------------------------------
+    def configure(self, probes: Probes | None) -> None:
+        """Start from empty buffers shaped for this graph's probes (None: nothing yet)."""
+        self.probes = p = probes
+        self.loss = DecimatingSeries()
+        self.metric = DecimatingSeries()
+        self.pred = Ring(RECENT_STEPS)
+        self.actual = Ring(RECENT_STEPS)
+        cols = min(p.sp_columns, MAX_RASTER_UNITS) if p and p.sp else 1
+        self.raster = Ring(RECENT_STEPS, (cols,), dtype=np.uint8)
+        self.anomalies = [Ring(RECENT_STEPS) for _ in (p.anomalies if p else [])]
+        self.tm_state = None
+        self.duty = None
+        self.images: dict = {}
+        self.last_step = 0
+        self.samples = 0
+        metric = (p.main_metric if p else "") or "metric"
+        self.metric_plot.setTitle(metric)
+        self.metric_name = p.main_metric if p else ""
+        sp_title = f"SP columns ({p.sp}, {p.sp_columns})" if p and p.sp else "SP columns (no htm.sp node)"
+        if p and p.sp and p.sp_columns > MAX_RASTER_UNITS:
+            sp_title += f", first {MAX_RASTER_UNITS} shown"
+        self.raster_plot.setTitle(sp_title)
+        self.tm_plot.setTitle("TM cells" if p and p.tm else "TM cells (no htm.tm node)")
+        self.duty_plot.setTitle("SP duty cycles" if p and p.sp else "SP duty cycles (no htm.sp node)")
+        pred_title = f"prediction vs actual ({p.pred[0]}.{p.pred[1]})" if p and p.pred else "prediction vs actual"
+        self.pred_plot.setTitle(pred_title)
+        for c in self.anomaly_curves:
+            self.anomaly_plot.removeItem(c)
+        self.anomaly_plot.legend.clear()
+        colours = [(255, 120, 200), (255, 220, 90)]
+        self.anomaly_curves = [self.anomaly_plot.plot(pen=pg.mkPen(colours[i % 2], width=1.5), name=label)
+                               for i, (label, _) in enumerate(p.anomalies if p else [])]
+        self.anomaly_plot.setTitle("anomaly score (mean of 20 steps)" if p and p.anomalies
+                                   else "anomaly score (no htm.tm node)")
+        n_images = min(len(p.images), len(self.image_plots)) if p else 0
+        self._place_bottom_row(n_images)
+        for i, (plot, img) in enumerate(self.image_plots):
+            img.clear()
+            if i < n_images:
+                plot.setTitle(p.images[i][0])
+        for curve in (self.loss_curve, self.metric_curve, self.pred_curve, self.actual_curve, self.duty_curve):
+            curve.setData([], []) if curve is not self.duty_curve else curve.setData([0, 1], [0])
+        self.raster_img.clear()
+        self.tm_img.clear()
+        self._dirty = set()
+
+    # ---- data in (GUI thread, cheap) ----------------------------------------------------------
+    def feed(self, payload: dict) -> None:
+        p = self.probes
+        if p is None:
+            return
+        for step, metrics in payload.get("logs", ()):
+            loss = metrics.get("loss")
+            if loss is not None and math.isfinite(loss) and loss > 0:
+                self.loss.append(step, loss)
+            m = metrics.get(self.metric_name) if self.metric_name else None
+            if isinstance(m, (int, float)) and math.isfinite(m):
+                self.metric.append(step, m)
+            self._dirty.add("log")
+        steps = payload.get("steps")
+        series = payload.get("series", {})
+        if steps is not None and len(steps):
+            self.samples += len(steps)
+            self.last_step = int(steps[-1])
+            if p.pred in series and p.target in series:
+                self.pred.extend(steps, series[p.pred])
+                self.actual.extend(steps, series[p.target])
+                self._dirty.add("pred")
+            if p.sp and (p.sp, "columns") in series:
+                self.raster.extend(steps, series[(p.sp, "columns")])
+                self._dirty.add("raster")
+            for ring, (_, key) in zip(self.anomalies, p.anomalies):
+                if key in series:
+                    ring.extend(steps, series[key])
+                    self._dirty.add("anomaly")
+        if "tm_state" in payload:
+            self.tm_state = payload["tm_state"]
+            self._dirty.add("tm")
+        if "duty" in payload:
+            self.duty = payload["duty"]
+            self._dirty.add("duty")
+        snaps = payload.get("snapshots", {})
+        for _, key in p.images:
+            if key in snaps:
+                self.images[key] = snaps[key]
+                self._dirty.add("images")
+
+    # ---- drawing (the panel's timer) -----------------------------------------------------------
+    def refresh(self) -> None:
+        if not self._dirty:
+            return
+        d, self._dirty = self._dirty, set()
+        p = self.probes
+        if "log" in d:
+            self.loss_curve.setData(*self.loss.view())
+            self.metric_curve.setData(*self.metric.view())
+        if "pred" in d:
+            x, y = self.pred.view()
+            self.pred_curve.setData(x, y)
+            self.actual_curve.setData(*self.actual.view())
+        if "raster" in d and len(self.raster):
+            x, rows = self.raster.view()
+            self.raster_img.setImage(rows.T, autoLevels=False, levels=(0, 1))
+            self.raster_img.setRect(pg.QtCore.QRectF(float(x[0]), 0.0, float(max(len(x), 1)), float(rows.shape[1])))
+        if "tm" in d and self.tm_state is not None:
+            s = self.tm_state
+            self.tm_img.setImage(s, autoLevels=False, levels=(0, 3))
+            self.tm_img.setRect(pg.QtCore.QRectF(0.0, 0.0, float(s.shape[1]), float(s.shape[0])))
+            counts = np.bincount(s.ravel(), minlength=4)
+            self.tm_plot.setTitle(
+                f"TM cells ({p.tm}): <span style='color:#3c78ff'>predicted {counts[1]}</span> · "
+                f"<span style='color:#3cd25a'>active-predicted {counts[2]}</span> · "
+                f"<span style='color:#eb463c'>bursting {counts[3]}</span>")
+        if "duty" in d and self.duty is not None and len(self.duty):
+            hi = max(float(self.duty.max()), 1e-6)
+            counts, edges = np.histogram(self.duty, bins=30, range=(0.0, hi * 1.05))
+            self.duty_curve.setData(edges, counts)
+            target = self._duty_target()
+            if target is not None:
+                self.duty_target.setValue(target)
+        if "anomaly" in d:
+            for ring, curve in zip(self.anomalies, self.anomaly_curves):
+                x, y = ring.view()
+                curve.setData(x, smooth(y, 20) if len(y) else y)
+        if "images" in d:
+            for i, (_, key) in enumerate(p.images):
+                if key in self.images:
+                    if i < len(self.image_plots):
+                        self.image_plots[i][1].setImage(to_display_image(self.images[key]), autoLevels=True)
+        self.frames += 1
+
+    def _duty_target(self) -> float | None:
+        """winners / columns: where every column's duty cycle would sit if usage were even."""
+        if self.duty is None or not self.probes or not self.probes.sp:
+            return None
+        return float(self.duty.mean())

@@ -1,0 +1,168 @@
+"""The editor driven like a user: drops from the palette, wires dragged with the mouse,
+refused connections, the inspector, the problems list and the quick-add box."""
+from PyQt6.QtCore import QPoint, QPointF, Qt
+from PyQt6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
+from PyQt6.QtTest import QTest
+from PyQt6.QtWidgets import QApplication, QSpinBox
+
+from app_helpers import SINE, make_window, port_view_pos
+
+
+def drag_wire(qtbot, w, a: QPoint, b: QPoint) -> None:
+    vp = w.view.viewport()
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, a)
+    QTest.mouseMove(vp, a + (b - a) / 2)
+    QTest.mouseMove(vp, b)
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, b)
+
+
+def test_drag_from_palette_creates_node(qtbot, tmp_path):
+    w = make_window(qtbot, tmp_path)
+    w.palette.filter.setText("inhibition")
+    assert w.palette.visible_types() == ["htm.sp"]
+    item = w.palette.tree.findItems("htm.sp", Qt.MatchFlag.MatchRecursive)[0]
+    mime = w.palette.tree.mimeData([item])  # exactly what a drag out of the palette carries
+    vp = w.view.viewport()
+    at = QPointF(300, 200)
+    enter = QDragEnterEvent(at.toPoint(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(vp, enter)
+    assert enter.isAccepted()
+    QApplication.sendEvent(vp, QDragMoveEvent(at.toPoint(), Qt.DropAction.CopyAction, mime,
+                                              Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
+    drop = QDropEvent(at, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(vp, drop)
+    g = w.editor.doc.graph
+    assert [n.type for n in g.nodes] == ["htm.sp"]
+    item = w.scene.nodes["sp"]
+    assert item.isVisible() and item.isSelected()
+    # dropped where the mouse was: the node's header is under the drop point
+    assert item.sceneBoundingRect().contains(w.view.mapToScene(at.toPoint()))
+    w.editor.stack.undo()
+    assert w.editor.doc.graph.nodes == [] and "sp" not in w.scene.nodes
+
+
+def test_dragging_port_to_port_creates_edge(qtbot, tmp_path):
+    w = make_window(qtbot, tmp_path)
+    w.open_file(str(SINE))
+    w.editor.delete([], [("sp", "columns", "tm", "columns")])
+    assert w.editor.doc.inbound("tm", "columns") is None
+    drag_wire(qtbot, w, port_view_pos(w, "sp", "out", "columns"), port_view_pos(w, "tm", "in", "columns"))
+    e = w.editor.doc.inbound("tm", "columns")
+    assert e is not None and (e.src, e.src_port, e.delay) == ("sp", "columns", 0)
+    assert ("sp", "columns", "tm", "columns") in w.scene.edges
+    # dragging the other way, input to output, makes the same kind of edge
+    w.editor.stack.undo()
+    drag_wire(qtbot, w, port_view_pos(w, "tm", "in", "columns"), port_view_pos(w, "sp", "out", "columns"))
+    assert w.editor.doc.inbound("tm", "columns").src == "sp"
+    w.editor.validate_now()
+    assert w.editor.analysis.ok
+
+
+def test_incompatible_connection_is_refused_with_reason(qtbot, tmp_path):
+    w = make_window(qtbot, tmp_path)
+    w.open_file(str(SINE))
+    before = w.editor.doc.graph.to_dict()
+    # encoder.y is a dense tensor; tm.columns takes an SDR only
+    drag_wire(qtbot, w, port_view_pos(w, "encoder", "out", "y"), port_view_pos(w, "tm", "in", "columns"))
+    assert w.editor.doc.graph.to_dict() == before
+    assert w.editor.stack.count() == 0
+    assert "a tensor output cannot feed a sdr input" in w.last_error
+    assert "a tensor output cannot feed a sdr input" in w.statusBar().currentMessage()
+    # output to output is refused too
+    drag_wire(qtbot, w, port_view_pos(w, "encoder", "out", "y"), port_view_pos(w, "sp", "out", "columns"))
+    assert w.editor.doc.graph.to_dict() == before
+
+
+def test_delayed_edge_is_drawn_dashed(qtbot, tmp_path):
+    w = make_window(qtbot, tmp_path)
+    w.open_file(str(SINE))
+    delayed = w.scene.edges[("tm", "cells", "tm", "context")]
+    plain = w.scene.edges[("sp", "columns", "tm", "columns")]
+    assert delayed.pen().style() == Qt.PenStyle.DashLine
+    assert plain.pen().style() == Qt.PenStyle.SolidLine
+
+
+def test_moving_a_node_with_the_mouse_is_one_undo_step(qtbot, tmp_path):
+    w = make_window(qtbot, tmp_path)
+    w.open_file(str(SINE))
+    before = w.editor.doc.graph.to_dict()
+    item = w.scene.nodes["sp"]
+    start = w.view.mapFromScene(item.scenePos() + QPointF(60, 10))
+    vp = w.view.viewport()
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, start)
+    for i in range(1, 6):
+        QTest.mouseMove(vp, start + QPoint(10 * i, 12 * i))
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, start + QPoint(50, 60))
+    ui = w.editor.doc.node("sp").ui
+    assert (ui["x"], ui["y"]) != (440, 0)
+    assert w.editor.stack.count() == 1
+    w.editor.stack.undo()
+    assert w.editor.doc.graph.to_dict() == before
+    assert w.scene.nodes["sp"].pos() == QPointF(440, 0)
+
+
+def test_inspector_edits_params_and_shows_shapes(qtbot, tmp_path):
+    w = make_window(qtbot, tmp_path)
+    w.open_file(str(SINE))
+    w.scene.select_ids(["sp"])
+    spin = w.inspector.editors["columns"]
+    assert isinstance(spin, QSpinBox) and spin.maximum() == 65536 and spin.minimum() == 1
+    assert w.inspector.shape_labels[("sp", "out", "columns")].text() == "[256]"
+    spin.setValue(128)
+    assert w.editor.doc.node("sp").params["columns"] == 128
+    w.editor.validate_now()
+    assert w.inspector.shape_labels[("sp", "out", "columns")].text() == "[128]"
+    assert w.inspector.shape_labels[("tm", "in", "columns")].text() if ("tm", "in", "columns") in \
+        w.inspector.shape_labels else True
+    spin.setValue(3)  # fewer columns than winners: the engine's error shows at once
+    w.editor.validate_now()
+    assert "winners (5) exceed columns (3)" in w.inspector.problem_label.text()
+    assert w.scene.nodes["sp"].error
+    assert any("winners (5) exceed columns (3)" in p.text for p in w.problems.problems)
+    # one undo step for the whole typing session on one param
+    w.editor.stack.undo()
+    assert w.editor.doc.node("sp").params["columns"] == 256
+    assert spin.value() == 256
+
+
+def test_clicking_a_problem_selects_its_node(qtbot, tmp_path):
+    w = make_window(qtbot, tmp_path)
+    w.open_file(str(SINE))
+    w.editor.delete([], [("decoder", "y", "loss", "pred")])
+    w.editor.validate_now()
+    item = w.problems.item(0)
+    assert "node 'loss': port 'pred': input is not connected" in item.text()
+    rect = w.problems.visualItemRect(item)
+    QTest.mouseClick(w.problems.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     rect.center())
+    assert w.scene.selected_node_ids() == ["loss"]
+    assert w.inspector.target == ("node", "loss")
+
+
+def test_tab_opens_search_and_adds_node_at_cursor(qtbot, tmp_path):
+    w = make_window(qtbot, tmp_path)
+    w.view.setFocus()
+    QTest.mouseMove(w.view.viewport(), QPoint(250, 220))
+    QTest.keyClick(w.view, Qt.Key.Key_Tab)
+    assert w.view.search.isVisible()
+    QTest.keyClicks(w.view.search.edit, "tm")
+    assert w.view.search.list.currentItem().data(Qt.ItemDataRole.UserRole) == "htm.tm"
+    QTest.keyClick(w.view.search.edit, Qt.Key.Key_Return)
+    assert not w.view.search.isVisible()
+    spec = w.editor.doc.node("tm")
+    assert spec is not None and spec.type == "htm.tm"
+    at = w.view.mapToScene(QPoint(250, 220))
+    assert abs(spec.ui["x"] - at.x()) < 2 and abs(spec.ui["y"] - at.y()) < 2
+
+
+def test_delete_key_removes_node_and_its_edges(qtbot, tmp_path):
+    w = make_window(qtbot, tmp_path)
+    w.open_file(str(SINE))
+    w.scene.select_ids(["tm"])
+    w.view.setFocus()
+    QTest.keyClick(w.view, Qt.Key.Key_Delete)
+    g = w.editor.doc.graph
+    assert g.node("tm") is None
+    assert not [e for e in g.edges if "tm" in (e.src, e.dst)]
+    assert not [k for k in w.scene.edges if "tm" in (k[0], k[2])]
