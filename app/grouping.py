@@ -93,6 +93,8 @@ def group_ops(doc: Document, members: list[str], title: str) -> tuple[list[Op], 
     """Make a new group of the given node/group ids. Each member leaves its old direct
     group; the new group goes where they all were (or to the top level if they differ)."""
     graph = doc.graph
+    order = {x: i for i, x in enumerate([n.id for n in graph.nodes] + [g["id"] for g in graph.groups])}
+    members = sorted(dict.fromkeys(members), key=lambda m: order.get(m, len(order)))  # file order
     gid = doc.unique_id("group")
     parents = parent_map(graph)
     old_parents = {parents.get(m) for m in members}

@@ -259,10 +259,11 @@ class MainWindow(QMainWindow):
 
     def save_to(self, path: str) -> bool:
         graph = self.editor.doc.graph
-        graph.ui = dict(graph.ui or {})
-        graph.ui["view"] = self.view.view_state()
+        out = graph.copy()  # the view state goes in the file, not into the undoable document
+        out.ui = dict(out.ui or {})
+        out.ui["view"] = self.view.view_state()
         try:
-            save_graph(graph, path)  # temp file + rename: a crash never leaves half a file
+            save_graph(out, path)  # temp file + rename: a crash never leaves half a file
         except (OSError, DeepHTMError, ValueError) as exc:
             self.report_error(f"{path}: could not save: {exc}")
             return False
