@@ -74,7 +74,11 @@ def analyze(graph: Graph) -> Analysis:
                 a.shapes[(nid, "out", port)] = shape
     finally:
         graph.path = saved_path
-    seen = {p.text for p in a.problems}
+    unique = {}
+    for p in a.problems:  # resolve() and the per-node pass can find the same error
+        unique.setdefault(p.text, p)
+    a.problems = list(unique.values())
+    seen = set(unique)
     for spec in graph.nodes:  # every node's own params, not only the first bad one
         cls = registry.get(spec.type)
         try:

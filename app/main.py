@@ -21,16 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.screenshot:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no display needed
-    from PyQt6.QtWidgets import QApplication
-
     from deephtm.errors import DeepHTMError
     from deephtm.graphfile import load_graph
 
-    from .main_window import MainWindow
-
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName("deephtm-app")
-    app.setOrganizationName("DeepHTM")
     if args.screenshot:
         if not args.graph:
             print("deephtm-app: error: --screenshot needs a GRAPH", file=sys.stderr)
@@ -44,25 +37,34 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError:
             print(f"deephtm-app: error: --size must be WxH, got {args.size!r}", file=sys.stderr)
             return EXIT_USER_ERROR
+
+    from PyQt6.QtWidgets import QApplication
+
+    from .main_window import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("deephtm-app")
+    app.setOrganizationName("DeepHTM")
+    if args.screenshot:
         import tempfile
 
         from PyQt6.QtCore import QSettings
 
         from .autosave import RecoveryStore
 
-        scratch = tempfile.mkdtemp(prefix="deephtm-app-")  # leave the user's recent files alone
-        window = MainWindow(QSettings(os.path.join(scratch, "settings.ini"), QSettings.Format.IniFormat),
-                            RecoveryStore(scratch))
-        window._autosave_timer.stop()
-        window.open_file(args.graph, ask=False)
-        window.resize(w, h)
-        window.show()
-        try:
-            window.screenshot(args.screenshot)
-        except OSError as exc:
-            print(f"deephtm-app: error: {exc}", file=sys.stderr)
-            return EXIT_USER_ERROR
-        window.close()
+        with tempfile.TemporaryDirectory(prefix="deephtm-app-") as scratch:  # keep the user's settings
+            window = MainWindow(QSettings(os.path.join(scratch, "settings.ini"), QSettings.Format.IniFormat),
+                                RecoveryStore(scratch))
+            window._autosave_timer.stop()
+            window.open_file(args.graph, ask=False)
+            window.resize(w, h)
+            window.show()
+            try:
+                window.screenshot(args.screenshot)
+            except OSError as exc:
+                print(f"deephtm-app: error: {exc}", file=sys.stderr)
+                return EXIT_USER_ERROR
+            window.close()
         return 0
     window = MainWindow()
     window.show()

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from PyQt6.QtCore import QMimeData, QSettings, Qt, QTimer
 from PyQt6.QtGui import QAction, QCursor, QKeySequence
-from PyQt6.QtWidgets import QApplication, QDockWidget, QFileDialog, QInputDialog, QMainWindow, QMessageBox
+from PyQt6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QInputDialog, QMainWindow, QMessageBox,
+                             QScrollArea)
 
 from deephtm.errors import DeepHTMError, GraphError
 from deephtm.graphfile import load_graph, save_graph
@@ -80,8 +81,6 @@ class MainWindow(QMainWindow):
                                          "inspector")
         self.problems_dock = self._dock("Problems", self.problems, Qt.DockWidgetArea.BottomDockWidgetArea,
                                         "problems")
-        self.resizeDocks([self.palette_dock, self.inspector_dock], [210, 320], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.problems_dock], [110], Qt.Orientation.Vertical)
         self.run_panel = None
         try:  # the training dock is optional: built separately, used when it imports
             from app.run.panel import RunPanel
@@ -89,9 +88,16 @@ class MainWindow(QMainWindow):
         except Exception:
             self.run_panel = None
         if self.run_panel is not None:
-            self.run_dock = self._dock("Run", self.run_panel, Qt.DockWidgetArea.BottomDockWidgetArea, "run")
+            # in a scroll area, so its plots don't force a tall dock on the canvas
+            scroll = QScrollArea(self)
+            scroll.setWidgetResizable(True)
+            scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+            scroll.setWidget(self.run_panel)
+            self.run_dock = self._dock("Run", scroll, Qt.DockWidgetArea.BottomDockWidgetArea, "run")
             self.tabifyDockWidget(self.problems_dock, self.run_dock)
             self.problems_dock.raise_()
+        self.resizeDocks([self.palette_dock, self.inspector_dock], [210, 330], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.problems_dock], [150], Qt.Orientation.Vertical)
 
     def _action(self, menu, text, slot, shortcut=None, tip="") -> QAction:
         act = QAction(text, self)

@@ -1,6 +1,8 @@
-"""Helpers for the editor tests: a main window with throwaway settings and recovery folder."""
+"""Helpers for the editor tests: a main window with throwaway settings and recovery folder,
+and a fixed graph to edit (graphs/sine.json may change as the product grows)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from PyQt6.QtCore import QPoint, QSettings
@@ -10,6 +12,41 @@ from app.main_window import MainWindow
 
 ROOT = Path(__file__).resolve().parents[1]
 SINE = ROOT / "graphs" / "sine.json"
+
+# The seed network, frozen for these tests: 8 nodes, a recurrent (delayed) TM edge.
+HTM_GRAPH = {
+    "format_version": 1, "name": "htm", "description": "test graph",
+    "nodes": [
+        {"id": "sine", "type": "source.sine", "params": {"step_size": 0.25}, "ui": {"x": 0, "y": 0}},
+        {"id": "encoder", "type": "encoder.mlp", "params": {"hidden": 256, "layers": 2}, "ui": {"x": 220, "y": 0}},
+        {"id": "sp", "type": "htm.sp", "params": {"columns": 256, "winners": 5}, "ui": {"x": 440, "y": 0}},
+        {"id": "tm", "type": "htm.tm", "params": {"cells_per_column": 5}, "ui": {"x": 660, "y": 0}},
+        {"id": "decoder", "type": "decoder.mlp", "params": {"hidden": 256, "layers": 1, "outputs": 1},
+         "ui": {"x": 880, "y": 0}},
+        {"id": "loss", "type": "loss.mse", "params": {}, "ui": {"x": 1100, "y": 0}},
+        {"id": "tm_loss", "type": "loss.term", "params": {"weight": 0.1}, "ui": {"x": 880, "y": 160}},
+        {"id": "nrmse", "type": "metric.nrmse", "params": {"window": 1000}, "ui": {"x": 1100, "y": 160}},
+    ],
+    "edges": [
+        {"from": "sine.value", "to": "encoder.x", "delay": 0},
+        {"from": "encoder.y", "to": "sp.x", "delay": 0},
+        {"from": "sp.columns", "to": "tm.columns", "delay": 0},
+        {"from": "tm.cells", "to": "tm.context", "delay": 1},
+        {"from": "tm.cells", "to": "decoder.x", "delay": 0},
+        {"from": "decoder.y", "to": "loss.pred", "delay": 0},
+        {"from": "sine.target", "to": "loss.target", "delay": 0},
+        {"from": "tm.loss", "to": "tm_loss.value", "delay": 0},
+        {"from": "decoder.y", "to": "nrmse.pred", "delay": 0},
+        {"from": "sine.target", "to": "nrmse.target", "delay": 0},
+    ],
+    "training": {"steps": 100},
+}
+
+
+def fixture_file(tmp_path) -> Path:
+    path = Path(tmp_path) / "htm.json"
+    path.write_text(json.dumps(HTM_GRAPH, indent=1))
+    return path
 
 
 def make_window(qtbot, tmp_path) -> MainWindow:

@@ -5,7 +5,7 @@ from PyQt6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PyQt6.QtTest import QTest
 from PyQt6.QtWidgets import QApplication, QSpinBox
 
-from app_helpers import SINE, make_window, port_view_pos
+from app_helpers import fixture_file, make_window, port_view_pos
 
 
 def drag_wire(qtbot, w, a: QPoint, b: QPoint) -> None:
@@ -44,7 +44,7 @@ def test_drag_from_palette_creates_node(qtbot, tmp_path):
 
 def test_dragging_port_to_port_creates_edge(qtbot, tmp_path):
     w = make_window(qtbot, tmp_path)
-    w.open_file(str(SINE))
+    w.open_file(str(fixture_file(tmp_path)))
     w.editor.delete([], [("sp", "columns", "tm", "columns")])
     assert w.editor.doc.inbound("tm", "columns") is None
     drag_wire(qtbot, w, port_view_pos(w, "sp", "out", "columns"), port_view_pos(w, "tm", "in", "columns"))
@@ -61,7 +61,7 @@ def test_dragging_port_to_port_creates_edge(qtbot, tmp_path):
 
 def test_incompatible_connection_is_refused_with_reason(qtbot, tmp_path):
     w = make_window(qtbot, tmp_path)
-    w.open_file(str(SINE))
+    w.open_file(str(fixture_file(tmp_path)))
     before = w.editor.doc.graph.to_dict()
     # encoder.y is a dense tensor; tm.columns takes an SDR only
     drag_wire(qtbot, w, port_view_pos(w, "encoder", "out", "y"), port_view_pos(w, "tm", "in", "columns"))
@@ -76,7 +76,7 @@ def test_incompatible_connection_is_refused_with_reason(qtbot, tmp_path):
 
 def test_delayed_edge_is_drawn_dashed(qtbot, tmp_path):
     w = make_window(qtbot, tmp_path)
-    w.open_file(str(SINE))
+    w.open_file(str(fixture_file(tmp_path)))
     delayed = w.scene.edges[("tm", "cells", "tm", "context")]
     plain = w.scene.edges[("sp", "columns", "tm", "columns")]
     assert delayed.pen().style() == Qt.PenStyle.DashLine
@@ -85,7 +85,7 @@ def test_delayed_edge_is_drawn_dashed(qtbot, tmp_path):
 
 def test_moving_a_node_with_the_mouse_is_one_undo_step(qtbot, tmp_path):
     w = make_window(qtbot, tmp_path)
-    w.open_file(str(SINE))
+    w.open_file(str(fixture_file(tmp_path)))
     before = w.editor.doc.graph.to_dict()
     item = w.scene.nodes["sp"]
     start = w.view.mapFromScene(item.scenePos() + QPointF(60, 10))
@@ -104,7 +104,7 @@ def test_moving_a_node_with_the_mouse_is_one_undo_step(qtbot, tmp_path):
 
 def test_inspector_edits_params_and_shows_shapes(qtbot, tmp_path):
     w = make_window(qtbot, tmp_path)
-    w.open_file(str(SINE))
+    w.open_file(str(fixture_file(tmp_path)))
     w.scene.select_ids(["sp"])
     spin = w.inspector.editors["columns"]
     assert isinstance(spin, QSpinBox) and spin.maximum() == 65536 and spin.minimum() == 1
@@ -128,7 +128,7 @@ def test_inspector_edits_params_and_shows_shapes(qtbot, tmp_path):
 
 def test_clicking_a_problem_selects_its_node(qtbot, tmp_path):
     w = make_window(qtbot, tmp_path)
-    w.open_file(str(SINE))
+    w.open_file(str(fixture_file(tmp_path)))
     w.editor.delete([], [("decoder", "y", "loss", "pred")])
     w.editor.validate_now()
     item = w.problems.item(0)
@@ -158,7 +158,7 @@ def test_tab_opens_search_and_adds_node_at_cursor(qtbot, tmp_path):
 
 def test_delete_key_removes_node_and_its_edges(qtbot, tmp_path):
     w = make_window(qtbot, tmp_path)
-    w.open_file(str(SINE))
+    w.open_file(str(fixture_file(tmp_path)))
     w.scene.select_ids(["tm"])
     w.view.setFocus()
     QTest.keyClick(w.view, Qt.Key.Key_Delete)

@@ -11,12 +11,12 @@ from app.layout import layered_positions
 from deephtm.graphfile import load_graph
 from deephtm.resolve import resolve
 
-from app_helpers import SINE
+from app_helpers import fixture_file
 
 
 @pytest.fixture
-def doc():
-    return Document(load_graph(SINE))
+def doc(tmp_path):
+    return Document(load_graph(fixture_file(tmp_path)))
 
 
 def roundtrip(doc, ops):

@@ -3,7 +3,7 @@ group, collapse, ungroup and auto-layout through the window's actions."""
 from PyQt6.QtCore import QPoint, Qt
 from PyQt6.QtTest import QTest
 
-from app_helpers import SINE, make_window, port_view_pos
+from app_helpers import fixture_file, make_window, port_view_pos
 from deephtm.graphfile import load_graph
 from deephtm.resolve import resolve
 
@@ -25,7 +25,7 @@ def check_undo_redo(w, edit, name):
 
 def test_undo_redo_every_kind_of_edit(qtbot, tmp_path):
     w = make_window(qtbot, tmp_path)
-    w.open_file(str(SINE))
+    w.open_file(str(fixture_file(tmp_path)))
     original = w.editor.doc.graph.to_dict()
     ed = w.editor
     check_undo_redo(w, lambda: w.view.drop_node("htm.sp", w.view.mapToScene(100, 100)), "add node")
@@ -72,7 +72,7 @@ def test_undo_redo_every_kind_of_edit(qtbot, tmp_path):
 
 def test_undo_of_a_wire_dragged_with_the_mouse(qtbot, tmp_path):
     w = make_window(qtbot, tmp_path)
-    w.open_file(str(SINE))
+    w.open_file(str(fixture_file(tmp_path)))
     before = w.editor.doc.graph.to_dict()
     vp = w.view.viewport()
     a, b = port_view_pos(w, "decoder", "out", "y"), port_view_pos(w, "tm_loss", "in", "value")
@@ -92,7 +92,7 @@ def test_undo_of_a_wire_dragged_with_the_mouse(qtbot, tmp_path):
 
 def test_group_collapse_and_ungroup_round_trip(qtbot, tmp_path):
     w = make_window(qtbot, tmp_path)
-    w.open_file(str(SINE))
+    w.open_file(str(fixture_file(tmp_path)))
     original = w.editor.doc.graph.to_dict()
     w.scene.select_ids(["encoder", "sp", "tm"])
     gid = w.group_selected()
@@ -139,7 +139,7 @@ def test_group_collapse_and_ungroup_round_trip(qtbot, tmp_path):
 
 def test_moving_a_collapsed_group_moves_its_members(qtbot, tmp_path):
     w = make_window(qtbot, tmp_path)
-    w.open_file(str(SINE))
+    w.open_file(str(fixture_file(tmp_path)))
     gid = w.editor.group(["sp", "tm"], "core")
     w.editor.set_collapsed(gid, True)
     box = w.scene.collapsed[gid]

@@ -7,7 +7,7 @@ import sys
 from PyQt6.QtGui import QImage
 
 from app.autosave import RecoveryStore
-from app_helpers import ROOT, SINE, make_window
+from app_helpers import ROOT, SINE, fixture_file, make_window
 from deephtm.errors import GraphError
 from deephtm.graphfile import load_graph
 
@@ -64,8 +64,8 @@ def test_a_bad_file_leaves_the_open_graph_untouched(qtbot, tmp_path):
 def test_title_shows_name_and_modified_mark(qtbot, tmp_path):
     w = make_window(qtbot, tmp_path)
     assert w.windowTitle().startswith("untitled")
-    w.open_file(str(SINE))
-    assert "sine.json" in w.windowTitle() and not w.isWindowModified()
+    w.open_file(str(fixture_file(tmp_path)))
+    assert "htm.json" in w.windowTitle() and not w.isWindowModified()
     w.editor.set_param("tm", "cells_per_column", 4)
     assert w.isWindowModified()
     w.editor.stack.undo()
@@ -77,7 +77,7 @@ def test_title_shows_name_and_modified_mark(qtbot, tmp_path):
 
 def test_unsaved_changes_prompt(qtbot, tmp_path):
     w = make_window(qtbot, tmp_path)
-    w.open_file(str(SINE))
+    w.open_file(str(fixture_file(tmp_path)))
     w.editor.set_param("tm", "cells_per_column", 4)
     w.ask_unsaved = lambda: "cancel"
     w.new_file()
@@ -101,8 +101,7 @@ def test_recent_files_are_remembered(qtbot, tmp_path):
 def test_autosave_is_offered_back_after_a_crash(qtbot, tmp_path):
     recovery_dir = tmp_path / "recovery"
     w = make_window(qtbot, tmp_path)
-    graph_file = tmp_path / "sine.json"
-    graph_file.write_text(SINE.read_text())
+    graph_file = fixture_file(tmp_path)
     w.recovery = RecoveryStore(recovery_dir, pid=2**22 + 12345)  # stands in for an editor that died
     w.open_file(str(graph_file))
     assert not w.autosave()  # nothing unsaved, nothing written

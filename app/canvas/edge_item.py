@@ -61,8 +61,9 @@ class EdgeItem(QGraphicsPathItem):
         if self.delay and b.x() <= a.x():
             # a recurrent edge goes back: loop below the nodes instead of through them
             path = QPainterPath(a)
-            low = max(a.y(), b.y()) + 90
-            path.cubicTo(QPointF(a.x() + 120, low), QPointF(b.x() - 120, low), b)
+            bottoms = [it.sceneBoundingRect().bottom() for it in (self.src_item, self.dst_item)]
+            low = max(bottoms + [a.y(), b.y()]) + 40
+            path.cubicTo(QPointF(a.x() + 80, low), QPointF(b.x() - 80, low), b)
         else:
             path = wire_path(a, b)
         self.setPath(path)
@@ -74,8 +75,11 @@ class EdgeItem(QGraphicsPathItem):
         return stroker.createStroke(self.path())
 
     def paint(self, painter, option, widget=None):
+        far = option.levelOfDetailFromTransform(painter.worldTransform()) < style.LOD_TEXT
+        if far:
+            painter.setRenderHint(painter.RenderHint.Antialiasing, False)
         super().paint(painter, option, widget)
-        if self.delay:
+        if self.delay and not far:
             mid = self.path().pointAtPercent(0.5)
             painter.setFont(style.font(8, bold=True))
             painter.setPen(style.DELAY_COLOR)

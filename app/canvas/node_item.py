@@ -28,6 +28,9 @@ class BoxItem(QGraphicsItem):
         self.height = style.node_height(len(inputs), len(outputs))
         self.ports: dict[tuple[str, str, str], PortItem] = {}
         self._labels: list[tuple[float, str, str]] = []  # (y, text, "in"/"out")
+        self._dots: list[tuple[float, float, object]] = []  # (x, y, colour) of each port
+        # pans only blit; the picture is redrawn on zoom, selection or error changes
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         for direction, plist, x in (("in", inputs, 0.0), ("out", outputs, style.NODE_WIDTH)):
             for i, (node_id, port, kind, label, doc) in enumerate(plist):
                 item = PortItem(self, direction, node_id, port, kind, label, doc)
@@ -35,9 +38,11 @@ class BoxItem(QGraphicsItem):
                 item.setPos(x, y)
                 self.ports[item.ref] = item
                 self._labels.append((y, label, direction))
+                self._dots.append((x, y, style.kind_color(kind)))
 
     def boundingRect(self) -> QRectF:
-        return QRectF(-3, -3, style.NODE_WIDTH + 6, self.height + 6)
+        m = style.PORT_RADIUS + 2  # the port dots stick out of the box
+        return QRectF(-m, -3, style.NODE_WIDTH + 2 * m, self.height + 6)
 
     def shape(self) -> QPainterPath:
         path = QPainterPath()
@@ -53,6 +58,19 @@ class BoxItem(QGraphicsItem):
     def paint(self, painter, option, widget=None):
         w, h = style.NODE_WIDTH, self.height
         body = QRectF(0, 0, w, h)
+        if option.levelOfDetailFromTransform(painter.worldTransform()) < style.LOD_TEXT:
+            # zoomed far out: text would be unreadable; flat boxes keep big graphs fluid
+            painter.fillRect(body, style.NODE_BG)
+            painter.fillRect(QRectF(0, 0, w, style.HEADER_HEIGHT),
+                             style.NODE_HEADER.get(self.category, style.NODE_HEADER_DEFAULT))
+            if self.isSelected() or self.error:
+                painter.setPen(QPen(style.SELECTED if self.isSelected() else style.ERROR, 0))
+                painter.setBrush(Qt.BrushStyle.NoBrush)
+                painter.drawRect(body)
+            r = style.PORT_RADIUS
+            for x, y, color in self._dots:
+                painter.fillRect(QRectF(x - r, y - r, 2 * r, 2 * r), color)
+            return
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(QBrush(style.NODE_BG))
         painter.drawRoundedRect(body, 6, 6)
@@ -80,6 +98,11 @@ class BoxItem(QGraphicsItem):
             painter.setPen(style.ERROR)
             painter.setFont(style.font(10, bold=True))
             painter.drawText(QRectF(w - 24, 3, 18, 20), Qt.AlignmentFlag.AlignCenter, "!")
+        r = style.PORT_RADIUS
+        painter.setPen(QPen(style.NODE_BORDER, 1.5))
+        for x, y, color in self._dots:
+            painter.setBrush(QBrush(color))
+            painter.drawEllipse(QRectF(x - r, y - r, 2 * r, 2 * r))
         painter.setFont(style.font(8.5))
         painter.setPen(style.TEXT)
         half = w / 2 - 12
@@ -120,4 +143,5 @@ class CollapsedGroupItem(BoxItem):
         super().paint(painter, option, widget)
 
     def boundingRect(self) -> QRectF:
-        return QRectF(-3, -3, style.NODE_WIDTH + 12, self.height + 12)
+        m = style.PORT_RADIUS + 2
+        return QRectF(-m, -3, style.NODE_WIDTH + 2 * m + 6, self.height + 12)

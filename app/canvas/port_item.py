@@ -20,10 +20,17 @@ class PortItem(QGraphicsItem):
         self.kind = kind
         self.label = label
         self.highlight: str | None = None  # "ok" / "bad" while a wire is being dragged
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents)  # the node draws it
         self.setAcceptHoverEvents(True)
         self.setCursor(Qt.CursorShape.CrossCursor)
         self.setToolTip(f"{label} ({kind}){': ' + doc if doc else ''}")
         self.setZValue(2)
+
+    def set_highlight(self, value: str | None) -> None:
+        if value != self.highlight:
+            self.highlight = value
+            self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents, value is None)
+            self.update()
 
     @property
     def ref(self) -> tuple[str, str, str]:
@@ -34,6 +41,10 @@ class PortItem(QGraphicsItem):
         return QRectF(-r, -r, 2 * r, 2 * r)
 
     def paint(self, painter, option, widget=None):
+        # The node draws its ports (one cached picture per node is much cheaper than an
+        # item each); a port paints itself only while a wire being dragged highlights it.
+        if self.highlight is None:
+            return
         r = style.PORT_RADIUS
         color = style.kind_color(self.kind)
         pen = QPen(style.NODE_BORDER, 1.5)

@@ -228,23 +228,20 @@ class GraphView(QGraphicsView):
         self.scene().addItem(self._wire)
         for p in self.scene().all_ports():  # show where this wire may go
             if p.direction == port.direction:
-                p.highlight = "bad"
+                p.set_highlight("bad")
             else:
                 out_kind, in_kind = (port.kind, p.kind) if port.direction == "out" else (p.kind, port.kind)
-                p.highlight = None if kind_accepts(in_kind, out_kind) else "bad"
-            p.update()
+                p.set_highlight(None if kind_accepts(in_kind, out_kind) else "bad")
         self._update_wire(pos)
 
     def _update_wire(self, pos: QPointF) -> None:
         start = self._wire_from.scenePos()
         target = self.scene().port_at(pos)
         if self._hover_target is not None and self._hover_target.highlight == "ok":
-            self._hover_target.highlight = None
-            self._hover_target.update()
+            self._hover_target.set_highlight(None)
         self._hover_target = None
         if target is not None and target.highlight is None and target.direction != self._wire_from.direction:
-            target.highlight = "ok"
-            target.update()
+            target.set_highlight("ok")
             self._hover_target = target
             pos = target.scenePos()
         a, b = (start, pos) if self._wire_from.direction == "out" else (pos, start)
@@ -257,9 +254,7 @@ class GraphView(QGraphicsView):
         self._wire_from = None
         self._hover_target = None
         for p in self.scene().all_ports():
-            if p.highlight:
-                p.highlight = None
-                p.update()
+            p.set_highlight(None)
 
     def _end_wire(self, pos: QPointF) -> None:
         start = self._wire_from
