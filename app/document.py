@@ -48,12 +48,14 @@ class Document:
         self.graph = graph if graph is not None else new_graph()
         self._listeners: list[Callable[[str], None]] = []
         self.revision = 0  # bumps on every applied operation (autosave, run panel)
+        self._index: dict[str, NodeSpec] | None = None  # id -> node; rebuilt after each change
 
     # ---- observers ----------------------------------------------------------
     def add_listener(self, fn: Callable[[str], None]) -> None:
         self._listeners.append(fn)
 
     def _notify(self, what: str) -> None:
+        self._index = None
         self.revision += 1
         for fn in list(self._listeners):
             fn(what)
@@ -65,7 +67,12 @@ class Document:
 
     # ---- queries ------------------------------------------------------------
     def node(self, node_id: str) -> NodeSpec | None:
-        return self.graph.node(node_id)
+        # Graph.node() is a linear search; the canvas asks per edge and port, so index
+        if self._index is None:
+            self._index = {}
+            for n in self.graph.nodes:
+                self._index.setdefault(n.id, n)
+        return self._index.get(node_id)
 
     def edge(self, key: EdgeKey) -> EdgeSpec | None:
         for e in self.graph.edges:
@@ -86,7 +93,7 @@ class Document:
     def ports(self, node_id: str) -> tuple[tuple[Port, ...], tuple[Port, ...]]:
         """(inputs, outputs) of a node. An unknown type gets the ports its edges name, so
         the node can still be drawn and its edges repaired."""
-        spec = self.graph.node(node_id)
+        spec = self.node(node_id)
         cls = registry.get(spec.type) if spec else None
         if cls is not None:
             return cls.inputs, cls.outputs
@@ -102,7 +109,7 @@ class Document:
         return None
 
     def position(self, node_id: str) -> tuple[float, float]:
-        ui = self.graph.node(node_id).ui
+        ui = self.node(node_id).ui
         return float(ui.get("x", 0)), float(ui.get("y", 0))
 
     def unique_id(self, base: str) -> str:

@@ -7,6 +7,7 @@ A collapsed group is drawn as one node whose ports are the member ports wired to
 from __future__ import annotations
 
 import copy
+import re
 
 from deephtm.graphfile import Graph
 
@@ -95,7 +96,7 @@ def group_ops(doc: Document, members: list[str], title: str) -> tuple[list[Op], 
     graph = doc.graph
     order = {x: i for i, x in enumerate([n.id for n in graph.nodes] + [g["id"] for g in graph.groups])}
     members = sorted(dict.fromkeys(members), key=lambda m: order.get(m, len(order)))  # file order
-    gid = doc.unique_id("group")
+    gid = doc.unique_id(_slug(title) or "group")
     parents = parent_map(graph)
     old_parents = {parents.get(m) for m in members}
     common = old_parents.pop() if len(old_parents) == 1 else None
@@ -158,3 +159,8 @@ def without_members(groups: list[dict], removed: set[str]) -> list[dict]:
             return kept
         removed = removed | empty
         groups = kept
+
+
+def _slug(title: str) -> str:
+    """'Region 1 (lower)' -> 'region_1_lower': a readable group id from its title."""
+    return re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")[:40]

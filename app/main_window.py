@@ -9,8 +9,8 @@ from pathlib import Path
 
 from PyQt6.QtCore import QMimeData, QSettings, Qt, QTimer
 from PyQt6.QtGui import QAction, QCursor, QKeySequence
-from PyQt6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QInputDialog, QMainWindow, QMessageBox,
-                             QScrollArea)
+from PyQt6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QInputDialog, QMainWindow, QMenu,
+                             QMessageBox, QScrollArea)
 
 from deephtm.errors import DeepHTMError, GraphError
 from deephtm.graphfile import load_graph, save_graph
@@ -45,6 +45,7 @@ class MainWindow(QMainWindow):
         self.scene = GraphScene(self.editor, self)
         self.view = GraphView(self.scene, self)
         self.setCentralWidget(self.view)
+        self.view.context_menu_hook = self._context_menu
         self.resize(1400, 860)
         self._make_docks()
         self._make_actions()
@@ -464,9 +465,46 @@ class MainWindow(QMainWindow):
         if len(selected) <= 1:
             self.view.fit()
 
+    def _context_menu(self, global_pos, item, scene_pos, view_pos) -> None:
+        from .canvas.edge_item import EdgeItem
+        from .canvas.node_item import BoxItem, CollapsedGroupItem
+
+        if isinstance(item, (BoxItem, EdgeItem)) and not item.isSelected():
+            self.scene.clearSelection()
+            item.setSelected(True)
+        menu = QMenu(self)
+        if isinstance(item, EdgeItem):
+            key = item.key
+            delayed = menu.addAction("Delayed: previous step's value (t-1)")
+            delayed.setCheckable(True)
+            delayed.setChecked(bool(item.delay))
+            delayed.triggered.connect(lambda on: self.editor.set_delay(key, 1 if on else 0))
+            menu.addAction("Delete edge", self.delete_selected)
+        elif isinstance(item, BoxItem):
+            if isinstance(item, CollapsedGroupItem):
+                gid = item.key
+                menu.addAction("Expand group", lambda: self.editor.set_collapsed(gid, False))
+            menu.addAction("Duplicate", self.duplicate)
+            menu.addAction("Copy", self.copy)
+            menu.addAction("Delete", self.delete_selected)
+            menu.addSeparator()
+            menu.addAction("Group selection…", self.group_selected)
+            if self._selected_group():
+                menu.addAction("Collapse/expand its group", self.toggle_collapse_selected)
+                menu.addAction("Ungroup", self.ungroup_selected)
+            if len(self.scene.selected_node_ids()) > 1:
+                menu.addAction("Auto-layout selection", self.auto_layout)
+        else:
+            menu.addAction("Add node…", lambda: self.view.open_search(view_pos, scene_pos))
+            menu.addAction("Paste", self.paste)
+            menu.addAction("Auto-layout", self.auto_layout)
+            menu.addAction("Fit to view", self.view.fit)
+        menu.exec(global_pos)
+
     # ---- screenshot mode ---------------------------------------------------------------
     def screenshot(self, out: str) -> None:
         QApplication.processEvents()
+        self.grab()  # the first render settles the dock layout, so the fit below sees the final canvas
         self.view.fit()
         QApplication.processEvents()
         image = self.grab()
@@ -483,4 +521,4 @@ def place_unplaced(graph) -> None:
     for n in graph.nodes:
         if n.id in missing:
             n.ui = dict(n.ui)
-            n.ui["x"], n.ui["y"] = pos[n.id]
+            n.ui["x"], n.ui["y"] = round(pos[n.id][0]), round(pos[n.id][1])

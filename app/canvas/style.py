@@ -38,7 +38,7 @@ HEADER_HEIGHT = 40.0
 PORT_ROW = 20.0
 PORT_RADIUS = 5.5
 GRID = 20
-LOD_TEXT = 0.45  # below this zoom, items are drawn without text or antialiasing
+LOD_TEXT = 0.33  # below this zoom, items are drawn without text or antialiasing
 
 
 def kind_color(kind: str) -> QColor:

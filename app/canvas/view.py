@@ -182,6 +182,15 @@ class GraphView(QGraphicsView):
             return
         super().mouseDoubleClickEvent(event)
 
+    def contextMenuEvent(self, event):
+        hook = getattr(self, "context_menu_hook", None)
+        if hook is None:
+            return super().contextMenuEvent(event)
+        item = self.itemAt(event.pos())
+        while item is not None and item.parentItem() is not None:
+            item = item.parentItem()
+        hook(event.globalPos(), item, self.mapToScene(event.pos()), event.pos())
+
     # ---- keys --------------------------------------------------------------------------
     def event(self, event):
         if event.type() == QEvent.Type.KeyPress and event.key() == Qt.Key.Key_Tab:

@@ -16,7 +16,8 @@ RECENT_STEPS = 400  # prediction, anomaly and raster windows
 TM_COLOURS = np.array([[24, 24, 28, 255],  # idle
                        [60, 120, 255, 255],  # predicted for the next step
                        [60, 210, 90, 255],  # active and predicted
-                       [235, 70, 60, 255]], dtype=np.uint8)  # bursting
+                       [235, 70, 60, 255],  # bursting
+                       [0, 0, 0, 255]], dtype=np.uint8)  # gap between rows of columns
 PRED_PEN = pg.mkPen((255, 160, 40), width=2)
 ACTUAL_PEN = pg.mkPen((150, 200, 255), width=1.5)
 
@@ -28,6 +29,19 @@ def to_display_image(a: np.ndarray) -> np.ndarray:
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[..., 0]
     return np.ascontiguousarray(a)
+
+
+def tm_grid(state: np.ndarray) -> np.ndarray:
+    """[cells, columns] codes -> a near-square picture: columns side by side in rows,
+    each column's cells stacked top to bottom, one gap row between rows of columns."""
+    K, C = state.shape
+    width = max(1, int(math.ceil(math.sqrt(C * (K + 1)))))
+    rows = int(math.ceil(C / width))
+    padded = np.zeros((K, rows * width), dtype=np.uint8)
+    padded[:, :C] = state
+    blocks = padded.reshape(K, rows, width).transpose(1, 0, 2)  # [rows, K, width]
+    gap = np.full((rows, 1, width), 4, dtype=np.uint8)
+    return np.concatenate([blocks, gap], axis=1).reshape(rows * (K + 1), width)[:-1]
 
 
 def smooth(y: np.ndarray, window: int) -> np.ndarray:
@@ -67,7 +81,7 @@ class LivePlots(pg.GraphicsLayoutWidget):
         self.metric_plot = self._plot(0, 1, "metric", bottom="step")
         self.metric_curve = self.metric_plot.plot(pen=pg.mkPen((120, 220, 140), width=2))
         self.pred_plot = self._plot(0, 2, "prediction vs actual", bottom="step")
-        self.pred_plot.addLegend(offset=(5, 5))
+        self.pred_plot.addLegend(offset=(5, 5), brush=(0, 0, 0, 170))
         self.actual_curve = self.pred_plot.plot(pen=ACTUAL_PEN, name="actual")
         self.pred_curve = self.pred_plot.plot(pen=PRED_PEN, name="predicted")
 
@@ -75,7 +89,12 @@ class LivePlots(pg.GraphicsLayoutWidget):
         self.raster_img = pg.ImageItem(axisOrder="row-major")
         self.raster_img.setLookupTable(np.array([[20, 20, 24], [255, 230, 90]], dtype=np.uint8))
         self.raster_plot.addItem(self.raster_img)
-        self.tm_plot = self._plot(1, 1, "TM cells", bottom="column", left="cell")
+        self.tm_plot = self._plot(1, 1, "TM cells")
+        self.tm_plot.setAspectLocked(True)
+        self.tm_plot.invertY(True)
+        self.tm_plot.hideAxis("left")
+        self.tm_plot.hideAxis("bottom")
+        self.tm_plot.showGrid(x=False, y=False)
         self.tm_img = pg.ImageItem(axisOrder="row-major")
         self.tm_img.setLookupTable(TM_COLOURS)
         self.tm_plot.addItem(self.tm_img)
@@ -86,7 +105,7 @@ class LivePlots(pg.GraphicsLayoutWidget):
         self.duty_plot.addItem(self.duty_target)
 
         self.anomaly_plot = self._plot(2, 0, "anomaly score", bottom="step")
-        self.anomaly_plot.addLegend(offset=(5, 5))
+        self.anomaly_plot.addLegend(offset=(5, 5), brush=(0, 0, 0, 170))
         self.anomaly_plot.setYRange(0, 1.05)
         self.anomaly_curves: list = []
         self.image_plots: list[tuple[pg.PlotItem, pg.ImageItem]] = []
@@ -216,8 +235,7 @@ class LivePlots(pg.GraphicsLayoutWidget):
             self.raster_img.setRect(pg.QtCore.QRectF(float(x[0]), 0.0, float(max(len(x), 1)), float(rows.shape[1])))
         if "tm" in d and self.tm_state is not None:
             s = self.tm_state
-            self.tm_img.setImage(s, autoLevels=False, levels=(0, 3))
-            self.tm_img.setRect(pg.QtCore.QRectF(0.0, 0.0, float(s.shape[1]), float(s.shape[0])))
+            self.tm_img.setImage(tm_grid(s), autoLevels=False, levels=(0, 4))
             counts = np.bincount(s.ravel(), minlength=4)
             self.tm_plot.setTitle(
                 f"TM cells ({p.tm}): <span style='color:#3c78ff'>predicted {counts[1]}</span> · "

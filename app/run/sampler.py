@@ -38,6 +38,7 @@ class Sampler(TrainerListener):
         self._logs: list[tuple[int, dict]] = []
         self._next = 0.0
         self._ctx_key = None  # what feeds the TM's context: its previous value predicted this step
+        self._tm_columns_key = None
         self._ctx_prev = self._ctx_cur = None
 
     # ---- what to keep ----------------------------------------------------------------
@@ -73,11 +74,13 @@ class Sampler(TrainerListener):
         self._reducers = reducers
         self._snapshots = [k for k in snapshots if k in values]
         self._big = {k for k in reducers if k in values and values[k].numel() * values[k].element_size() > CLONE_BYTES}
-        self._ctx_key = None
+        self._ctx_key = self._tm_columns_key = None
         if p.tm is not None and self.model is not None:
-            edge = self.model.resolved.inbound[p.tm].get("context")
+            inbound = self.model.resolved.inbound[p.tm]
+            edge = inbound.get("context")
             if edge is not None and edge.delay:
                 self._ctx_key = (edge.src, edge.src_port)
+            self._tm_columns_key = (inbound["columns"].src, inbound["columns"].src_port)
         self._configured_for = self.watched
 
     # ---- trainer events ----------------------------------------------------------------
@@ -115,7 +118,10 @@ class Sampler(TrainerListener):
         with torch.no_grad():
             for key, lst in self._capture:
                 if lst:
-                    payload["series"][key] = self._reduce(key, torch.stack(lst)[:, 0])
+                    stacked = torch.stack(lst)
+                    if stacked.dim() > len(self.probes.shapes.get(key, ())) + 1:
+                        stacked = stacked[:, 0]  # stream 0; losses have no batch dimension
+                    payload["series"][key] = self._reduce(key, stacked)
                     lst.clear()
             self._steps.clear()
             if values is not None:
@@ -135,6 +141,8 @@ class Sampler(TrainerListener):
         """rows: [n, *shape] for stream 0."""
         how = self._reducers[key]
         flat = rows.reshape(rows.shape[0], -1)
+        if flat.shape[1] == 0:
+            flat = rows.reshape(-1, 1)
         if how == "first":
             return flat[:, 0].float().cpu().numpy()
         if how == "mask":
@@ -145,26 +153,29 @@ class Sampler(TrainerListener):
         """[cells per column, columns] codes: 0 idle, 1 predicted for the next step,
         2 active and predicted, 3 active in a bursting column (nothing predicted it)."""
         p = self.probes
-        if p.tm is None or self.model is None or (p.tm, "cells") not in values:
+        if p.tm is None or self.model is None or self._tm_columns_key not in values:
             return None
         tm = self.model.nodes[p.tm]
         C, K = p.tm_columns, p.tm_cells
-        cur = values[(p.tm, "cells")][:1]
-        active = (cur != 0).view(C, K)
+        col_active = (values[self._tm_columns_key][:1] != 0).view(C, 1)
         depolarization = getattr(tm, "depolarization", None)
         threshold = getattr(tm, "threshold", None)
-        if depolarization is None or threshold is None:
-            pred_now = torch.zeros_like(active)
-            pred_next = torch.zeros_like(active)
+        none = torch.zeros(C, K, dtype=torch.bool, device=col_active.device)
+        pred_now, pred_next = none, none
+        if depolarization is not None and threshold is not None:
+            if self._ctx_prev is not None:  # the context this step saw
+                pred_now = ((depolarization(self._ctx_prev[:1]) - threshold) > 0).view(C, K)
+            if self._ctx_cur is not None:  # the context the next step will see
+                pred_next = ((depolarization(self._ctx_cur[:1]) - threshold) > 0).view(C, K)
+        if (p.tm, "cells") in values:
+            # The TM fires the predicted cells of a predicted column and all cells of a bursting
+            # one; the weights have moved since that step, so its output decides.
+            active = (values[(p.tm, "cells")][:1] != 0).view(C, K)
+            bursting = (active.all(-1) & ~pred_now.all(-1)).unsqueeze(-1)
         else:
-            prev = self._ctx_prev
-            pred_now = ((depolarization(prev[:1]) - threshold) > 0).view(C, K) if prev is not None \
-                else torch.zeros_like(active)
-            pred_next = ((depolarization(cur) - threshold) > 0).view(C, K)
-        # The TM fires only the predicted cells of a predicted column and all cells of a
-        # bursting one; the weights have moved since, so the output decides, not pred_now.
-        bursting = (active.all(-1) & ~pred_now.all(-1)).unsqueeze(-1)
-        code = torch.zeros(C, K, dtype=torch.uint8, device=active.device)
+            bursting = col_active & ~pred_now.any(-1, keepdim=True)
+            active = (col_active & pred_now) | bursting
+        code = torch.zeros(C, K, dtype=torch.uint8, device=col_active.device)
         code[pred_next & ~active] = 1
         code[active & ~bursting] = 2
         code[active & bursting] = 3
