@@ -124,15 +124,16 @@ class Inspector(QScrollArea):
         id_edit.setObjectName("node_id")
 
         def check_id(text):
-            self._report(edits.rename_problem(self.editor.doc, self.target[1], text))
+            self._report(edits.rename_problem(self.editor.doc, node_id, text))
 
         def commit_id():
             new = id_edit.text()
-            problem = self.editor.rename(self.target[1], new)
+            if new == node_id or self.editor.doc.node(node_id) is None:
+                return
+            problem = self.editor.rename(node_id, new)
             self._report(problem)
-            if problem is None and new != self.target[1]:
-                self.target = ("node", new)
-                self.scene.select_ids([new])
+            if problem is None:
+                self.scene.select_ids([new])  # the form is rebuilt for the renamed node
 
         id_edit.textEdited.connect(check_id)
         id_edit.editingFinished.connect(commit_id)
@@ -141,10 +142,10 @@ class Inspector(QScrollArea):
             return
         for p in cls.params:
             value = spec.params.get(p.name, p.default)
-            w = make_editor(p, value, lambda v, name=p.name: self.editor.set_param(self.target[1], name, v),
+            w = make_editor(p, value, lambda v, name=p.name: self.editor.set_param(node_id, name, v),
                             self._report)
             self.editors[p.name] = w
-            self.form.addRow(self._param_label(p, p.name in spec.params), self._with_reset(w, p.name))
+            self.form.addRow(self._param_label(p, p.name in spec.params), self._with_reset(w, node_id, p.name))
         self._build_ports(node_id, cls)
         self.problem_label = QLabel("")
         self.problem_label.setWordWrap(True)
@@ -156,7 +157,7 @@ class Inspector(QScrollArea):
         label.setToolTip(p.doc + ("" if explicit else "  (default)"))
         return label
 
-    def _with_reset(self, w: QWidget, name: str) -> QWidget:
+    def _with_reset(self, w: QWidget, node_id: str, name: str) -> QWidget:
         box = QWidget()
         lay = QHBoxLayout(box)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -164,7 +165,7 @@ class Inspector(QScrollArea):
         reset = QToolButton()
         reset.setText("↺")
         reset.setToolTip("back to the default")
-        reset.clicked.connect(lambda: self.editor.reset_param(self.target[1], name))
+        reset.clicked.connect(lambda: self.editor.reset_param(node_id, name))
         lay.addWidget(reset)
         return box
 
@@ -188,7 +189,7 @@ class Inspector(QScrollArea):
         self._heading("Edge", f"{e.from_ref} → {e.to_ref}")
         delay = QCheckBox("delayed: carries the previous step's value (t-1)")
         delay.setChecked(bool(e.delay))
-        delay.toggled.connect(lambda on: self.editor.set_delay(self.target[1], 1 if on else 0))
+        delay.toggled.connect(lambda on: self.editor.set_delay(key, 1 if on else 0))
         self.editors["delay"] = delay
         self.form.addRow(delay)
         shape = QLabel("?")
@@ -201,7 +202,7 @@ class Inspector(QScrollArea):
         self._heading(f"Group '{gid}'", f"{len(leaves)} nodes: {', '.join(leaves[:12])}"
                       + ("…" if len(leaves) > 12 else ""))
         title = QLineEdit(g.get("title", ""))
-        title.textEdited.connect(lambda t: self.editor.retitle_group(self.target[1], t))
+        title.textEdited.connect(lambda t: self.editor.retitle_group(gid, t))
         self.editors["title"] = title
         self.form.addRow("title", title)
         expand = QPushButton("Expand" if g.get("collapsed") else "Collapse")
@@ -254,8 +255,8 @@ class Inspector(QScrollArea):
             values.update({"training." + k: v for k, v in doc.graph.training.to_dict().items()})
         for name, value in values.items():
             w = self.editors.get(name)
-            if w is not None and not w.hasFocus():
-                set_editor_value(w, value)
+            if w is not None:
+                set_editor_value(w, value)  # only where it differs, so typing is not disturbed
 
     def _show_analysis(self) -> None:
         a = self.editor.analysis

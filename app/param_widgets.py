@@ -19,9 +19,10 @@ class FloatSpin(QDoubleSpinBox):
     """A double spin box that shows numbers like 0.001 or 1e-06 as typed, not rounded to
     a fixed number of decimals, and accepts only what Param.check accepts."""
 
-    def __init__(self, param: Param, parent=None):
+    def __init__(self, param: Param, parent=None, report: Callable[[str | None], None] | None = None):
         super().__init__(parent)
         self.param = param
+        self.report = report or (lambda _text: None)
         self.setDecimals(12)
         lo = param.min if param.min is not None else -1e12
         hi = param.max if param.max is not None else 1e12
@@ -50,8 +51,11 @@ class FloatSpin(QDoubleSpinBox):
             return QValidator.State.Invalid, text, pos
         try:
             self.param.check(value, "")
-        except GraphError:
-            return QValidator.State.Intermediate, text, pos  # e.g. "0.0" on the way to "0.05"
+        except GraphError as exc:
+            # e.g. "0.0" on the way to "0.05": allowed while typing, never committed
+            self.report(f"{self.param.name}: {exc.message}")
+            return QValidator.State.Intermediate, text, pos
+        self.report(None)
         return QValidator.State.Acceptable, text, pos
 
 
@@ -82,7 +86,7 @@ def make_editor(param: Param, value: Any, commit: Callable[[Any], None],
         w.setKeyboardTracking(True)
         w.valueChanged.connect(checked)
     elif param.type == "float":
-        w = FloatSpin(param)
+        w = FloatSpin(param, report=report)
         w.setValue(float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0)
         w.valueChanged.connect(checked)
     elif param.choices:
@@ -109,13 +113,18 @@ def set_editor_value(w: QWidget, value: Any) -> None:
     w.blockSignals(True)
     try:
         if isinstance(w, QCheckBox):
-            w.setChecked(bool(value))
+            if w.isChecked() != bool(value):
+                w.setChecked(bool(value))
         elif isinstance(w, QSpinBox):
-            w.setValue(int(value))
+            if w.value() != int(value):
+                w.setValue(int(value))
         elif isinstance(w, QDoubleSpinBox):
-            w.setValue(float(value))
+            if w.value() != float(value) or w.text() != w.textFromValue(float(value)):
+                w.setValue(float(value))
+                w.lineEdit().setText(w.textFromValue(float(value)))
         elif isinstance(w, QComboBox):
-            w.setCurrentText(str(value))
+            if w.currentText() != str(value):
+                w.setCurrentText(str(value))
         elif isinstance(w, QLineEdit):
             if w.text() != str(value):
                 w.setText(str(value))

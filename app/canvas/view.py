@@ -82,7 +82,15 @@ class GraphView(QGraphicsView):
             return
         factor = 1.15 ** steps
         factor = max(MIN_ZOOM / self.zoom(), min(MAX_ZOOM / self.zoom(), factor))
+        # keep the point under the cursor where it is (the wheel event knows where that is)
+        at = event.position().toPoint()
+        anchor = self.mapToScene(at)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.NoAnchor)
         self.scale(factor, factor)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        shift = self.mapFromScene(anchor) - at
+        self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() + shift.x())
+        self.verticalScrollBar().setValue(self.verticalScrollBar().value() + shift.y())
         self.resetCachedContent()
 
     def fit(self) -> None:
