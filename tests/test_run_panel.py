@@ -1,0 +1,237 @@
+"""The run panel: training from the editor in a worker thread, with live plots."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from app.run.buffers import DecimatingSeries, Ring
+from app.run.panel import IDLE, PAUSED, RUNNING, RunPanel
+from deephtm import registry
+from deephtm.graphfile import Graph
+from deephtm.node import Node
+from deephtm.spec import Param, Port
+from tests.helpers import small_sine_dict, write
+
+WAIT_MS = 60_000  # the CI machine is shared; the waits end as soon as the condition holds
+
+
+def small_graph(tmp_path, steps=100_000, **changes) -> Graph:
+    d = small_sine_dict(steps=steps)
+    d["training"].update(changes)
+    g = Graph.from_dict(d)
+    g.path = str(write(tmp_path, d))
+    return g
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """On a loaded 2-core machine, torch's second intra-op thread spins against the GUI
+    thread and the other processes (tens of times slower); one thread keeps these short."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def panel(qtbot, tmp_path):
+    p = RunPanel()
+    qtbot.addWidget(p)
+    p.resize(1200, 800)
+    p.show()
+    p.set_run_dir(str(tmp_path / "run"))
+    yield p
+    p.shutdown()
+
+
+def wait_state(qtbot, panel, state):
+    qtbot.waitUntil(lambda: panel.state == state, timeout=WAIT_MS)
+
+
+def trainer_step(panel) -> int:
+    return panel.thread.trainer.step
+
+
+def test_start_pause_resume_stop(qtbot, panel, tmp_path):
+    panel.set_graph(small_graph(tmp_path))
+    assert panel.start_training()
+    wait_state(qtbot, panel, RUNNING)
+    qtbot.waitUntil(lambda: trainer_step(panel) >= 5, timeout=WAIT_MS)
+    assert panel.stop_btn.isEnabled() and not panel.train_btn.isEnabled()
+
+    panel.pause()
+    wait_state(qtbot, panel, PAUSED)
+    held = trainer_step(panel)
+    qtbot.wait(300)
+    assert trainer_step(panel) == held  # really held
+    assert panel.resume_btn.isEnabled() and not panel.pause_btn.isEnabled()
+
+    panel.step()  # exactly one step, then held again
+    qtbot.waitUntil(lambda: trainer_step(panel) == held + 1 and panel.state == PAUSED, timeout=WAIT_MS)
+    qtbot.wait(200)
+    assert trainer_step(panel) == held + 1
+
+    panel.resume()
+    wait_state(qtbot, panel, RUNNING)
+    qtbot.waitUntil(lambda: trainer_step(panel) >= held + 5, timeout=WAIT_MS)
+
+    with qtbot.waitSignal(panel.training_finished, timeout=WAIT_MS) as sig:
+        panel.stop()
+    summary = sig.args[0]
+    assert panel.state == IDLE and summary["interrupted"] and summary["steps"] > held + 1
+    assert (tmp_path / "run" / "checkpoint" / "model.safetensors").exists()
+    assert panel.train_btn.isEnabled() and panel.resume_btn.isEnabled() and not panel.stop_btn.isEnabled()
+
+
+def test_plots_receive_data(qtbot, panel, tmp_path):
+    panel.set_graph(small_graph(tmp_path, steps=150))
+    with qtbot.waitSignal(panel.training_finished, timeout=WAIT_MS):
+        panel.start_training()
+    plots = panel.plots
+    assert plots.samples == 150 and plots.frames > 0
+    steps, pred = plots.pred.view()
+    assert len(pred) == 150 and steps[-1] == 150 and np.isfinite(pred).all()
+    x, y = plots.pred_curve.getData()
+    assert len(x) == 150  # drawn, not only buffered
+    _, actual = plots.actual.view()
+    assert np.abs(actual).max() <= 1.0 + 1e-6 and np.ptp(actual) > 1.0  # the sine's target
+    _, raster = plots.raster.view()
+    assert raster.shape == (150, 64) and (raster.sum(1) == 4).all()  # 4 winners of 64 columns each step
+    assert plots.tm_state.shape == (4, 64) and (plots.tm_state >= 2).sum() >= 4  # active cells shown
+    assert plots.duty.shape == (64,) and abs(plots.duty.sum() - 4) < 0.5
+    lx, ly = plots.loss.view()
+    assert list(lx) == [50, 100, 150] and (ly > 0).all()
+    assert len(plots.metric.view()[0]) == 3  # nrmse, the graph's main metric
+    assert "150 / 150" in panel.status.text()
+
+
+def test_stop_leaves_checkpoint_and_resume_continues(qtbot, panel, tmp_path):
+    panel.set_graph(small_graph(tmp_path, steps=200))
+    panel.start_training(paused_after=120)  # Step's mechanism: train 120 steps, then hold
+    wait_state(qtbot, panel, PAUSED)
+    assert trainer_step(panel) == 120
+    with qtbot.waitSignal(panel.training_finished, timeout=WAIT_MS):
+        panel.stop()
+    run = tmp_path / "run"
+    meta = json.loads((run / "checkpoint" / "meta.json").read_text())
+    assert meta["step"] == 120
+    first_weights = panel.thread.trainer.model.state_dict()["nodes.sp.proj.weight"].clone()
+
+    assert panel.resume_btn.isEnabled()
+    with qtbot.waitSignal(panel.training_finished, timeout=WAIT_MS) as sig:
+        panel.resume()  # idle: continue the run directory's checkpoint
+    summary = sig.args[0]
+    assert summary["steps"] == 200 and not summary["interrupted"]
+    assert panel.thread.options.resume
+    assert panel.plots.samples == 80  # only the 80 new steps were trained
+    logged = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert logged == [50, 100, 150, 200]  # one log across both sessions, as the CLI's --resume
+    assert list(panel.plots.loss.view()[0]) == [50, 100, 150, 200]  # earlier history put back
+    assert json.loads((run / "summary.json").read_text())["steps"] == 200
+    assert not torch.equal(first_weights, panel.thread.trainer.model.state_dict()["nodes.sp.proj.weight"])
+
+
+class NaNAfter(Node):
+    """A loss that turns NaN after a given step (for the failure test)."""
+    type_name = "test.nan_after"
+    category = "loss"
+    is_loss = True
+    inputs = (Port("x", "tensor", "anything"),)
+    outputs = (Port("loss", "loss", "mean square of x, NaN from 'after' on"),)
+    params = (Param("after", "int", 30, "first NaN step", min=0, max=10**6),)
+
+    @classmethod
+    def infer(cls, p, shapes):
+        return {"loss": ()}
+
+    def forward(self, ctx, x):
+        loss = x.pow(2).mean()
+        return {"loss": loss * float("nan") if ctx.step >= self.p["after"] else loss}
+
+
+class ShapeFailAfter(NaNAfter):
+    """Multiplies by a wrongly shaped matrix from 'after' on: torch raises a RuntimeError."""
+    type_name = "test.shape_fail_after"
+
+    def forward(self, ctx, x):
+        if ctx.step >= self.p["after"]:
+            x = x @ torch.ones(7, 3)
+        return {"loss": x.pow(2).mean()}
+
+
+def graph_with(tmp_path, node_type: str) -> Graph:
+    registry.register(NaNAfter)
+    registry.register(ShapeFailAfter)
+    d = small_sine_dict(steps=200)
+    d["nodes"].append({"id": "bad", "type": node_type, "params": {"after": 30}})
+    d["edges"].append({"from": "decoder.y", "to": "bad.x", "delay": 0})
+    g = Graph.from_dict(d)
+    g.path = str(write(tmp_path, d, name=f"{node_type}.json"))
+    return g
+
+
+@pytest.mark.parametrize("node_type, message", [("test.nan_after", "NaN"),
+                                                ("test.shape_fail_after", "RuntimeError")])
+def test_app_survives_a_graph_that_fails_while_training(qtbot, panel, tmp_path, node_type, message):
+    panel.set_graph(graph_with(tmp_path, node_type))
+    with qtbot.waitSignal(panel.training_failed, timeout=WAIT_MS) as sig:
+        panel.start_training()
+    assert message in sig.args[0] and "step 30" in sig.args[0]
+    assert panel.state == IDLE and panel.error_label.isVisible() and message in panel.error_label.text()
+    assert panel.train_btn.isEnabled() and not panel.stop_btn.isEnabled()
+    # still alive: the next (good) graph trains
+    panel.set_graph(small_graph(tmp_path, steps=60))
+    with qtbot.waitSignal(panel.training_finished, timeout=WAIT_MS):
+        panel.start_training()
+    assert not panel.error_label.isVisible() and panel.last_summary["steps"] == 60
+
+
+def test_bad_lr_override_is_refused_before_starting(qtbot, panel, tmp_path):
+    panel.set_graph(small_graph(tmp_path))
+    panel.lr_edit.setText("fast")
+    assert not panel.start_training()
+    assert panel.state == IDLE and "lr" in panel.error_label.text()
+    panel.lr_edit.setText("50")
+    assert not panel.start_training() and "10" in panel.error_label.text()  # above the param's max
+
+
+def test_node_view_shows_live_activity(qtbot, panel, tmp_path):
+    panel.set_graph(small_graph(tmp_path, steps=100_000))
+    view = panel.show_node_view("sp")
+    panel.node_activity_requested.emit("tm")  # the editor's way in
+    assert set(panel.node_views) == {"sp", "tm"}
+    panel.start_training()
+    qtbot.waitUntil(lambda: view.frames > 0 and len(view.ports[("sp", "columns")][2]) >= 20, timeout=WAIT_MS)
+    _, rows = view.ports[("sp", "columns")][2].view()
+    assert rows.shape[1] == 64 and ((rows != 0).sum(1) == 4).all()
+    tm_view = panel.node_views["tm"]
+    qtbot.waitUntil(lambda: len(tm_view.ports[("tm", "anomaly")][2]) > 0, timeout=WAIT_MS)
+    with qtbot.waitSignal(panel.training_finished, timeout=WAIT_MS):
+        panel.stop()
+
+
+def test_headless_check_mode_writes_run_and_screenshot(qtbot, tmp_path):
+    from app.run.headless import run_headless_training
+
+    path = write(tmp_path, small_sine_dict(steps=50))
+    out, shot = tmp_path / "run", tmp_path / "shot.png"
+    assert run_headless_training(str(path), 80, str(out), str(shot), editor=False) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 80 and summary["steps_per_s"] > 0
+    assert (out / "checkpoint" / "model.safetensors").exists() and (out / "metrics.jsonl").exists()
+    assert shot.stat().st_size > 10_000
+
+
+def test_ring_and_decimating_buffers_stay_bounded():
+    ring = Ring(5, (2,))
+    ring.extend(np.arange(7), np.arange(14).reshape(7, 2))
+    steps, rows = ring.view()
+    assert list(steps) == [2, 3, 4, 5, 6] and rows[0].tolist() == [4, 5]
+    ring.extend(np.arange(7, 20), np.zeros((13, 2)))  # more than the capacity at once
+    assert list(ring.view()[0]) == list(range(15, 20))
+    series = DecimatingSeries(64)
+    for i in range(200_000):
+        series.append(i, float(i))
+    x, y = series.view()
+    assert len(x) <= 64 and x[0] == 0 and x[-1] > 190_000 and (np.diff(x) > 0).all()
