@@ -84,6 +84,23 @@ def measure_frames(window, app, frames: int = 30) -> dict:
     return {"frame_ms_median": round(statistics.median(times), 2), "frame_ms_max": round(max(times), 2)}
 
 
+def measure_edits(window, app, n: int = 10) -> dict:
+    """Milliseconds from one param edit (or its undo) to the updated canvas and validation."""
+    edit, undo = [], []
+    for i in range(n):
+        t = time.perf_counter()
+        window.editor.set_param("sp0", "winners", 3 + (i % 2))
+        window.editor.validate_now()
+        app.processEvents()
+        edit.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        window.editor.stack.undo()
+        window.editor.validate_now()
+        app.processEvents()
+        undo.append((time.perf_counter() - t) * 1000)
+    return {"edit_ms_median": round(statistics.median(edit), 1), "undo_ms_median": round(statistics.median(undo), 1)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--nodes", type=int, default=300)
@@ -112,6 +129,7 @@ def main() -> None:
         resolve(load_graph(path))
         resolve_s = time.perf_counter() - t
         frames = measure_frames(window, app)
+        edits = measure_edits(window, app)
         graph = window.editor.doc.graph
         result = {
             "benchmark": "editor_open",
@@ -122,6 +140,7 @@ def main() -> None:
             "reference_sine_open_fit_s": reference["open_fit_s"],
             "under_1s": big["open_fit_s"] < 1.0,
             **frames,
+            **edits,
             "valid": window.editor.analysis.ok,
             "platform": app.platformName(),
         }

@@ -1,5 +1,7 @@
 """Undo/redo restores the exact graph after every kind of edit; copy, paste, duplicate,
 group, collapse, ungroup and auto-layout through the window's actions."""
+import json
+
 from PyQt6.QtCore import QPoint, Qt
 from PyQt6.QtTest import QTest
 
@@ -154,3 +156,42 @@ def test_moving_a_collapsed_group_moves_its_members(qtbot, tmp_path):
     assert tm["x"] - sp["x"] == 220  # moved together, spacing kept
     w.editor.set_collapsed(gid, False)
     assert w.scene.nodes["sp"].pos().y() == sp["y"]
+
+
+def test_dragging_a_group_title_moves_its_members(qtbot, tmp_path):
+    w = make_window(qtbot, tmp_path)
+    w.open_file(str(fixture_file(tmp_path)))
+    before = w.editor.doc.graph.to_dict()
+    gid = w.editor.group(["sp", "tm"], "core")
+    frame = w.scene.frames[gid]
+    vp = w.view.viewport()
+    start = w.view.mapFromScene(frame.title_rect().center())
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, start)
+    for i in range(1, 4):
+        QTest.mouseMove(vp, start + QPoint(0, 25 * i))
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, start + QPoint(0, 75))
+    sp, tm, enc = (w.editor.doc.node(n).ui for n in ("sp", "tm", "encoder"))
+    assert sp["y"] == tm["y"] > 30 and enc["y"] == 0  # members moved, others stayed
+    assert frame.title_rect().center().y() > w.view.mapToScene(start).y() + 30  # the frame followed
+    w.editor.stack.undo()
+    w.editor.stack.undo()
+    assert w.editor.doc.graph.to_dict() == before
+
+
+def test_unknown_node_type_is_drawn_and_can_be_repaired(qtbot, tmp_path):
+    w = make_window(qtbot, tmp_path)
+    d = json.loads(fixture_file(tmp_path).read_text())
+    d["nodes"][2]["type"] = "htm.sp_old"  # e.g. a plugin that is not installed
+    path = tmp_path / "unknown.json"
+    path.write_text(json.dumps(d))
+    assert w.open_file(str(path))
+    item = w.scene.nodes["sp"]
+    assert set(item.ports) == {("in", "sp", "x"), ("out", "sp", "columns")}  # ports named by its edges
+    assert "unknown node type 'htm.sp_old'" in item.error
+    assert any("unknown node type" in p.text for p in w.problems.problems)
+    w.scene.select_ids(["sp"])
+    w.delete_selected()
+    w.view.drop_node("htm.sp", w.view.mapToScene(300, 300))
+    w.editor.connect_ports("encoder", "y", "sp", "x")
+    w.editor.connect_ports("sp", "columns", "tm", "columns")
+    assert w.editor.validate_now().ok
