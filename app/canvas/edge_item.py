@@ -81,9 +81,12 @@ class EdgeItem(QGraphicsPathItem):
         super().paint(painter, option, widget)
         if self.delay and not far:
             mid = self.path().pointAtPercent(0.5)
+            path = self.path()
+            loops_back = path.elementAt(path.elementCount() - 1).x <= path.elementAt(0).x
+            top = mid.y() + 4 if loops_back else mid.y() - 18  # below a loop, above a forward wire
             painter.setFont(style.font(8, bold=True))
             painter.setPen(style.DELAY_COLOR)
-            painter.drawText(QRectF(mid.x() - 20, mid.y() - 18, 40, 14), Qt.AlignmentFlag.AlignCenter, "t-1")
+            painter.drawText(QRectF(mid.x() - 20, top, 40, 14), Qt.AlignmentFlag.AlignCenter, "t-1")
 
     def boundingRect(self) -> QRectF:
         return super().boundingRect().adjusted(-22, -20, 22, 20)
