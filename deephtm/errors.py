@@ -1,6 +1,13 @@
 """Errors a user can cause. Each prints as one line; the CLI turns them into exit code 2."""
 from __future__ import annotations
 
+import re
+
+# Text echoed from a file may hold line breaks or terminal escapes; shown escaped, the
+# message stays one harmless line. Each part is cut short so a 10 MB key stays readable.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+MAX_PART_CHARS = 300
+
 
 class DeepHTMError(Exception):
     """A mistake in user input (a graph file, a CSV, a flag). Never shown as a traceback."""
@@ -18,8 +25,15 @@ class DeepHTMError(Exception):
         return self
 
     def __str__(self) -> str:
-        parts = [p for p in (self.file, self.where) if p]
-        return ": ".join(parts + [self.message])
+        parts = [_one_line(str(self.file))] if self.file else []
+        parts += [_one_line(str(p), MAX_PART_CHARS) for p in (self.where, self.message) if p]
+        return ": ".join(parts)
+
+
+def _one_line(text: str, max_chars: int | None = None) -> str:
+    if max_chars is not None and len(text) > max_chars:
+        text = text[:max_chars - 3] + "..."
+    return _UNPRINTABLE.sub(lambda m: ascii(m.group())[1:-1], text)
 
 
 class GraphError(DeepHTMError):

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import re
-import tempfile
+import secrets
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -24,8 +26,14 @@ from .errors import GraphError
 from .training_config import TrainingConfig
 
 FORMAT_VERSION = 1
-MAX_FILE_BYTES = 16 * 1024 * 1024
-ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
+# Limits on what a file may hold, checked while reading, so a hostile or broken file is
+# refused in well under a second and in bounded memory. Real graphs are far smaller.
+MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_NODES = 10_000
+MAX_EDGES = 100_000
+MAX_GROUPS = 10_000
+MAX_DEPTH = 64  # nesting of arrays/objects; deeper values would exhaust deepcopy's stack
+ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}\Z")  # \Z: '$' would accept a trailing newline
 TOP_LEVEL_KEYS = {"format_version", "name", "description", "nodes", "edges", "groups", "training", "ui"}
 
 # Migrations keyed on the version they upgrade from: MIGRATIONS[n] turns a version-n dict
@@ -117,14 +125,14 @@ class Graph:
         unknown = set(d) - TOP_LEVEL_KEYS
         if unknown:
             raise GraphError(f"unknown top-level key '{sorted(unknown)[0]}'")
-        nodes_raw = _list(d, "nodes")
-        edges_raw = _list(d, "edges")
-        groups = _list(d, "groups")
+        nodes_raw = _list(d, "nodes", MAX_NODES)
+        edges_raw = _list(d, "edges", MAX_EDGES)
+        groups = _list(d, "groups", MAX_GROUPS)
         g = cls(
             nodes=[_parse_node(n, i) for i, n in enumerate(nodes_raw)],
             edges=[_parse_edge(e, i) for i, e in enumerate(edges_raw)],
             training=TrainingConfig.from_dict(d.get("training", {})),
-            groups=[_parse_group(x, i) for i, x in enumerate(groups)],
+            groups=_check_group_nesting([_parse_group(x, i) for i, x in enumerate(groups)]),
             ui=_dict(d.get("ui", {}), "ui"),
             name=_str(d.get("name", ""), "name"),
             description=_str(d.get("description", ""), "description"),
@@ -132,10 +140,12 @@ class Graph:
         return g
 
 
-def _list(d: dict, key: str) -> list:
+def _list(d: dict, key: str, limit: int) -> list:
     v = d.get(key, [])
     if not isinstance(v, list):
         raise GraphError(f"'{key}' must be a list")
+    if len(v) > limit:
+        raise GraphError(f"{len(v):,} {key}; a graph file may hold at most {limit:,}")
     return v
 
 
@@ -203,6 +213,36 @@ def _parse_group(x: Any, i: int) -> dict:
     return copy.deepcopy(x)
 
 
+def _check_group_nesting(groups: list[dict]) -> list[dict]:
+    """Groups may contain groups, but never themselves (directly or not), and at most
+    MAX_DEPTH deep: the editor walks the hierarchy. Iterative, so any file is safe."""
+    children: dict[str, list] = {}
+    for g in groups:
+        children.setdefault(g["id"], []).extend(g.get("nodes", []))
+    height: dict[str, int] = {}
+    for root in children:
+        if root in height:
+            continue
+        path, stack = {root}, [(root, iter(children[root]))]
+        while stack:
+            gid, members = stack[-1]
+            for m in members:
+                if m not in children or m in height:
+                    continue
+                if m in path:
+                    raise GraphError(f"group '{m}' contains itself", where=f"group '{gid}'")
+                path.add(m)
+                stack.append((m, iter(children[m])))
+                break
+            else:
+                stack.pop()
+                path.discard(gid)
+                height[gid] = 1 + max((height[m] for m in children[gid] if m in children), default=0)
+                if height[gid] > MAX_DEPTH:
+                    raise GraphError(f"groups nest more than {MAX_DEPTH} deep", where=f"group '{gid}'")
+    return groups
+
+
 # ---- reading and writing ---------------------------------------------------
 
 def migrate(d: Any) -> dict:
@@ -230,11 +270,16 @@ def parse_text(data: bytes | str, path: str | None = None) -> Graph:
             except UnicodeDecodeError as exc:
                 raise GraphError(f"not UTF-8 text (byte {exc.start})") from None
         try:
-            raw = json.loads(data, parse_constant=_reject_constant)
+            raw = json.loads(data, parse_constant=_reject_constant, parse_float=_finite_float)
         except json.JSONDecodeError as exc:
             raise GraphError(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
         except RecursionError:
-            raise GraphError("JSON is nested too deeply") from None
+            raise GraphError(f"JSON is nested too deeply (over {MAX_DEPTH} levels)") from None
+        except ValueError:  # Python refuses integers of more than 4300 digits
+            raise GraphError("malformed JSON: a number has too many digits") from None
+        text = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+        if _nesting_depth(text) > MAX_DEPTH:
+            raise GraphError(f"JSON is nested too deeply (over {MAX_DEPTH} levels)")
         graph = Graph.from_dict(migrate(raw))
         graph.path = path
         return graph
@@ -244,6 +289,30 @@ def parse_text(data: bytes | str, path: str | None = None) -> Graph:
 
 def _reject_constant(name: str):
     raise GraphError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e999: valid JSON, but it could never be written back
+        raise GraphError(f"JSON number {text[:20]} is out of range")
+    return value
+
+
+def _nesting_depth(data: bytes) -> int:
+    """Deepest nesting of arrays and objects in valid JSON text, found without recursion."""
+    if data.count(b"[") + data.count(b"{") <= MAX_DEPTH:
+        return 0  # too few brackets to exceed the limit
+    import numpy as np
+
+    # Drop escaped backslashes, then escaped quotes: the quotes left delimit strings.
+    b = np.frombuffer(data.replace(b"\\\\", b"").replace(b'\\"', b""), dtype=np.uint8)
+    in_string = (np.cumsum(b == ord('"'), dtype=np.int32) & 1).astype(bool)
+    step = np.zeros(256, dtype=np.int8)
+    step[[ord("["), ord("{")]] = 1
+    step[[ord("]"), ord("}")]] = -1
+    steps = step[b]
+    steps[in_string] = 0
+    return int(np.cumsum(steps, dtype=np.int32).max())
 
 
 def load_graph(path: str | os.PathLike) -> Graph:
@@ -268,12 +337,16 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     crash leaves either the old file or the new one, never a truncated one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
+        # Created like any new file (the umask applies), then given the old file's mode.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        if path.exists():
+            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -281,6 +354,21 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         except OSError:
             pass
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (a power cut could otherwise undo it)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def save_graph(graph: Graph, path: str | os.PathLike) -> None:

@@ -10,11 +10,14 @@ import networkx as nx
 from . import registry
 from .errors import GraphError, node_where
 from .graphfile import EdgeSpec, Graph
-from .node import Node, Shape
+from .training_config import TrainingConfig
+from .node import Node, Shape, flat_size
 from .spec import kind_accepts
 
 # Weights and state values a graph may allocate (float32: 4 bytes each, x4 with Adam's
-# moments and gradients). Checked before anything is allocated.
+# moments and gradients), plus the node outputs of every stream of a batch (times bptt in
+# tbptt mode, whose steps stay in memory for the backward pass). Checked before anything
+# is allocated.
 MAX_GRAPH_VALUES = 60_000_000
 
 
@@ -51,14 +54,15 @@ def check_params(cls: type[Node], node_id: str, given: dict[str, Any]) -> dict[s
             for name, p in declared.items()}
 
 
-def resolve(graph: Graph, max_values: int = MAX_GRAPH_VALUES) -> Resolved:
+def resolve(graph: Graph, max_values: int = MAX_GRAPH_VALUES, training: TrainingConfig | None = None) -> Resolved:
+    """training: the settings a run will use (default: the file's), for the batch budget."""
     try:
-        return _resolve(graph, max_values)
+        return _resolve(graph, max_values, training or graph.training)
     except GraphError as exc:
         raise exc.located(graph.path)
 
 
-def _resolve(graph: Graph, max_values: int) -> Resolved:
+def _resolve(graph: Graph, max_values: int, training: TrainingConfig) -> Resolved:
     nodes: dict[str, ResolvedNode] = {}
     position = {}
     for i, spec in enumerate(graph.nodes):
@@ -112,6 +116,13 @@ def _resolve(graph: Graph, max_values: int) -> Resolved:
             raise GraphError(f"the graph would allocate over {max_values:,} values; reduce its sizes",
                              where=node_where(nid))
     resolved.total_values = total
+    per_stream = sum(flat_size(s) for rn in nodes.values() for s in rn.out_shapes.values())
+    kept_steps = training.bptt if training.mode == "tbptt" else 1
+    activations = training.batch_size * kept_steps * per_stream
+    if total + activations > max_values:
+        raise GraphError(f"the graph would allocate over {max_values:,} values ({total:,} weights and state, "
+                         f"{activations:,} for batch_size {training.batch_size}); reduce batch_size or sizes",
+                         where="training")
     return resolved
 
 

@@ -39,6 +39,7 @@ class Port:
 
 
 PARAM_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+MAX_STR_CHARS = 4096  # a path or a name; longer text in a param is a mistake
 
 
 @dataclass(frozen=True)
@@ -61,24 +62,29 @@ class Param:
         if t == "str":
             if not isinstance(value, str):
                 raise GraphError(f"expected a string, got {_show(value)}", where=where)
+            if len(value) > MAX_STR_CHARS:
+                raise GraphError(f"text longer than {MAX_STR_CHARS} characters", where=where)
             if self.choices and value not in self.choices:
-                raise GraphError(f"{value!r} is not one of {', '.join(map(repr, self.choices))}", where=where)
+                raise GraphError(f"{_show(value)} is not one of {', '.join(map(repr, self.choices))}", where=where)
             return value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise GraphError(f"expected {'an integer' if t == 'int' else 'a number'}, got {_show(value)}", where=where)
         if t == "int":
             if isinstance(value, float):
                 if not value.is_integer():
-                    raise GraphError(f"expected an integer, got {value!r}", where=where)
+                    raise GraphError(f"expected an integer, got {_show(value)}", where=where)
                 value = int(value)
         else:
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:  # an integer beyond float range, e.g. 10**400
+                raise GraphError(f"{_show(value)} is too large", where=where) from None
             if not math.isfinite(value):
                 raise GraphError(f"expected a finite number, got {value!r}", where=where)
         if self.min is not None and value < self.min:
-            raise GraphError(f"{value!r} is below the minimum {self.min!r}", where=where)
+            raise GraphError(f"{_show(value)} is below the minimum {self.min!r}", where=where)
         if self.max is not None and value > self.max:
-            raise GraphError(f"{value!r} is above the maximum {self.max!r}", where=where)
+            raise GraphError(f"{_show(value)} is above the maximum {self.max!r}", where=where)
         return value
 
     def describe(self) -> dict:
@@ -104,5 +110,12 @@ class Param:
 
 
 def _show(value: Any) -> str:
-    text = repr(value)
+    if isinstance(value, (list, dict)):  # never repr a (possibly huge or deep) structure
+        return "a list" if isinstance(value, list) else "an object"
+    if isinstance(value, str) and len(value) > 40:
+        value = value[:40]
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print
+        return "a huge integer"
     return text if len(text) <= 40 else text[:37] + "..."
