@@ -122,7 +122,7 @@ class Detector:
         t0 = time.perf_counter()
         try:
             for rows in self._steps(len(src.lines), chunk):
-                self._append(result, torch.stack(rows).tolist())
+                self._append(result, rows.tolist())
                 if on_chunk is not None:
                     on_chunk(result, len(result.score))
                 if should_stop is not None and should_stop():
@@ -135,13 +135,14 @@ class Detector:
         return result
 
     def _steps(self, n: int, chunk: int):
-        """Yields lists of [raw, likelihood, score, flag] tensors, `chunk` rows at a time."""
+        """Yields [rows, 4] tensors of raw anomaly, likelihood, score and flag, `chunk` rows at a time."""
         tr = self.trainer
         model, opt, clip = tr.model, tr.optimizer, tr.config.grad_clip
         ctx = Context(step=0, batch=1, device=tr.device, generator=tr.generator)
         keys = self.keys
-        out: list[torch.Tensor] = []
+        out: list[list[torch.Tensor]] = [[] for _ in keys]
         losses: list[torch.Tensor] = []
+        unreached_frozen = False
         for step in range(n):
             ctx.step = step
             values = model.step(ctx)
@@ -149,17 +150,26 @@ class Detector:
             if loss is not None and opt is not None and loss.requires_grad:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                if not unreached_frozen:
+                    # Weights the loss never reaches (in graphs/anomaly.json: the encoder and
+                    # SP, upstream of the TM's loss only through its targets) cannot learn;
+                    # not recording their graph each row saves time and changes nothing.
+                    for p in model.parameters():
+                        if p.grad is None:
+                            p.requires_grad_(False)
+                    unreached_frozen = True
                 if clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
                 opt.step()
                 losses.append(loss.detach())
             model.carry(values, detach=True)
-            out.append(torch.cat([values[k].detach().reshape(1) for k in keys]))
-            if len(out) == chunk or step == n - 1:
+            for acc, k in zip(out, keys):
+                acc.append(values[k])
+            if len(out[0]) == chunk or step == n - 1:
                 if losses and not math.isfinite(torch.stack(losses).sum().item()):
                     raise TrainingError(f"the loss became NaN or infinite near row {step + 1}")
-                yield out
-                out, losses = [], []
+                yield torch.stack([torch.cat(acc).detach().float() for acc in out], dim=1)
+                out, losses = [[] for _ in keys], []
 
     def _append(self, result: Detection, rows: list[list[float]]) -> None:
         """Add scored rows to the result in file order, with skipped lines in between."""

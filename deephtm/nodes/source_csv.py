@@ -101,6 +101,13 @@ class CSVSource(Node):
 
     def forward(self, ctx):
         n = self.series.shape[0] - self.p["horizon"]
+        if ctx.batch == 1:  # one stream: slices are views, much cheaper than gathers
+            j = ctx.step % n
+            h = j + self.p["horizon"]
+            out = {"value": self.series[j:j + 1].view(1, 1), "target": self.series[h:h + 1].view(1, 1)}
+            if "time_of_day" in self.used_outputs or "day_of_week" in self.used_outputs:
+                out["time_of_day"], out["day_of_week"] = self.dates[j:j + 1, :2], self.dates[j:j + 1, 2:]
+            return out
         i = (self.offsets + ctx.step) % n
         out = {"value": self.series[i].unsqueeze(1),
                "target": self.series[i + self.p["horizon"]].unsqueeze(1)}
