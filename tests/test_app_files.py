@@ -134,3 +134,26 @@ def test_screenshot_mode(qapp, tmp_path):
                        capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "malformed JSON" in r.stderr
+
+
+def test_grouped_file_trains_exactly_like_the_ungrouped_one(qtbot, tmp_path):
+    """Groups are editor hierarchy only: the trainer gives the same numbers with or without."""
+    from deephtm.trainer import Trainer
+
+    w = make_window(qtbot, tmp_path)
+    w.open_file(str(fixture_file(tmp_path)))
+    for key, value in (("hidden", 16), ("layers", 1)):
+        w.editor.set_param("encoder", key, value)
+    w.editor.set_param("sp", "columns", 32)
+    w.editor.set_param("decoder", "hidden", 8)
+    w.editor.set_training("device", "cpu")
+    assert w.save_as(str(tmp_path / "plain.json"))
+    outer = w.editor.group(["sp", "tm"], "core")
+    w.editor.group([outer, "decoder"], "model")
+    w.editor.set_collapsed(outer, True)
+    assert w.save_as(str(tmp_path / "grouped.json"))
+    grouped = load_graph(tmp_path / "grouped.json")
+    assert len(grouped.groups) == 2
+    results = [Trainer(load_graph(tmp_path / name), steps=8, seed=3).run()["metrics"]
+               for name in ("plain.json", "grouped.json")]
+    assert results[0] == results[1] and results[0]["loss"] > 0
