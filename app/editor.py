@@ -70,10 +70,14 @@ class Editor(QObject):
         push(self.stack, self.doc, "Move", edits.move_ops(self.doc, positions))
 
     def set_param(self, node_id: str, name: str, value) -> None:
+        if self.doc.node(node_id) is None:  # a stale form of a node just renamed or deleted
+            return
         push(self.stack, self.doc, f"Set {node_id}.{name}", edits.set_param_ops(self.doc, node_id, name, value),
              merge_key=("param", node_id, name))
 
     def reset_param(self, node_id: str, name: str) -> None:
+        if self.doc.node(node_id) is None:
+            return
         push(self.stack, self.doc, f"Reset {node_id}.{name}", edits.reset_param_ops(self.doc, node_id, name))
 
     def rename(self, old: str, new: str) -> str | None:

@@ -104,6 +104,12 @@ class Inspector(QScrollArea):
         self.error_label.setStyleSheet("color: #d9383e;")
         self.error_label.setWordWrap(True)
         self.form.addRow(self.error_label)
+        # The old form may be inside one of its own signals (an id edit's editingFinished
+        # renames the node, which rebuilds this form): delete it later, never right now.
+        old = self.takeWidget()
+        if old is not None:
+            old.hide()
+            old.deleteLater()
         self.setWidget(page)
 
     def _heading(self, text: str, sub: str = "") -> None:

@@ -151,3 +151,20 @@ def test_double_click_on_empty_canvas_opens_search(qtbot, tmp_path):
     assert (added.id, added.type) == ("mse", "loss.mse")
     at = w.view.mapToScene(spot)
     assert (added.ui["x"], added.ui["y"]) == (round(at.x()), round(at.y()))
+
+
+def test_typing_in_text_fields_does_not_trigger_canvas_shortcuts(qtbot, tmp_path):
+    w = make_window(qtbot, tmp_path)
+    w.open_file(str(fixture_file(tmp_path)))
+    w.scene.select_ids(["sp"])
+    edit = w.inspector.findChild(type(w.palette.filter), "node_id")
+    edit.setFocus()
+    QTest.keyClick(edit, Qt.Key.Key_End)
+    QTest.keyClick(edit, Qt.Key.Key_Backspace)
+    QTest.keyClick(edit, Qt.Key.Key_Delete)
+    assert w.editor.doc.node("sp") is not None and edit.text() == "s"  # the node survives Del/Backspace
+    w.palette.filter.setFocus()
+    zoom = w.view.zoom()
+    w.view.scale(2, 2)
+    QTest.keyClicks(w.palette.filter, "f")
+    assert w.palette.filter.text() == "f" and abs(w.view.zoom() - 2 * zoom) < 1e-9  # no fit
