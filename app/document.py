@@ -16,7 +16,7 @@ An edge_key is (src, src_port, dst, dst_port).
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from typing import Callable
 
 from deephtm import registry
 from deephtm.graphfile import ID_RE, EdgeSpec, Graph, NodeSpec
