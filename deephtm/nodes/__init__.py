@@ -12,4 +12,5 @@ BUILTIN_MODULES = (
     "metric_nrmse",
     "anomaly_likelihood",
     "util_concat",
+    "encoder_fourier",
 )
