@@ -30,6 +30,7 @@ class Inspector(QScrollArea):
         self.setWidgetResizable(True)
         self.target: tuple | None = None  # what the form shows: ("node", id), ("edge", key), ...
         self.editors: dict[str, QWidget] = {}
+        self.param_labels: dict[str, QLabel] = {}
         self.shape_labels: dict[tuple, QLabel] = {}
         self.problem_label: QLabel | None = None
         self.error_label: QLabel | None = None
@@ -84,7 +85,7 @@ class Inspector(QScrollArea):
 
     # ---- building forms -------------------------------------------------------------
     def _build(self) -> None:
-        self.editors, self.shape_labels = {}, {}
+        self.editors, self.shape_labels, self.param_labels = {}, {}, {}
         self.problem_label = self.error_label = None
         page = QWidget()
         self.form = QFormLayout(page)
@@ -151,7 +152,8 @@ class Inspector(QScrollArea):
             w = make_editor(p, value, lambda v, name=p.name: self.editor.set_param(node_id, name, v),
                             self._report)
             self.editors[p.name] = w
-            self.form.addRow(self._param_label(p, p.name in spec.params), self._with_reset(w, node_id, p.name))
+            label = self.param_labels[p.name] = self._param_label(p, p.name in spec.params)
+            self.form.addRow(label, self._with_reset(w, node_id, p.name))
         self._build_ports(node_id, cls)
         self.problem_label = QLabel("")
         self.problem_label.setWordWrap(True)
@@ -252,6 +254,10 @@ class Inspector(QScrollArea):
             cls = registry.get(spec.type)
             if cls is not None:
                 values = {p.name: spec.params.get(p.name, p.default) for p in cls.params}
+                for p in cls.params:  # bold: the file sets it; plain: the default
+                    label = self.param_labels.get(p.name)
+                    if label is not None:
+                        label.setText(f"<b>{p.name}</b>" if p.name in spec.params else p.name)
         elif t[0] == "edge":
             values = {"delay": bool(doc.edge(t[1]).delay)}
         elif t[0] == "group":

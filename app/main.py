@@ -14,11 +14,17 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--screenshot", metavar="OUT.png",
                     help="open GRAPH, render the window to OUT.png and exit (works offscreen)")
     ap.add_argument("--size", default="1400x860", help="window size WxH for --screenshot (default 1400x860)")
+    ap.add_argument("--train-steps", type=int, metavar="N",
+                    help="train GRAPH N steps with the live run panel, write --out and --screenshot, exit")
+    ap.add_argument("--out", metavar="DIR", help="run directory for --train-steps (default: runs/<graph name>)")
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.train_steps is not None and args.graph:  # headless check of training (app/run/headless.py)
+        from .run.headless import run_headless_training
+        return run_headless_training(args.graph, args.train_steps, args.out, args.screenshot)
     if args.screenshot:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no display needed
     from deephtm.errors import DeepHTMError

@@ -59,6 +59,32 @@ class FloatSpin(QDoubleSpinBox):
         return QValidator.State.Acceptable, text, pos
 
 
+class IntSpin(QSpinBox):
+    """A spin box with the declared range that says why a typed number is refused."""
+
+    def __init__(self, param: Param, report: Callable[[str | None], None]):
+        super().__init__()
+        self.param = param
+        self.report = report
+        lo = int(param.min) if param.min is not None else -INT32_MAX
+        hi = int(min(param.max, INT32_MAX)) if param.max is not None else INT32_MAX  # QSpinBox is 32-bit
+        self.setRange(max(lo, -INT32_MAX), hi)
+        self.setKeyboardTracking(True)
+
+    def validate(self, text: str, pos: int):
+        state, text, pos = super().validate(text, pos)
+        t = text.strip()
+        if t not in ("", "-", "+"):
+            try:
+                self.param.check(int(t), "")
+                self.report(None)
+            except ValueError:
+                pass
+            except GraphError as exc:
+                self.report(f"{self.param.name}: {exc.message}")
+        return state, text, pos
+
+
 def make_editor(param: Param, value: Any, commit: Callable[[Any], None],
                 report: Callable[[str | None], None]) -> QWidget:
     """A widget editing `param`, showing `value`; commit(v) gets each valid new value,
@@ -78,12 +104,8 @@ def make_editor(param: Param, value: Any, commit: Callable[[Any], None],
         w.setChecked(bool(value))
         w.toggled.connect(checked)
     elif param.type == "int":
-        w = QSpinBox()
-        lo = int(param.min) if param.min is not None else -INT32_MAX
-        hi = int(min(param.max, INT32_MAX)) if param.max is not None else INT32_MAX
-        w.setRange(max(lo, -INT32_MAX), hi)
-        w.setValue(int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else lo)
-        w.setKeyboardTracking(True)
+        w = IntSpin(param, report)
+        w.setValue(int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else w.minimum())
         w.valueChanged.connect(checked)
     elif param.type == "float":
         w = FloatSpin(param, report=report)

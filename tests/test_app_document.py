@@ -9,6 +9,7 @@ from app.analysis import analyze
 from app.document import Document
 from app.layout import layered_positions
 from deephtm.graphfile import load_graph
+from deephtm.errors import GraphError
 from deephtm.resolve import resolve
 
 from app_helpers import fixture_file
@@ -114,12 +115,15 @@ def test_layout_puts_each_node_right_of_its_inputs(doc):
 
 def test_analysis_locates_engine_errors(doc):
     assert analyze(doc.graph).ok
-    doc.apply_all([("set_params", "sp", {"columns": 4, "winners": 9}),
-                   ("set_params", "decoder", {"hidden": 0})])
+    doc.apply_all([("set_params", "sp", {"columns": 4, "winners": 9})])
+    with pytest.raises(GraphError) as sp_error:  # the engine's words for this mistake
+        resolve(doc.graph)
+    doc.apply_all([("set_params", "decoder", {"hidden": 0})])
     a = analyze(doc.graph)
     assert not a.ok
+    # resolve() stops at the decoder's param; the sp's shape error is found as well
     by_node = {p.node: p.text for p in a.problems}
-    assert "winners (9) exceed columns (4)" in by_node["sp"]
+    assert by_node["sp"] == f"{sp_error.value.where}: {sp_error.value.message}"
     assert "param 'hidden'" in by_node["decoder"]
     doc.apply_all([("set_params", "sp", {}), ("set_params", "decoder", {}),
                    ("add_edge", {"from": "encoder.y", "to": "tm.columns", "delay": 0}, None)])

@@ -29,7 +29,8 @@ class EdgeItem(QGraphicsPathItem):
         self.dst_ref = ("in", key[2], key[3])
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.setZValue(0)
-        self.setToolTip(f"{key[0]}.{key[1]} -> {key[2]}.{key[3]}" + (" (delayed: previous step)" if delay else ""))
+        self.tip = f"{key[0]}.{key[1]} -> {key[2]}.{key[3]}" + (" (delayed: previous step's value)" if delay else "")
+        self.setToolTip(self.tip)
         self._apply_pen()
 
     def _apply_pen(self) -> None:
@@ -44,7 +45,7 @@ class EdgeItem(QGraphicsPathItem):
     def set_error(self, text: str | None) -> None:
         if text != self.error:
             self.error = text
-            self.setToolTip(text or self.toolTip())
+            self.setToolTip(f"{text}\n\n{self.tip}" if text else self.tip)
             self._apply_pen()
 
     def itemChange(self, change, value):

@@ -49,10 +49,14 @@ class BoxItem(QGraphicsItem):
         path.addRect(QRectF(0, 0, style.NODE_WIDTH, self.height))
         return path
 
+    def set_tip(self, text: str) -> None:
+        self.tip = text
+        self.setToolTip(f"{self.error}\n\n{text}" if self.error else text)
+
     def set_error(self, text: str | None) -> None:
         if text != self.error:
             self.error = text
-            self.setToolTip(text or "")
+            self.set_tip(getattr(self, "tip", ""))
             self.update()
 
     def paint(self, painter, option, widget=None):

@@ -51,7 +51,7 @@ class GraphScene(QGraphicsScene):
         item.type_name = spec.type
         item.signature = (spec.type, tuple(p[1] for p in ins), tuple(p[1] for p in outs))
         if cls is not None and cls.doc:
-            item.setToolTip(f"{spec.type}: {cls.doc}")
+            item.set_tip(f"{spec.type}: {cls.doc}")
         self.addItem(item)
         return item
 
@@ -68,7 +68,7 @@ class GraphScene(QGraphicsScene):
         item = CollapsedGroupItem(g["id"], g.get("title") or g["id"], f"group · {len(leaves)} nodes",
                                   port_rows(ins, "in"), port_rows(outs, "out"), leaves)
         item.signature = (g.get("title"), tuple(ins), tuple(outs), tuple(leaves))
-        item.setToolTip(f"group '{g['id']}' ({len(leaves)} nodes): double-click to expand")
+        item.set_tip(f"group '{g['id']}' ({len(leaves)} nodes): double-click to expand")
         self.addItem(item)
         return item
 

@@ -25,9 +25,10 @@ def _editor_window(graph_path: str):
         from app.main_window import MainWindow
     except ImportError:
         return None
-    scratch = tempfile.mkdtemp(prefix="deephtm-app-")  # leave the user's settings and recovery alone
-    window = MainWindow(QSettings(os.path.join(scratch, "settings.ini"), QSettings.Format.IniFormat),
-                        RecoveryStore(scratch))
+    scratch = tempfile.TemporaryDirectory(prefix="deephtm-app-")  # leave the user's settings alone
+    window = MainWindow(QSettings(os.path.join(scratch.name, "settings.ini"), QSettings.Format.IniFormat),
+                        RecoveryStore(scratch.name))
+    window.scratch = scratch  # removed when the window goes
     timer = getattr(window, "_autosave_timer", None)
     if timer is not None:
         timer.stop()
@@ -96,6 +97,10 @@ def run_headless_training(graph_path: str, steps: int, out: str | None, screensh
         print(f"deephtm-app: error: {panel.last_error}", file=sys.stderr)
         code = EXIT_FAILED
     if screenshot:
+        view = getattr(window, "view", None)
+        if view is not None and hasattr(view, "fit"):
+            view.fit()  # the editor's canvas: show the whole graph
+            app.processEvents()
         if not window.grab().save(screenshot):
             print(f"deephtm-app: error: {screenshot}: could not write the image", file=sys.stderr)
             code = code or EXIT_FAILED

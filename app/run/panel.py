@@ -191,6 +191,10 @@ class RunPanel(QWidget):
         options = RunOptions(out=self.run_dir(), steps=self.steps_box.value(), device=self.device_box.currentText(),
                              lr=lr, resume=resume, start_paused_after=paused_after)
         self._target = options.steps
+        old = self.thread
+        if old is not None:  # done: drop its model (memory) and its Qt object
+            old.trainer = old.sampler = None
+            old.deleteLater()
         self.thread = t = TrainingThread(self.graph, options, self)
         t.signals.started.connect(self._on_started)
         t.signals.sampled.connect(self._on_sampled)

@@ -55,6 +55,20 @@ def smooth(y: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
+class LogAxis(pg.AxisItem):
+    """A log axis with ticks at 1, 2 and 5 per decade only (pyqtgraph labels all nine,
+    which overlap on a short plot)."""
+
+    def logTickValues(self, minVal, maxVal, size, stdTicks):
+        ticks = [(spacing, t) for spacing, t in stdTicks if spacing >= 1.0]
+        if len(ticks) < 2:
+            lo, hi = int(math.floor(minVal)), int(math.ceil(maxVal))
+            per_decade = (1, 2, 5) if size / max(maxVal - minVal, 0.1) > 40 else (1,)
+            minor = [v + math.log10(m) for v in range(lo, hi) for m in per_decade]
+            ticks.append((None, [x for x in minor if minVal < x < maxVal]))
+        return ticks
+
+
 class LivePlots(pg.GraphicsLayoutWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -75,7 +89,9 @@ class LivePlots(pg.GraphicsLayoutWidget):
         return p
 
     def _build_static(self):
-        self.loss_plot = self._plot(0, 0, "loss", bottom="step")
+        self.loss_plot = self.addPlot(row=0, col=0, title="loss", axisItems={"left": LogAxis("left")})
+        self.loss_plot.showGrid(x=True, y=True, alpha=0.2)
+        self.loss_plot.setLabel("bottom", "step")
         self.loss_plot.setLogMode(y=True)
         self.loss_curve = self.loss_plot.plot(pen=pg.mkPen((240, 90, 90), width=2))
         self.metric_plot = self._plot(0, 1, "metric", bottom="step")

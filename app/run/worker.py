@@ -71,6 +71,7 @@ class TrainingThread(QThread):
         self.trainer: Trainer | None = None
         self.sampler: _QtSampler | None = None
         self.stop_requested = False
+        self.pause_requested = False
         self.summary: dict | None = None
         self.error: str | None = None
         self._watched: frozenset[str] = frozenset()
@@ -82,6 +83,7 @@ class TrainingThread(QThread):
             self.trainer.request_stop()
 
     def request_pause(self) -> None:
+        self.pause_requested = True  # applied once the trainer exists, if it does not yet
         if self.trainer is not None:
             self.trainer.request_pause()
 
@@ -113,7 +115,9 @@ class TrainingThread(QThread):
             sampler.model = trainer.model
             sampler.watch_nodes(self._watched)
             trainer.listeners.append(sampler)
-            if o.start_paused_after is not None:
+            if self.pause_requested:
+                trainer.request_pause()
+            elif o.start_paused_after is not None:
                 trainer.request_pause(after=o.start_paused_after)
             self.sampler = sampler
             self.trainer = trainer
@@ -124,20 +128,23 @@ class TrainingThread(QThread):
         except DeepHTMError as exc:
             self.error = str(exc)
         except torch.OutOfMemoryError:
-            self.error = (f"out of memory on {o.device} at step {self.trainer.step if self.trainer else 0}; "
+            where = self.trainer.device if self.trainer else o.device
+            self.error = (f"out of memory on {where} at step {self.trainer.step if self.trainer else 0}; "
                           "training stopped (reduce batch_size or the graph's sizes)")
-        except (RuntimeError, ValueError, IndexError, TypeError) as exc:
-            # torch reports shape and device errors as these; one line for the user, the trace on stderr.
-            traceback.print_exc(file=sys.stderr)
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            step = self.trainer.step if self.trainer else 0
-            self.error = f"training stopped at step {step}: {type(exc).__name__}: {first}"
         except MemoryError:
             self.error = "out of host memory; training stopped"
-        finally:
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()  # give an OOM's memory back before the next run
+        except Exception as exc:
+            # torch reports shape and device errors as RuntimeError; a node plugin may raise
+            # anything. Either way one line for the user, the trace on stderr, and the app
+            # lives on (an exception escaping QThread.run would abort it).
+            traceback.print_exc(file=sys.stderr)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            step = self.trainer.step if self.trainer else 0
+            self.error = f"training stopped at step {step}: {type(exc).__name__}: {first}".rstrip(": ")
         if self.error is not None:
+            self.trainer = self.sampler = None  # let the failed model's memory go (an OOM's above all)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
             self.signals.failed.emit(self.error)
         else:
             self.signals.finished.emit(self.summary)
