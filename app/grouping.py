@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import re
 
+from deephtm import registry
 from deephtm.graphfile import Graph
 
 from .document import Document, Op
@@ -77,16 +78,25 @@ def representatives(graph: Graph) -> dict[str, str]:
 
 
 def external_ports(graph: Graph, gid: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """(inputs, outputs) of a collapsed group: member ports wired across its boundary,
-    as (node id, port name), each once, in edge order."""
-    inside = set(leaf_nodes(graph, gid))
+    """(inputs, outputs) of a collapsed group, as (node id, port name): member ports wired
+    across its boundary, in edge order, then members' required inputs that nothing feeds
+    yet, so a collapsed group can still be wired up."""
+    leaves = leaf_nodes(graph, gid)
+    inside = set(leaves)
     ins: dict[tuple[str, str], None] = {}
     outs: dict[tuple[str, str], None] = {}
+    fed = set()
     for e in graph.edges:
+        fed.add((e.dst, e.dst_port))
         if e.dst in inside and e.src not in inside:
             ins[(e.dst, e.dst_port)] = None
         if e.src in inside and e.dst not in inside:
             outs[(e.src, e.src_port)] = None
+    for node_id in leaves:
+        cls = registry.get(graph.node(node_id).type)
+        for port in cls.inputs if cls else ():
+            if not port.optional and (node_id, port.name) not in fed:
+                ins[(node_id, port.name)] = None
     return list(ins), list(outs)
 
 

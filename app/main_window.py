@@ -49,6 +49,9 @@ class MainWindow(QMainWindow):
         self.resize(1400, 860)
         self._make_docks()
         self._make_actions()
+        state = self.settings.value("window_state")
+        if state is not None:
+            self.restoreState(state)  # the docks where the user left them
         # bound methods, not lambdas: Qt drops them when the window goes, so no signal
         # can reach a deleted window while it is torn down
         self.editor.stack.cleanChanged.connect(self._on_clean_changed)

@@ -87,6 +87,12 @@ def test_group_nests_and_ungroup_restores(doc):
     assert ins == [("sp", "x")]
     assert set(outs) == {("decoder", "y"), ("tm", "loss")}
     resolve(doc.graph)  # groups never stop the graph from resolving
+    doc.apply_all([("remove_edge", ("sine", "value", "encoder", "x"))])
+    ops, lone = grouping.group_ops(doc, ["encoder"], "lone")
+    doc.apply_all(ops)
+    assert grouping.external_ports(doc.graph, lone)[0] == [("encoder", "x")]  # unfed: still wireable
+    doc.apply_all(grouping.ungroup_ops(doc, lone))
+    doc.apply_all([("add_edge", {"from": "sine.value", "to": "encoder.x", "delay": 0}, 0)])
     doc.apply_all(grouping.ungroup_ops(doc, inner))
     assert grouping.group(doc.graph, outer)["nodes"] == ["sp", "tm", "decoder"]
     doc.apply_all(grouping.ungroup_ops(doc, outer))
