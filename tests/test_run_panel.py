@@ -211,12 +211,13 @@ def test_node_view_shows_live_activity(qtbot, panel, tmp_path):
         panel.stop()
 
 
-def test_headless_check_mode_writes_run_and_screenshot(qtbot, tmp_path):
-    from app.run.headless import run_headless_training
+def test_headless_check_mode_writes_run_and_screenshot(qtbot, tmp_path, capsys):
+    from app.main import main
 
     path = write(tmp_path, small_sine_dict(steps=50))
     out, shot = tmp_path / "run", tmp_path / "shot.png"
-    assert run_headless_training(str(path), 80, str(out), str(shot), editor=False) == 0
+    assert main([str(path), "--train-steps", "80", "--out", str(out), "--screenshot", str(shot)]) == 0
+    assert "trained 80 steps in the app" in capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 80 and summary["steps_per_s"] > 0
     assert (out / "checkpoint" / "model.safetensors").exists() and (out / "metrics.jsonl").exists()
@@ -235,3 +236,14 @@ def test_ring_and_decimating_buffers_stay_bounded():
         series.append(i, float(i))
     x, y = series.view()
     assert len(x) <= 64 and x[0] == 0 and x[-1] > 190_000 and (np.diff(x) > 0).all()
+
+
+def test_headless_check_mode_reports_a_bad_graph_in_one_line(qtbot, tmp_path, capsys):
+    from app.run.headless import run_headless_training
+
+    d = small_sine_dict()
+    d["nodes"][2]["params"]["columns"] = -3
+    path = write(tmp_path, d)
+    assert run_headless_training(str(path), 10, str(tmp_path / "run"), None, editor=False) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "columns" in err and "Traceback" not in err

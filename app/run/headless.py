@@ -64,6 +64,7 @@ def run_headless_training(graph_path: str, steps: int, out: str | None, screensh
 
     from deephtm.errors import DeepHTMError
     from deephtm.graphfile import load_graph
+    from deephtm.resolve import resolve
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     if steps is None or steps < 1:
@@ -71,6 +72,7 @@ def run_headless_training(graph_path: str, steps: int, out: str | None, screensh
         return EXIT_USER_ERROR
     try:
         graph = load_graph(graph_path)
+        resolve(graph)  # a graph that cannot train: one line and exit 2, as the CLI
     except DeepHTMError as exc:
         print(f"deephtm-app: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

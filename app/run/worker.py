@@ -79,30 +79,36 @@ class TrainingThread(QThread):
     # ---- requests from the GUI thread (the trainer acts on them between steps) -----------
     def request_stop(self) -> None:
         self.stop_requested = True
-        if self.trainer is not None:
-            self.trainer.request_stop()
+        trainer = self.trainer  # read once: the worker may drop it meanwhile
+        if trainer is not None:
+            trainer.request_stop()
 
     def request_pause(self) -> None:
         self.pause_requested = True  # applied once the trainer exists, if it does not yet
-        if self.trainer is not None:
-            self.trainer.request_pause()
+        trainer = self.trainer
+        if trainer is not None:
+            trainer.request_pause()
 
     def request_resume(self) -> None:
-        if self.trainer is not None:
-            self.trainer.request_resume()
+        trainer = self.trainer
+        if trainer is not None:
+            trainer.request_resume()
 
     def request_step(self, n: int = 1) -> None:
-        if self.trainer is not None:
-            self.trainer.request_step(n)
+        trainer = self.trainer
+        if trainer is not None:
+            trainer.request_step(n)
 
     def request_save(self) -> None:
-        if self.trainer is not None:
-            self.trainer.request_save()
+        trainer = self.trainer
+        if trainer is not None:
+            trainer.request_save()
 
     def watch_nodes(self, node_ids) -> None:
         self._watched = frozenset(node_ids)
-        if self.sampler is not None:
-            self.sampler.watch_nodes(self._watched)
+        sampler = self.sampler
+        if sampler is not None:
+            sampler.watch_nodes(self._watched)
 
     # ---- the thread --------------------------------------------------------------------------
     def run(self) -> None:
