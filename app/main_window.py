@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from PyQt6.QtCore import QMimeData, QSettings, Qt, QTimer
-from PyQt6.QtGui import QAction, QCursor, QKeySequence
+from PyQt6.QtGui import QAction, QKeySequence
 from PyQt6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QInputDialog, QMainWindow, QMenu,
                              QMessageBox, QScrollArea)
 
@@ -182,7 +182,7 @@ class MainWindow(QMainWindow):
     def _on_refused(self, text: str) -> None:
         self.last_error = text
         self.statusBar().showMessage(text, 8000)
-        self.view.toast(self.view.mapToScene(self.view.mapFromGlobal(QCursor.pos())), text)
+        self.view.toast_at_mouse(text)
 
     def _on_analysed(self, analysis) -> None:
         self.problems.show_analysis(analysis)

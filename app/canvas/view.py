@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 
-from PyQt6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer
+from PyQt6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, QTimer
 from PyQt6.QtGui import QPainter, QPen
-from PyQt6.QtWidgets import QGraphicsPathItem, QGraphicsSimpleTextItem, QGraphicsView
+from PyQt6.QtGui import QBrush, QFontMetricsF
+from PyQt6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QGraphicsView
 
 from deephtm.spec import kind_accepts
 
@@ -38,6 +39,7 @@ class GraphView(QGraphicsView):
         self._wire_from: PortItem | None = None
         self._wire = None
         self._hover_target: PortItem | None = None
+        self._refusing: PortItem | None = None  # the refused port whose reason is on show
         self._toast = None
         self._toast_timer = QTimer(self)
         self._toast_timer.setSingleShot(True)
@@ -261,8 +263,22 @@ class GraphView(QGraphicsView):
             target.set_highlight("ok")
             self._hover_target = target
             pos = target.scenePos()
+            self._clear_toast()
+        elif target is not None and target.highlight == "bad" and target is not self._wire_from:
+            if target is not self._refusing:  # say why, once per port hovered
+                self._refusing = target
+                self.toast(target.scenePos(), self._refusal(self._wire_from, target))
         a, b = (start, pos) if self._wire_from.direction == "out" else (pos, start)
         self._wire.setPath(wire_path(a, b))
+
+    def _refusal(self, a: PortItem, b: PortItem) -> str:
+        if a.direction == b.direction:
+            return f"Can't connect two {'inputs' if a.direction == 'in' else 'outputs'}"
+        out, inp = (a, b) if a.direction == "out" else (b, a)
+        from ..edits import connection_problem
+
+        reason = connection_problem(self.editor.doc, out.node_id, out.port, inp.node_id, inp.port)
+        return f"Can't connect: {reason}" if reason else ""
 
     def _cancel_wire(self) -> None:
         if self._wire is not None:
@@ -270,6 +286,7 @@ class GraphView(QGraphicsView):
         self._wire = None
         self._wire_from = None
         self._hover_target = None
+        self._refusing = None
         for p in self.scene().all_ports():
             p.set_highlight(None)
 
@@ -286,15 +303,24 @@ class GraphView(QGraphicsView):
         out, inp = (start, target) if start.direction == "out" else (target, start)
         self.editor.connect_ports(out.node_id, out.port, inp.node_id, inp.port)
 
+    @property
+    def toast_text(self) -> str | None:
+        """The message on show on the canvas, if any."""
+        return self._toast.text if self._toast is not None else None
+
+    def toast_at_mouse(self, text: str) -> None:
+        self.toast(self.mapToScene(self._last_mouse.toPoint()), text)
+
     def toast(self, pos: QPointF, text: str) -> None:
         """A short message on the canvas near where the user is looking."""
         self._clear_toast()
-        item = QGraphicsSimpleTextItem(text)
-        item.setBrush(style.ERROR)
-        item.setFont(style.font(10, bold=True))
-        item.setFlag(item.GraphicsItemFlag.ItemIgnoresTransformations)
-        item.setPos(pos + QPointF(12, 12))
-        item.setZValue(10)
+        if not text:
+            return
+        item = ToastItem(text)
+        at = self.mapFromScene(pos) + QPoint(12, 12)  # keep it inside the view
+        at.setX(max(4, min(at.x(), self.viewport().width() - int(item.rect.width()) - 8)))
+        at.setY(max(4, min(at.y(), self.viewport().height() - int(item.rect.height()) - 8)))
+        item.setPos(self.mapToScene(at))
         self.scene().addItem(item)
         self._toast = item
         self._toast_timer.start()
@@ -334,3 +360,27 @@ class GraphView(QGraphicsView):
         self.scene().select_ids([node_id])
         self.setFocus()
         return node_id
+
+
+class ToastItem(QGraphicsItem):
+    """A short message on the canvas, the same size at any zoom, readable over wires."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+        self.font = style.font(10, bold=True)
+        size = QFontMetricsF(self.font).size(0, text)
+        self.rect = QRectF(0, 0, size.width() + 20, size.height() + 12)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+        self.setZValue(10)
+
+    def boundingRect(self) -> QRectF:
+        return self.rect.adjusted(-1, -1, 1, 1)
+
+    def paint(self, painter, option, widget=None):
+        painter.setPen(QPen(style.ERROR, 1.5))
+        painter.setBrush(QBrush(style.CANVAS_BG.darker(140)))
+        painter.drawRoundedRect(self.rect, 6, 6)
+        painter.setFont(self.font)
+        painter.setPen(style.TEXT)
+        painter.drawText(self.rect, Qt.AlignmentFlag.AlignCenter, self.text)
