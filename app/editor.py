@@ -62,8 +62,9 @@ class Editor(QObject):
         return True
 
     def delete(self, node_ids, edge_keys=()) -> None:
+        node_ids, edge_keys = list(node_ids), list(edge_keys)
         ops = edits.delete_ops(self.doc, node_ids, edge_keys)
-        n, e = len(list(node_ids)), len(list(edge_keys))
+        n, e = len(node_ids), len(edge_keys)
         push(self.stack, self.doc, f"Delete {n} node(s), {e} edge(s)" if n else "Delete edge(s)", ops)
 
     def move(self, positions: dict) -> None:

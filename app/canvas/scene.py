@@ -43,13 +43,17 @@ class GraphScene(QGraphicsScene):
         return ([(node_id, p.name, p.kind, p.name, p.doc) for p in ins],
                 [(node_id, p.name, p.kind, p.name, p.doc) for p in outs])
 
+    def _signature(self, spec) -> tuple:
+        ins, outs = self.doc.ports(spec.id)
+        return (spec.type, tuple(p.name for p in ins), tuple(p.name for p in outs))
+
     def _make_node(self, spec) -> NodeItem:
         cls = registry.get(spec.type)
         ins, outs = self._node_ports(spec.id)
         item = NodeItem(spec.id, spec.id, spec.type if cls else f"{spec.type} (unknown type)",
                         cls.category if cls else "", ins, outs)
         item.type_name = spec.type
-        item.signature = (spec.type, tuple(p[1] for p in ins), tuple(p[1] for p in outs))
+        item.signature = self._signature(spec)
         if cls is not None and cls.doc:
             item.set_tip(f"{spec.type}: {cls.doc}")
         self.addItem(item)
@@ -90,12 +94,9 @@ class GraphScene(QGraphicsScene):
                 self.removeItem(self.nodes.pop(nid))
         for spec in g.nodes:
             item = self.nodes.get(spec.id)
-            if item is not None:
-                ins, outs = self._node_ports(spec.id) if registry.get(spec.type) is None else ((), ())
-                if registry.get(spec.type) is None and item.signature[1:] != (
-                        tuple(p[1] for p in ins), tuple(p[1] for p in outs)):
-                    self.removeItem(item)
-                    item = None
+            if item is not None and registry.get(spec.type) is None and item.signature != self._signature(spec):
+                self.removeItem(item)  # an unknown type's ports follow its edges: redraw it
+                item = None
             if item is None:
                 item = self.nodes[spec.id] = self._make_node(spec)
             x, y = self.doc.position(spec.id)
