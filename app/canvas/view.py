@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 
 from PyQt6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, QTimer
-from PyQt6.QtGui import QPainter, QPen
-from PyQt6.QtGui import QBrush, QFontMetricsF
+from PyQt6.QtGui import QBrush, QFontMetricsF, QPainter, QPen
 from PyQt6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QGraphicsView
 
 from deephtm.spec import kind_accepts
