@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from PyQt6.QtCore import QMimeData, QSettings, Qt, QTimer
-from PyQt6.QtGui import QAction, QKeySequence
+from PyQt6.QtGui import QAction, QCursor, QKeySequence
 from PyQt6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QInputDialog, QMainWindow, QMenu,
                              QMessageBox, QScrollArea)
 
@@ -407,12 +407,23 @@ class MainWindow(QMainWindow):
         except ValueError:
             return []
         self._paste_count += 1
-        return self._paste_fragment(frag, PASTE_OFFSET * self._paste_count)
+        at = self.view.mapFromGlobal(QCursor.pos())
+        if self.view.underMouse() and self.view.viewport().rect().contains(at):
+            # paste where the mouse is: the fragment's top-left corner goes there
+            try:
+                xs = [float(n.get("ui", {}).get("x", 0)) for n in frag["nodes"]] or [0.0]
+                ys = [float(n.get("ui", {}).get("y", 0)) for n in frag["nodes"]] or [0.0]
+            except (AttributeError, TypeError, ValueError):
+                xs = ys = [0.0]
+            target = self.view.mapToScene(at)
+            return self._paste_fragment(frag, target.x() - min(xs), target.y() - min(ys))
+        offset = PASTE_OFFSET * self._paste_count
+        return self._paste_fragment(frag, offset, offset)
 
-    def _paste_fragment(self, frag: dict, offset: float) -> list[str]:
+    def _paste_fragment(self, frag: dict, dx: float, dy: float | None = None) -> list[str]:
         try:
-            new_ids = self.editor.paste(frag, offset, offset)
-        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            new_ids = self.editor.paste(frag, dx, dx if dy is None else dy)
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:  # text from elsewhere
             self.report_error(f"can't paste: {exc}")
             return []
         self.scene.select_ids(new_ids)

@@ -195,3 +195,20 @@ def test_unknown_node_type_is_drawn_and_can_be_repaired(qtbot, tmp_path):
     w.editor.connect_ports("encoder", "y", "sp", "x")
     w.editor.connect_ports("sp", "columns", "tm", "columns")
     assert w.editor.validate_now().ok
+
+
+def test_pasting_foreign_text_is_refused_without_harm(qtbot, tmp_path):
+    from PyQt6.QtWidgets import QApplication
+
+    w = make_window(qtbot, tmp_path)
+    w.open_file(str(fixture_file(tmp_path)))
+    before = w.editor.doc.graph.to_dict()
+    for text in ("hello", "[1, 2]", '{"nodes": 3}', '{"nodes": [{"id": "x"}], "edges": [{"from": 1}]}',
+                 '{"nodes": [{"id": "a", "type": "htm.sp", "ui": {"x": "left"}}]}'):
+        QApplication.clipboard().setText(text)
+        w.paste()
+        assert w.editor.doc.graph.to_dict() == before, text
+    # a graph fragment copied as text from another editor's file pastes fine
+    QApplication.clipboard().setText(json.dumps({"nodes": [{"id": "sp", "type": "htm.sp", "params": {},
+                                                            "ui": {"x": 0, "y": 0}}], "edges": []}))
+    assert w.paste() == ["sp_2"]
