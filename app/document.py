@@ -16,6 +16,7 @@ An edge_key is (src, src_port, dst, dst_port).
 from __future__ import annotations
 
 import copy
+import re
 from typing import Callable
 
 from deephtm import registry
@@ -112,17 +113,19 @@ class Document:
         ui = self.node(node_id).ui
         return float(ui.get("x", 0)), float(ui.get("y", 0))
 
-    def unique_id(self, base: str) -> str:
+    def unique_id(self, base: str, also_taken=()) -> str:
+        """base if it is free, else base_2, base_3...; a copy of sp_2 becomes sp_3."""
         base = "".join(c if c.isalnum() or c in "_-" else "_" for c in base)[:56] or "node"
         if not ID_RE.match(base):
             base = "n_" + base
-        taken = {n.id for n in self.graph.nodes} | {g["id"] for g in self.graph.groups}
+        taken = {n.id for n in self.graph.nodes} | {g["id"] for g in self.graph.groups} | set(also_taken)
         if base not in taken:
             return base
+        stem = re.sub(r"_\d+$", "", base) or base
         i = 2
-        while f"{base}_{i}" in taken:
+        while f"{stem}_{i}" in taken:
             i += 1
-        return f"{base}_{i}"
+        return f"{stem}_{i}"
 
     # ---- applying operations ------------------------------------------------
     def apply(self, op: Op) -> Op:

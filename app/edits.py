@@ -157,10 +157,7 @@ def paste_ops(doc: Document, frag: dict, dx: float, dy: float) -> tuple[list[Op]
 
 def _fresh(doc: Document, base: str, taken_now: list[str]) -> str:
     # unique against the document and the ids this paste already handed out
-    i, candidate = 2, doc.unique_id(base)
-    while candidate in taken_now:
-        candidate = doc.unique_id(f"{base}_{i}")
-        i += 1
+    candidate = doc.unique_id(base, taken_now)
     taken_now.append(candidate)
     return candidate
 

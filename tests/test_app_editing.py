@@ -212,3 +212,32 @@ def test_pasting_foreign_text_is_refused_without_harm(qtbot, tmp_path):
     QApplication.clipboard().setText(json.dumps({"nodes": [{"id": "sp", "type": "htm.sp", "params": {},
                                                             "ui": {"x": 0, "y": 0}}], "edges": []}))
     assert w.paste() == ["sp_2"]
+
+
+def test_keyboard_shortcuts(qtbot, tmp_path):
+    w = make_window(qtbot, tmp_path)
+    path = fixture_file(tmp_path)
+    w.open_file(str(path))
+    v = w.view
+    v.setFocus()
+    ctrl = Qt.KeyboardModifier.ControlModifier
+    w.scene.select_ids(["sp"])
+    QTest.keyClick(v, Qt.Key.Key_D, ctrl)
+    assert w.editor.doc.node("sp_2") is not None and w.scene.selected_node_ids() == ["sp_2"]
+    QTest.keyClick(v, Qt.Key.Key_C, ctrl)
+    QTest.keyClick(v, Qt.Key.Key_V, ctrl)
+    assert w.editor.doc.node("sp_3") is not None
+    QTest.keyClick(v, Qt.Key.Key_A, ctrl)
+    assert len(w.scene.selected_node_ids()) == len(w.editor.doc.graph.nodes)
+    w.scene.select_ids(["sp_2", "sp_3"])
+    QTest.keyClick(v, Qt.Key.Key_G, ctrl)  # the title prompt is stubbed to "region"
+    assert [g["nodes"] for g in w.editor.doc.graph.groups] == [["sp_2", "sp_3"]]
+    QTest.keyClick(v, Qt.Key.Key_E, ctrl)
+    assert w.editor.doc.graph.groups[0]["collapsed"]
+    QTest.keyClick(v, Qt.Key.Key_Delete)  # the collapsed group is selected: its nodes go
+    assert w.editor.doc.node("sp_2") is None and not w.editor.doc.graph.groups
+    QTest.keyClick(v, Qt.Key.Key_S, ctrl)
+    assert not w.is_modified() and load_graph(path).to_dict() == w.editor.doc.graph.to_dict() | {
+        "ui": load_graph(path).ui}
+    QTest.keyClick(v, Qt.Key.Key_N, ctrl)
+    assert w.editor.doc.graph.nodes == [] and w.path is None
