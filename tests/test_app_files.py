@@ -82,6 +82,7 @@ def test_unsaved_changes_prompt(qtbot, tmp_path):
     w.ask_unsaved = lambda: "cancel"
     w.new_file()
     assert w.editor.doc.node("tm") is not None  # cancelled: nothing dropped
+    assert not w.close() and w.isVisible()  # closing the window asks too
     w.path = str(tmp_path / "kept.json")
     w.ask_unsaved = lambda: "save"
     w.new_file()
