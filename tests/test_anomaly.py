@@ -1,0 +1,202 @@
+"""Anomaly detection: date encodings, the likelihood node, deephtm detect end to end, bad rows."""
+import csv
+import json
+import math
+import random
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+import torch
+
+from deephtm.cli import main
+from deephtm.detect import Detector
+from deephtm.errors import GraphError
+from deephtm.graphfile import load_graph
+from deephtm.node import Context
+from deephtm.nodes.anomaly_likelihood import AnomalyLikelihood
+from deephtm.nodes.source_csv import CSVSource
+from deephtm.nodes.util_concat import Concat
+from deephtm.resolve import check_params
+
+ROOT = Path(__file__).resolve().parent.parent
+GRAPH = ROOT / "graphs" / "anomaly.json"
+START = datetime(2024, 1, 1)  # a Monday
+
+
+def write_series(path, values, step_minutes=5, bad=None):
+    """A timestamp,value CSV; bad maps a row index to a replacement (timestamp, value) pair."""
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["timestamp", "value"])
+        for i, v in enumerate(values):
+            row = [(START + timedelta(minutes=step_minutes * i)).strftime("%Y-%m-%d %H:%M:%S"), f"{v:.4f}"]
+            if bad and i in bad:
+                row = list(bad[i])
+            w.writerow(row)
+    return path
+
+
+def periodic(n, shift_at=None, seed=0):
+    """A daily-looking pattern (period 48 rows) with a little noise, optionally a level shift."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        v = 10 + 3 * math.sin(2 * math.pi * i / 48) + rng.gauss(0, 0.1)
+        if shift_at is not None and i >= shift_at:
+            v += 12
+        out.append(v)
+    return out
+
+
+def make_source(path, **params):
+    p = check_params(CSVSource, "source", dict(path=str(path), **params))
+    node = CSVSource(p, {})
+    node.node_id, node.base_dir = "source", None
+    node.used_outputs = {"value", "target", "time_of_day", "day_of_week"}
+    node.setup(1, torch.Generator())
+    return node
+
+
+# ---- source.csv date encodings -------------------------------------------------------
+
+def test_time_of_day_and_day_of_week_are_cyclic(tmp_path):
+    rows = [("2024-01-01 06:00:00", 1), ("2024-01-01 18:00:00", 2), ("2024-01-03 00:00:00", 3)]
+    path = tmp_path / "d.csv"
+    path.write_text("timestamp,value\n" + "".join(f"{t},{v}\n" for t, v in rows))
+    src = make_source(path, timestamp_column="timestamp", horizon=0, normalize="none")
+    ctx = Context(step=0, batch=1, device=torch.device("cpu"), generator=torch.Generator())
+    out = src(ctx)
+    assert out["value"].tolist() == [[1.0]]
+    assert out["time_of_day"][0].tolist() == pytest.approx([1.0, 0.0], abs=1e-6)  # 06:00: a quarter turn
+    monday_6h = 2 * math.pi * 0.25 / 7
+    assert out["day_of_week"][0].tolist() == pytest.approx([math.sin(monday_6h), math.cos(monday_6h)], abs=1e-6)
+    ctx.step = 1
+    assert src(ctx)["time_of_day"][0].tolist() == pytest.approx([-1.0, 0.0], abs=1e-6)  # 18:00
+    ctx.step = 2
+    wednesday = 2 * math.pi * 2 / 7
+    assert src(ctx)["day_of_week"][0].tolist() == pytest.approx([math.sin(wednesday), math.cos(wednesday)], abs=1e-6)
+
+
+def test_online_normalization_never_uses_later_rows(tmp_path):
+    a = write_series(tmp_path / "a.csv", [1, 2, 3, 4, 100])
+    b = write_series(tmp_path / "b.csv", [1, 2, 3, 4, -50])
+    sa = make_source(a, horizon=0, normalize="online")
+    sb = make_source(b, horizon=0, normalize="online")
+    assert sa.series[:4].tolist() == sb.series[:4].tolist()  # the last row changes nothing before it
+    assert sa.series[4] > 1 and sb.series[4] < -1
+
+
+@pytest.mark.parametrize("bad_row, message", [
+    (("2024-01-01 00:10:00", "abc"), "line 4: non-numeric value 'abc' in column 'value'"),
+    (("2024-01-01 00:10:00", ""), "line 4: missing value in column 'value'"),
+    (("yesterday", "1.5"), "line 4: unparsable timestamp 'yesterday' in column 'timestamp'"),
+])
+def test_bad_rows_are_errors_naming_the_line(tmp_path, bad_row, message):
+    path = write_series(tmp_path / "bad.csv", [1, 2, 3, 4, 5], bad={2: bad_row})
+    with pytest.raises(GraphError) as err:
+        make_source(path, timestamp_column="timestamp", horizon=0)
+    assert message in str(err.value)
+    assert "node 'source'" in str(err.value)
+
+
+def test_concat_joins_features():
+    node = Concat(check_params(Concat, "c", {}), {"a": (1,), "b": (2,), "c": None, "d": None})
+    assert Concat.infer({}, {"a": (1,), "b": (2,), "c": (2,), "d": None}) == {"y": (5,)}
+    y = node(None, a=torch.ones(3, 1), b=torch.zeros(3, 2))["y"]
+    assert y.shape == (3, 3) and y[:, 0].tolist() == [1, 1, 1]
+
+
+# ---- the likelihood node ---------------------------------------------------------------
+
+def run_likelihood(raw_stream, **params):
+    p = check_params(AnomalyLikelihood, "likelihood", params)
+    node = AnomalyLikelihood(p, {"raw": ()})
+    node.setup(1, torch.Generator())
+    return [node(None, raw=torch.tensor([r]))["likelihood"].item() for r in raw_stream]
+
+
+def test_likelihood_is_near_half_when_stationary_and_jumps_at_a_shift():
+    rng = random.Random(1)
+    raw = [float(rng.random() < 0.1) for _ in range(1500)] + [float(rng.random() < 0.7) for _ in range(30)]
+    lik = run_likelihood(raw, learning_period=100, estimation_samples=100, history=1000)
+    assert all(v == 0.5 for v in lik[:200])  # learning, then estimating
+    steady = sorted(lik[300:1500])
+    assert 0.3 < steady[len(steady) // 2] < 0.7  # the median: half the averages lie above
+    assert max(lik[1500:1530]) > 0.999
+
+
+def test_log_scale_and_flags():
+    raw = [0.0] * 300 + [1.0] * 20
+    p = check_params(AnomalyLikelihood, "l", {"learning_period": 50, "estimation_samples": 50,
+                                              "threshold": 0.5, "refractory": 100})
+    node = AnomalyLikelihood(p, {"raw": ()})
+    node.setup(1, torch.Generator())
+    outs = [node(None, raw=torch.tensor([r])) for r in raw]
+    scores = [o["score"].item() for o in outs]
+    flags = [o["flag"].item() for o in outs]
+    assert scores[0] == pytest.approx(math.log(0.5) / math.log(1e-10))  # 0.0301
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert max(scores[300:]) == pytest.approx(1.0)
+    assert sum(flags) == 1 and flags.index(1.0) >= 300  # one flag, then the refractory period
+
+
+# ---- deephtm detect --------------------------------------------------------------------
+
+def test_detect_writes_one_row_per_input_row(tmp_path, capsys):
+    path = write_series(tmp_path / "stream.csv", periodic(400))
+    out = tmp_path / "scores.csv"
+    assert main(["detect", str(GRAPH), "--input", str(path), "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) == 400 == summary["rows"]
+    assert list(rows[0]) == ["timestamp", "value", "raw_anomaly", "anomaly_likelihood", "anomaly_score", "flagged"]
+    assert all(0.0 <= float(r["anomaly_score"]) <= 1.0 for r in rows)
+    assert all(0.0 <= float(r["raw_anomaly"]) <= 1.0 for r in rows)
+    assert rows[5]["timestamp"] == "2024-01-01 00:25:00" and float(rows[5]["value"]) == pytest.approx(periodic(6)[5], abs=1e-3)
+    assert summary["rows_per_s"] > 0 and "flagged_points" in summary
+    assert json.loads((tmp_path / "scores.summary.json").read_text())["rows"] == 400
+
+
+def test_detector_likelihood_is_calm_then_jumps_at_a_level_shift(tmp_path):
+    path = write_series(tmp_path / "shift.csv", periodic(900, shift_at=800))
+    res = Detector(load_graph(GRAPH), str(path)).run()
+    assert sum(res.raw[400:800]) / 400 < 0.3  # the TM learned the pattern online
+    calm = sorted(res.likelihood[300:800])
+    assert 0.3 < calm[len(calm) // 2] < 0.7  # the median: about half the averages lie above
+    assert sum(res.likelihood[700:800]) / 100 < 0.6
+    assert max(res.likelihood[800:830]) > 0.9  # the shift
+
+
+def test_detect_skips_bad_rows_with_a_warning_naming_the_line(tmp_path, capsys):
+    bad = {3: ("2024-01-01 00:15:00", "n/a"), 7: ("not a date", "1.0"), 9: ("2024-01-01 00:45:00", "")}
+    path = write_series(tmp_path / "bad.csv", periodic(60), bad=bad)
+    out = tmp_path / "scores.csv"
+    assert main(["detect", str(GRAPH), "--input", str(path), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    for line in (5, 9, 11):  # row i is on line i + 2
+        assert f"line {line}:" in captured.err
+    assert "non-numeric value 'n/a'" in captured.err and "unparsable timestamp 'not a date'" in captured.err
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) == 60
+    assert rows[3]["value"] == "" and rows[3]["anomaly_score"] == "0.000000"
+    assert rows[7]["timestamp"] == "not a date"
+    assert rows[4]["value"] != ""
+    assert json.loads(captured.out)["scored_rows"] == 57
+
+
+def test_detect_reports_a_missing_column_in_one_line(tmp_path, capsys):
+    path = write_series(tmp_path / "s.csv", periodic(20))
+    assert main(["detect", str(GRAPH), "--input", str(path), "--value-column", "speed",
+                 "--out", str(tmp_path / "o.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "no column 'speed'" in err and err.count("\n") == 1
+
+
+def test_detect_without_timestamps(tmp_path, capsys):
+    path = tmp_path / "plain.csv"
+    path.write_text("value\n" + "".join(f"{v}\n" for v in periodic(50)))
+    out = tmp_path / "o.csv"
+    assert main(["detect", str(GRAPH), "--input", str(path), "--timestamp-column", "", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) == 50 and rows[7]["timestamp"] == "7"
