@@ -190,3 +190,13 @@ def test_delete_key_removes_node_and_its_edges(qtbot, tmp_path):
     assert g.node("tm") is None
     assert not [e for e in g.edges if "tm" in (e.src, e.dst)]
     assert not [k for k in w.scene.edges if "tm" in (k[0], k[2])]
+
+
+def test_port_tooltips_show_inferred_shapes(qtbot, tmp_path):
+    w = make_window(qtbot, tmp_path)
+    w.open_file(str(fixture_file(tmp_path)))
+    port = w.scene.nodes["tm"].ports[("out", "tm", "cells")]
+    assert port.toolTip().startswith("cells (sdr) [1280]")  # 256 columns x 5 cells
+    w.editor.set_param("tm", "cells_per_column", 2)
+    w.editor.validate_now()
+    assert port.toolTip().startswith("cells (sdr) [512]")

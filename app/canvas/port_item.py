@@ -23,8 +23,14 @@ class PortItem(QGraphicsItem):
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents)  # the node draws it
         self.setAcceptHoverEvents(True)
         self.setCursor(Qt.CursorShape.CrossCursor)
-        self.setToolTip(f"{label} ({kind}){': ' + doc if doc else ''}")
+        self.doc = doc
+        self.show_shape(None)
         self.setZValue(2)
+
+    def show_shape(self, shape) -> None:
+        """Put the inferred shape in the tooltip: 'x (tensor) [256]: input code'."""
+        text = "?" if shape is None else ("scalar" if shape == () else "[" + ", ".join(map(str, shape)) + "]")
+        self.setToolTip(f"{self.label} ({self.kind}) {text}{': ' + self.doc if self.doc else ''}")
 
     def set_highlight(self, value: str | None) -> None:
         if value != self.highlight:

@@ -27,7 +27,7 @@ class GraphScene(QGraphicsScene):
         self.setSceneRect(QRectF(-50000, -50000, 100000, 100000))  # room to pan anywhere
         self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.NoIndex)
         editor.changed.connect(self._on_changed)
-        editor.analysed.connect(self.show_analysis)
+        editor.analysed.connect(self._on_analysed)
         self.sync()
 
     @property
@@ -36,6 +36,11 @@ class GraphScene(QGraphicsScene):
 
     def _on_changed(self, _what: str) -> None:
         self.sync()
+
+    def _on_analysed(self, analysis) -> None:
+        self.show_analysis(analysis)
+        for port in self.all_ports():  # every edit is followed by an analysis, so once here is enough
+            port.show_shape(analysis.shapes.get((port.node_id, port.direction, port.port)))
 
     # ---- building items ---------------------------------------------------------
     def _node_ports(self, node_id: str):
