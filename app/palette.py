@@ -20,6 +20,10 @@ def type_mime(type_name: str) -> QMimeData:
 
 
 class _TypeTree(QTreeWidget):
+    def supportedDropActions(self):
+        # copy only: a "move" drag would make the view remove the type from the palette
+        return Qt.DropAction.CopyAction
+
     def mimeTypes(self):
         return [NODE_TYPE_MIME]
 
@@ -40,6 +44,7 @@ class Palette(QWidget):
         self.tree.setHeaderHidden(True)
         self.tree.setDragEnabled(True)
         self.tree.setDragDropMode(QTreeWidget.DragDropMode.DragOnly)
+        self.tree.setDefaultDropAction(Qt.DropAction.CopyAction)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(self.filter)

@@ -43,6 +43,8 @@ def test_drag_from_palette_creates_node(qtbot, tmp_path):
                                               Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
     drop = QDropEvent(at, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(vp, drop)
+    assert drop.dropAction() == Qt.DropAction.CopyAction  # the palette keeps its entry
+    assert w.palette.tree.supportedDropActions() == Qt.DropAction.CopyAction
     g = w.editor.doc.graph
     assert [n.type for n in g.nodes] == ["htm.sp"]
     item = w.scene.nodes["sp"]

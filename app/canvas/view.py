@@ -332,13 +332,15 @@ class GraphView(QGraphicsView):
     # ---- drops from the palette ------------------------------------------------------
     def dragEnterEvent(self, event):
         if event.mimeData().hasFormat(NODE_TYPE_MIME):
-            event.acceptProposedAction()
+            event.setDropAction(Qt.DropAction.CopyAction)
+            event.accept()
         else:
             super().dragEnterEvent(event)
 
     def dragMoveEvent(self, event):
         if event.mimeData().hasFormat(NODE_TYPE_MIME):
-            event.acceptProposedAction()
+            event.setDropAction(Qt.DropAction.CopyAction)
+            event.accept()
         else:
             super().dragMoveEvent(event)
 
@@ -346,7 +348,8 @@ class GraphView(QGraphicsView):
         if event.mimeData().hasFormat(NODE_TYPE_MIME):
             type_name = bytes(event.mimeData().data(NODE_TYPE_MIME)).decode("utf-8")
             self.drop_node(type_name, self.mapToScene(event.position().toPoint()))
-            event.acceptProposedAction()
+            event.setDropAction(Qt.DropAction.CopyAction)
+            event.accept()
         else:
             super().dropEvent(event)
 
