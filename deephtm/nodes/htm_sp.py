@@ -1,4 +1,10 @@
-"""htm.sp: a differentiable spatial pooler with k-winners-take-all inhibition."""
+"""htm.sp: a differentiable spatial pooler with k-winners-take-all inhibition.
+
+Columns may be laid out in 1-D or 2-D. Global inhibition keeps the k best columns of the
+whole layer; local inhibition splits the layout into non-overlapping neighbourhoods
+(segments of a 1-D layout, squares of a 2-D one) and keeps the k best of each, so every
+neighbourhood has exactly k active columns (what an image needs: activity everywhere).
+"""
 import math
 
 import torch
@@ -11,33 +17,61 @@ from ..spec import Param, Port
 class SpatialPooler(Node):
     type_name = "htm.sp"
     category = "htm"
-    doc = ("Maps an input onto columns; global inhibition keeps exactly 'winners' active. "
-           "The columns' biases (their inhibition thresholds) learn by backprop; duty-cycle "
-           "boosting is optional. Gradients flow through the winners only.")
+    doc = ("Maps an input onto columns; k-winners inhibition (global, or local per neighbourhood of a "
+           "1-D or 2-D column layout) keeps exactly 'winners' active (per neighbourhood). The "
+           "columns' biases (their inhibition thresholds) learn by backprop; duty-cycle boosting is "
+           "optional and its strength may be trained. Gradients flow through the winners only.")
     inputs = (Port("x", "tensor", "input code, any shape (flattened)"),)
-    outputs = (Port("columns", "sdr", "active columns, shape [columns], exactly 'winners' non-zero"),)
+    outputs = (Port("columns", "sdr", "active columns, shape [columns], exactly 'winners' non-zero "
+                                      "(per neighbourhood with local inhibition)"),)
     params = (
         Param("columns", "int", 256, "number of columns", min=1, max=65536),
-        Param("winners", "int", 5, "active columns per step (k)", min=1, max=65536),
+        Param("winners", "int", 5, "active columns per step (k); per neighbourhood with local inhibition",
+              min=1, max=65536),
         Param("potential_pct", "float", 1.0, "fraction of the inputs each column can connect to",
               min=0.001, max=1.0),
         Param("boost_strength", "float", 0.0, "duty-cycle boosting: exp(strength*(target-duty)); 0 is off",
               min=0.0, max=100.0),
+        Param("boost_trainable", "bool", False,
+              "learn the boost strength by backprop (the winners' gradient reaches it; the forward "
+              "output is unchanged)"),
         Param("duty_inertia", "float", 0.99, "moving-average inertia of the duty cycles", min=0.0, max=0.999999),
         Param("output", "str", "magnitude", "winners pass their overlap, or 1 (binary, straight-through)",
               choices=("magnitude", "binary")),
+        Param("inhibition", "str", "global", "global: k winners over all columns; local: k winners in "
+              "each neighbourhood", choices=("global", "local")),
+        Param("grid_height", "int", 1, "rows of the column layout (1: a 1-D line; columns must be a "
+              "multiple of it)", min=1, max=65536),
+        Param("neighbourhood", "int", 16, "local inhibition: side of a neighbourhood in columns (a "
+              "segment in 1-D, a square in 2-D); must divide the layout", min=1, max=65536),
     )
 
     @classmethod
+    def layout(cls, p) -> tuple[int, int, int, int]:
+        """(rows, cols, tile_rows, tile_cols) of the column layout and of one neighbourhood."""
+        rows = p["grid_height"]
+        cols = p["columns"] // rows
+        if p["inhibition"] == "global":
+            return rows, cols, rows, cols
+        n = p["neighbourhood"]
+        return rows, cols, (n if rows > 1 else 1), n
+
+    @classmethod
     def infer(cls, p, shapes):
-        require(p["winners"] <= p["columns"], "columns", f"winners ({p['winners']}) exceed columns ({p['columns']})")
+        require(p["columns"] % p["grid_height"] == 0, "columns",
+                f"columns ({p['columns']}) is not a multiple of grid_height ({p['grid_height']})")
+        rows, cols, th, tw = cls.layout(p)
+        require(rows % th == 0 and cols % tw == 0, "columns",
+                f"neighbourhood {p['neighbourhood']} does not divide the {rows}x{cols} column layout")
+        require(p["winners"] <= th * tw, "columns",
+                f"winners ({p['winners']}) exceed the {th * tw} columns of a neighbourhood")
         return {"columns": (p["columns"],)}
 
     @classmethod
     def param_count(cls, p, shapes):
         n_in = flat_size(shapes["x"] or (1,))
         mask = n_in * p["columns"] if p["potential_pct"] < 1 else 0
-        return (n_in + 1) * p["columns"] + mask + p["columns"]
+        return (n_in + 1) * p["columns"] + mask + p["columns"] + 1
 
     def __init__(self, p, shapes):
         super().__init__(p, shapes)
@@ -49,25 +83,50 @@ class SpatialPooler(Node):
             self.register_buffer("potential", pool.float())
         else:
             self.potential = None
-        self.register_buffer("duty", torch.full((c,), p["winners"] / c))
+        self.rows, self.cols, self.tile_rows, self.tile_cols = self.layout(p)
+        self.target = p["winners"] / (self.tile_rows * self.tile_cols)  # the sparsity every column aims at
+        self.register_buffer("duty", torch.full((c,), self.target))
+        if p["boost_trainable"]:
+            self.boost = nn.Parameter(torch.tensor(float(p["boost_strength"])))
+        else:
+            self.register_buffer("boost", torch.tensor(float(p["boost_strength"])))
 
     def overlap(self, x):
         w = self.proj.weight if self.potential is None else self.proj.weight * self.potential
         return nn.functional.linear(x.flatten(1), w, self.proj.bias)
 
+    def boost_factors(self) -> torch.Tensor:
+        """exp(strength * (target - duty)) per column: above 1 for columns used too rarely."""
+        return torch.exp(self.boost.clamp_min(0) * (self.target - self.duty))
+
+    def winners_mask(self, score: torch.Tensor) -> torch.Tensor:
+        """1 for the k best scores of each neighbourhood (the whole layer when global)."""
+        k = self.p["winners"]
+        if self.p["inhibition"] == "global":
+            return torch.zeros_like(score).scatter_(1, score.topk(k, dim=1).indices, 1.0)
+        B = score.shape[0]
+        r, c, tr, tc = self.rows, self.cols, self.tile_rows, self.tile_cols
+        # [B, r, c] -> [B, r/tr, c/tc, tr*tc]: one row per neighbourhood.
+        tiles = score.view(B, r // tr, tr, c // tc, tc).permute(0, 1, 3, 2, 4).reshape(B, r // tr, c // tc, tr * tc)
+        mask = torch.zeros_like(tiles).scatter_(3, tiles.topk(k, dim=3).indices, 1.0)
+        return mask.view(B, r // tr, c // tc, tr, tc).permute(0, 1, 3, 2, 4).reshape(B, r * c)
+
     def forward(self, ctx, x):
         p = self.p
         overlap = self.overlap(x)
         score = overlap.detach()
-        if p["boost_strength"] > 0:
-            target = p["winners"] / p["columns"]
-            score = (score.clamp_min(0) + 1) * torch.exp(p["boost_strength"] * (target - self.duty))
-        winners = score.topk(p["winners"], dim=1).indices
-        mask = torch.zeros_like(overlap).scatter_(1, winners, 1.0)
+        use_boost = p["boost_strength"] > 0 or p["boost_trainable"]
+        if use_boost:
+            boost = self.boost_factors()
+            score = (score.clamp_min(0) + 1) * boost.detach()
+        mask = self.winners_mask(score)
         if p["output"] == "binary":
             out = mask + (overlap - overlap.detach()) * mask  # forward 0/1, gradient via winners
         else:
-            out = overlap * mask
+            # A winner whose overlap is exactly 0 would vanish from the SDR: give it a tiny value.
+            out = torch.where(overlap == 0, overlap + 1e-6, overlap) * mask
+        if use_boost and p["boost_trainable"]:
+            out = out * (boost / boost.detach())  # forward unchanged; the strength gets a gradient
         if self.training:
             inertia = p["duty_inertia"]
             self.duty.mul_(inertia).add_(mask.mean(0), alpha=1 - inertia)
@@ -75,9 +134,17 @@ class SpatialPooler(Node):
 
     def entropy_ratio(self) -> float:
         """Entropy of column usage over its maximum, log(columns): 1.0 is perfectly even."""
-        d = self.duty / self.duty.sum().clamp_min(1e-12)
-        h = -(d * d.clamp_min(1e-12).log()).sum()
-        return float(h / math.log(self.p["columns"])) if self.p["columns"] > 1 else 1.0
+        return usage_entropy_ratio(self.duty)
+
+
+def usage_entropy_ratio(duty: torch.Tensor) -> float:
+    """Entropy of the normalized duty cycles over log(n): 1.0 when every unit is used equally."""
+    n = duty.numel()
+    if n <= 1:
+        return 1.0
+    d = duty / duty.sum().clamp_min(1e-12)
+    h = -(d * d.clamp_min(1e-12).log()).sum()
+    return float(h / math.log(n))
 
 
 NODE = SpatialPooler

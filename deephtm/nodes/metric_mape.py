@@ -1,0 +1,47 @@
+"""metric.mape: mean absolute error over mean absolute truth (Cui et al. 2016's MAPE)."""
+from ..node import Node, require
+from ..spec import Param, Port
+
+
+class MAPE(Node):
+    type_name = "metric.mape"
+    category = "metric"
+    doc = ("sum|pred - target| / sum|target| over every step from 'start' on, on the raw scale "
+           "(x * scale + offset undoes the source's normalization). A fraction: 0.07 is 7%.")
+    is_metric = True
+    inputs = (Port("pred", "tensor", "prediction"), Port("target", "tensor", "target, same shape"))
+    outputs = ()
+    params = (
+        Param("start", "int", 0, "first step scored (e.g. 10000 for the NYC taxi protocol)", min=0, max=10**9),
+        Param("scale", "float", 1.0, "un-normalize: raw = x * scale + offset", min=-1e12, max=1e12),
+        Param("offset", "float", 0.0, "un-normalize: raw = x * scale + offset", min=-1e12, max=1e12),
+        Param("name", "str", "mape", "name in metrics.jsonl and summary.json"),
+    )
+
+    @classmethod
+    def infer(cls, p, shapes):
+        a, b = shapes["pred"], shapes["target"]
+        require(a is None or b is None or a == b, "target", f"shape {list(b or [])} differs from pred's {list(a or [])}")
+        return {}
+
+    def __init__(self, p, shapes):
+        super().__init__(p, shapes)
+        self.abs_err = 0.0
+        self.abs_true = 0.0
+
+    def forward(self, ctx, pred, target):
+        if ctx.step >= self.p["start"]:
+            s, o = self.p["scale"], self.p["offset"]
+            raw_t = target.detach().double() * s + o
+            raw_p = pred.detach().double() * s + o
+            self.abs_err += float((raw_p - raw_t).abs().sum())
+            self.abs_true += float(raw_t.abs().sum())
+        return {}
+
+    def value(self):
+        if self.abs_true <= 0:
+            return None
+        return self.abs_err / self.abs_true
+
+
+NODE = MAPE

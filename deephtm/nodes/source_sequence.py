@@ -1,0 +1,118 @@
+"""source.sequence: the high-order sequence task of Cui, Ahmad & Hawkins (2016).
+
+Pairs of sequences share their middle part, e.g. [6,8,7,4,2,3,0] and [1,8,7,4,2,3,5]: only
+the first element tells which last element follows. The sequences are shown in random
+order, each followed by random noise elements. At 'swap_step' the last elements of each
+pair swap, so a learner must unlearn and relearn. Only the last element of a sequence is
+predictable from context alone, so 'last' marks the steps whose target is a last element.
+"""
+import torch
+
+from ..errors import GraphError, node_where
+from ..node import Node
+from ..spec import Param, Port
+
+
+class SequenceSource(Node):
+    type_name = "source.sequence"
+    category = "source"
+    doc = ("High-order symbol sequences (pairs sharing a middle part, separated by random noise "
+           "elements; the pairs' endings swap at 'swap_step'). Outputs the current symbol, the next "
+           "one as the target and a flag for targets that end a sequence (score those).")
+    inputs = ()
+    outputs = (
+        Port("onehot", "tensor", "the current symbol, one-hot, shape [symbols]"),
+        Port("symbol", "tensor", "the current symbol's index, shape [1]"),
+        Port("target", "tensor", "the next symbol's index, shape [1]"),
+        Port("target_onehot", "tensor", "the next symbol, one-hot, shape [symbols]"),
+        Port("last", "scalar", "1 when the target is the last element of a sequence, else 0"),
+    )
+    params = (
+        Param("symbols", "int", 25, "alphabet size; noise elements are drawn from the whole alphabet",
+              min=2, max=100000),
+        Param("pairs", "int", 2, "pairs of sequences (each pair shares its middle part)", min=1, max=1000),
+        Param("length", "int", 7, "elements per sequence (first, shared middle, last)", min=3, max=1000),
+        Param("noise", "int", 1, "random noise elements after each sequence", min=0, max=1000),
+        Param("swap_step", "int", 10000, "step at which the endings of each pair swap (0: never)",
+              min=0, max=10**9),
+        Param("seed", "int", 1, "seed of the sequences and of their order (the run's seed is not used, "
+              "so a task stays the same across model seeds)", min=0, max=2**31 - 1),
+    )
+
+    @classmethod
+    def infer(cls, p, shapes):
+        s = p["symbols"]
+        return {"onehot": (s,), "symbol": (1,), "target": (1,), "target_onehot": (s,), "last": ()}
+
+    def setup(self, batch, generator):
+        p = self.p
+        # Each pair needs 2 distinct firsts, length-2 shared middle elements and 2 distinct lasts;
+        # symbols are distinct within a pair so the middle never repeats an end.
+        per_pair = p["length"] + 2
+        if per_pair > p["symbols"]:
+            raise GraphError(f"a pair needs {per_pair} distinct symbols, only {p['symbols']} exist",
+                             where=node_where(getattr(self, "node_id", "?"), param="symbols"))
+        self.rng = torch.Generator().manual_seed(p["seed"])
+        seqs = []
+        for _ in range(p["pairs"]):
+            s = torch.randperm(p["symbols"], generator=self.rng)[:per_pair].tolist()
+            middle = s[2:p["length"]]
+            seqs.append([s[0]] + middle + [s[p["length"]]])
+            seqs.append([s[1]] + middle + [s[p["length"] + 1]])
+        self.sequences = seqs
+        # One stream of symbols per batch entry, generated lazily: (symbol, is_last) pairs.
+        self.streams = [[] for _ in range(batch)]
+        self.stream_step = [0] * batch  # step of the first element still kept in each stream
+
+    def sequences_at(self, step: int) -> list[list[int]]:
+        """The sequences in use at a step: after swap_step each pair's last elements swap."""
+        if self.p["swap_step"] and step >= self.p["swap_step"]:
+            out = []
+            for i in range(0, len(self.sequences), 2):
+                a, b = self.sequences[i], self.sequences[i + 1]
+                out += [a[:-1] + [b[-1]], b[:-1] + [a[-1]]]
+            return out
+        return self.sequences
+
+    def _extend(self, b: int, step: int) -> None:
+        """Append one sequence and its noise to stream b; 'step' is the step its first element lands on."""
+        p = self.p
+        seqs = self.sequences_at(step)
+        seq = seqs[int(torch.randint(len(seqs), (1,), generator=self.rng))]
+        items = [(s, i == len(seq) - 1) for i, s in enumerate(seq)]
+        items += [(int(torch.randint(p["symbols"], (1,), generator=self.rng)), False) for _ in range(p["noise"])]
+        self.streams[b].extend(items)
+
+    def _at(self, b: int, step: int) -> tuple[int, bool]:
+        stream = self.streams[b]
+        while step - self.stream_step[b] >= len(stream):
+            self._extend(b, self.stream_step[b] + len(stream))
+        return stream[step - self.stream_step[b]]
+
+    def forward(self, ctx):
+        s = self.p["symbols"]
+        cur, nxt, last = [], [], []
+        for b in range(ctx.batch):
+            c, _ = self._at(b, ctx.step)
+            n, is_last = self._at(b, ctx.step + 1)
+            # Drop what the steps behind us no longer need.
+            drop = ctx.step - self.stream_step[b]
+            if drop > 64:
+                del self.streams[b][:drop]
+                self.stream_step[b] += drop
+            cur.append(c)
+            nxt.append(n)
+            last.append(float(is_last))
+        dev = ctx.device
+        cur_t = torch.tensor(cur, device=dev)
+        nxt_t = torch.tensor(nxt, device=dev)
+        return {
+            "onehot": torch.nn.functional.one_hot(cur_t, s).float(),
+            "symbol": cur_t.float().unsqueeze(1),
+            "target": nxt_t.float().unsqueeze(1),
+            "target_onehot": torch.nn.functional.one_hot(nxt_t, s).float(),
+            "last": torch.tensor(last, device=dev),
+        }
+
+
+NODE = SequenceSource
