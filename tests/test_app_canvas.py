@@ -202,3 +202,16 @@ def test_port_tooltips_show_inferred_shapes(qtbot, tmp_path):
     w.editor.set_param("tm", "cells_per_column", 2)
     w.editor.validate_now()
     assert port.toolTip().startswith("cells (sdr) [512]")
+
+
+def test_node_boxes_list_the_params_they_set(qtbot, tmp_path):
+    w = make_window(qtbot, tmp_path)
+    w.open_file(str(fixture_file(tmp_path)))
+    assert w.scene.nodes["sp"].summary == "columns 256 · winners 5"
+    w.editor.set_param("sp", "columns", 128)
+    assert w.scene.nodes["sp"].summary == "columns 128 · winners 5"
+    w.editor.reset_param("sp", "winners")
+    assert w.scene.nodes["sp"].summary == "columns 128"
+    w.editor.stack.undo()
+    w.editor.stack.undo()
+    assert w.scene.nodes["sp"].summary == "columns 256 · winners 5"

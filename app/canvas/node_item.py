@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from PyQt6.QtCore import QPointF, QRectF, Qt
-from PyQt6.QtGui import QBrush, QPainterPath, QPen
+from PyQt6.QtGui import QBrush, QFontMetricsF, QPainterPath, QPen
 from PyQt6.QtWidgets import QGraphicsItem
 
 from . import style
@@ -13,9 +13,11 @@ class BoxItem(QGraphicsItem):
     """A titled box with input ports on the left and output ports on the right.
     ports: lists of (node_id, port, kind, label, doc)."""
 
-    def __init__(self, key: str, title: str, subtitle: str, category: str, inputs: list, outputs: list):
+    def __init__(self, key: str, title: str, subtitle: str, category: str, inputs: list, outputs: list,
+                 summary: str | None = None):
         super().__init__()
         self.key = key
+        self.summary = summary  # a line of the params the file sets; None: no such line
         self.title = title
         self.subtitle = subtitle
         self.category = category
@@ -25,7 +27,7 @@ class BoxItem(QGraphicsItem):
                       | QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
                       | QGraphicsItem.GraphicsItemFlag.ItemSendsScenePositionChanges)
         self.setZValue(1)
-        self.height = style.node_height(len(inputs), len(outputs))
+        self.height = style.node_height(len(inputs), len(outputs)) + (style.SUMMARY_ROW if summary is not None else 0)
         self.ports: dict[tuple[str, str, str], PortItem] = {}
         self._labels: list[tuple[float, str, str]] = []  # (y, text, "in"/"out")
         self._dots: list[tuple[float, float, object]] = []  # (x, y, colour) of each port
@@ -52,6 +54,11 @@ class BoxItem(QGraphicsItem):
     def set_tip(self, text: str) -> None:
         self.tip = text
         self.setToolTip(f"{self.error}\n\n{text}" if self.error else text)
+
+    def set_summary(self, text: str) -> None:
+        if self.summary is not None and text != self.summary:
+            self.summary = text
+            self.update()
 
     def set_error(self, text: str | None) -> None:
         if text != self.error:
@@ -107,6 +114,12 @@ class BoxItem(QGraphicsItem):
         for x, y, color in self._dots:
             painter.setBrush(QBrush(color))
             painter.drawEllipse(QRectF(x - r, y - r, 2 * r, 2 * r))
+        if self.summary:
+            painter.setFont(style.font(7.5))
+            painter.setPen(style.TEXT_DIM)
+            box = QRectF(10, h - style.SUMMARY_ROW - 4, w - 20, style.SUMMARY_ROW)
+            text = QFontMetricsF(painter.font()).elidedText(self.summary, Qt.TextElideMode.ElideRight, box.width())
+            painter.drawText(box, Qt.AlignmentFlag.AlignVCenter, text)
         painter.setFont(style.font(8.5))
         painter.setPen(style.TEXT)
         half = w / 2 - 12

@@ -56,7 +56,8 @@ class GraphScene(QGraphicsScene):
         cls = registry.get(spec.type)
         ins, outs = self._node_ports(spec.id)
         item = NodeItem(spec.id, spec.id, spec.type if cls else f"{spec.type} (unknown type)",
-                        cls.category if cls else "", ins, outs)
+                        cls.category if cls else "", ins, outs,
+                        param_summary(spec.params) if cls is not None and cls.params else None)
         item.type_name = spec.type
         item.signature = self._signature(spec)
         if cls is not None and cls.doc:
@@ -104,6 +105,7 @@ class GraphScene(QGraphicsScene):
                 item = None
             if item is None:
                 item = self.nodes[spec.id] = self._make_node(spec)
+            item.set_summary(param_summary(spec.params))
             x, y = self.doc.position(spec.id)
             if item.pos() != QPointF(x, y):
                 item.setPos(x, y)
@@ -327,3 +329,14 @@ class GraphScene(QGraphicsScene):
             if it.isVisible():
                 yield from it.ports.values()
 
+
+def param_summary(params: dict) -> str:
+    """'columns 256 · winners 5': the params a node sets, for the line on its box."""
+    parts = []
+    for name, value in params.items():
+        if isinstance(value, float):
+            value = f"{value:g}"
+        elif isinstance(value, bool):
+            value = "on" if value else "off"
+        parts.append(f"{name} {value}")
+    return " · ".join(parts) if parts else "defaults"

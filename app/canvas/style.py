@@ -37,6 +37,7 @@ NODE_WIDTH = 190.0
 HEADER_HEIGHT = 40.0
 PORT_ROW = 20.0
 PORT_RADIUS = 5.5
+SUMMARY_ROW = 16.0  # the line under the ports listing the params a node sets
 GRID = 20
 LOD_TEXT = 0.33  # below this zoom, items are drawn without text or antialiasing
 
