@@ -35,6 +35,12 @@ class SequenceSource(Node):
         Param("noise", "int", 1, "random noise elements after each sequence", min=0, max=1000),
         Param("swap_step", "int", 10000, "step at which the endings of each pair swap (0: never)",
               min=0, max=10**9),
+        Param("sequences", "str", "", "explicit sequences instead of generated pairs, e.g. '0 1 2; 3 1 2' "
+              "(symbols separated by spaces, sequences by ';'); empty: the generated high-order task"),
+        Param("sequences_after", "str", "", "explicit sequences from swap_step on (empty: each pair's "
+              "last elements swap)"),
+        Param("noise_from", "str", "all", "symbols noise elements are drawn from: all, or unused (those in "
+              "no sequence)", choices=("all", "unused")),
         Param("seed", "int", 1, "seed of the sequences and of their order (the run's seed is not used, "
               "so a task stays the same across model seeds)", min=0, max=2**31 - 1),
     )
@@ -44,7 +50,38 @@ class SequenceSource(Node):
         s = p["symbols"]
         return {"onehot": (s,), "symbol": (1,), "target": (1,), "target_onehot": (s,), "last": ()}
 
+    def _parse(self, text: str, param: str) -> list[list[int]]:
+        try:
+            seqs = [[int(t) for t in part.split()] for part in text.split(";") if part.strip()]
+        except ValueError:
+            seqs = []
+        if not seqs or any(len(q) < 2 or not all(0 <= t < self.p["symbols"] for t in q) for q in seqs):
+            raise GraphError(f"expected sequences of at least 2 symbols in 0..{self.p['symbols'] - 1}, "
+                             "like '0 1 2; 3 1 2'", where=node_where(getattr(self, "node_id", "?"), param=param))
+        return seqs
+
     def setup(self, batch, generator):
+        p = self.p
+        self.rng = torch.Generator().manual_seed(p["seed"])
+        self.after = self._parse(p["sequences_after"], "sequences_after") if p["sequences_after"] else None
+        if p["sequences"]:
+            self.sequences = self._parse(p["sequences"], "sequences")
+            if self.after is None and p["swap_step"] and len(self.sequences) % 2:
+                raise GraphError("swapping endings needs pairs: give an even number of sequences or "
+                                 "sequences_after", where=node_where(getattr(self, "node_id", "?"), param="sequences"))
+        else:
+            self._generate()
+        used = {t for q in self.sequences + (self.after or []) for t in q}
+        self.noise_pool = list(range(p["symbols"])) if p["noise_from"] == "all" else \
+            [t for t in range(p["symbols"]) if t not in used]
+        if p["noise"] and not self.noise_pool:
+            raise GraphError("no unused symbols left for noise elements",
+                             where=node_where(getattr(self, "node_id", "?"), param="noise_from"))
+        # One stream of symbols per batch entry, generated lazily: (symbol, is_last) pairs.
+        self.streams = [[] for _ in range(batch)]
+        self.stream_step = [0] * batch  # step of the first element still kept in each stream
+
+    def _generate(self):
         p = self.p
         # Each pair needs 2 distinct firsts, length-2 shared middle elements and 2 distinct lasts;
         # symbols are distinct within a pair so the middle never repeats an end.
@@ -52,7 +89,6 @@ class SequenceSource(Node):
         if per_pair > p["symbols"]:
             raise GraphError(f"a pair needs {per_pair} distinct symbols, only {p['symbols']} exist",
                              where=node_where(getattr(self, "node_id", "?"), param="symbols"))
-        self.rng = torch.Generator().manual_seed(p["seed"])
         seqs = []
         for _ in range(p["pairs"]):
             s = torch.randperm(p["symbols"], generator=self.rng)[:per_pair].tolist()
@@ -60,13 +96,12 @@ class SequenceSource(Node):
             seqs.append([s[0]] + middle + [s[p["length"]]])
             seqs.append([s[1]] + middle + [s[p["length"] + 1]])
         self.sequences = seqs
-        # One stream of symbols per batch entry, generated lazily: (symbol, is_last) pairs.
-        self.streams = [[] for _ in range(batch)]
-        self.stream_step = [0] * batch  # step of the first element still kept in each stream
 
     def sequences_at(self, step: int) -> list[list[int]]:
         """The sequences in use at a step: after swap_step each pair's last elements swap."""
         if self.p["swap_step"] and step >= self.p["swap_step"]:
+            if self.after is not None:
+                return self.after
             out = []
             for i in range(0, len(self.sequences), 2):
                 a, b = self.sequences[i], self.sequences[i + 1]
@@ -80,7 +115,8 @@ class SequenceSource(Node):
         seqs = self.sequences_at(step)
         seq = seqs[int(torch.randint(len(seqs), (1,), generator=self.rng))]
         items = [(s, i == len(seq) - 1) for i, s in enumerate(seq)]
-        items += [(int(torch.randint(p["symbols"], (1,), generator=self.rng)), False) for _ in range(p["noise"])]
+        pool = self.noise_pool
+        items += [(pool[int(torch.randint(len(pool), (1,), generator=self.rng))], False) for _ in range(p["noise"])]
         self.streams[b].extend(items)
 
     def _at(self, b: int, step: int) -> tuple[int, bool]:

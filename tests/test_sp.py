@@ -1,0 +1,102 @@
+"""htm.sp: exact sparsity (global and local, 1-D and 2-D), straight-through gradients,
+boosting, duty cycles and their entropy."""
+import math
+
+import pytest
+import torch
+
+from deephtm.errors import GraphError
+from deephtm.node import Context
+from deephtm.nodes.htm_sp import SpatialPooler, usage_entropy_ratio
+from deephtm.resolve import check_params
+
+
+def make_sp(n_in=32, **params):
+    p = check_params(SpatialPooler, "sp", params)
+    SpatialPooler.infer(p, {"x": (n_in,)})
+    torch.manual_seed(0)
+    return SpatialPooler(p, {"x": (n_in,)})
+
+
+CTX = Context(step=0, batch=8, device=torch.device("cpu"), generator=torch.Generator())
+
+
+@pytest.mark.parametrize("output", ["magnitude", "binary"])
+def test_global_inhibition_keeps_exactly_k(output):
+    sp = make_sp(columns=100, winners=7, output=output, potential_pct=0.5)
+    for x in (torch.randn(8, 32), torch.zeros(8, 32), torch.rand(8, 32) > 0.8):
+        cols = sp(CTX, x.float())["columns"]
+        assert cols.shape == (8, 100)
+        assert ((cols != 0).sum(1) == 7).all()
+
+
+@pytest.mark.parametrize("grid_height,neighbourhood,columns", [(1, 16, 128), (8, 4, 128), (16, 4, 256)])
+def test_local_inhibition_keeps_exactly_k_per_neighbourhood(grid_height, neighbourhood, columns):
+    sp = make_sp(columns=columns, winners=3, inhibition="local", grid_height=grid_height,
+                 neighbourhood=neighbourhood, output="binary")
+    cols = sp(CTX, torch.randn(8, 32))["columns"] != 0
+    rows = grid_height
+    width = columns // rows
+    th = neighbourhood if rows > 1 else 1
+    grid = cols.view(8, rows // th, th, width // neighbourhood, neighbourhood)
+    per_tile = grid.sum(dim=(2, 4))
+    assert (per_tile == 3).all()
+    assert cols.sum(1).eq(3 * (rows // th) * (width // neighbourhood)).all()
+
+
+def test_local_layout_that_does_not_divide_is_refused():
+    p = check_params(SpatialPooler, "sp", {"columns": 100, "winners": 2, "inhibition": "local",
+                                            "neighbourhood": 16})
+    with pytest.raises(GraphError, match="does not divide"):
+        SpatialPooler.infer(p, {"x": (8,)})
+
+
+def test_gradient_flows_through_winners_only():
+    sp = make_sp(columns=64, winners=5, output="binary")
+    x = torch.randn(1, 32)
+    cols = sp(CTX, x)["columns"]
+    (cols * torch.randn_like(cols)).sum().backward()
+    rows_with_grad = sp.proj.weight.grad.abs().sum(1) > 0
+    assert torch.equal(rows_with_grad, (cols[0] != 0))
+    assert rows_with_grad.sum() == 5
+
+
+def test_boosting_evens_out_column_usage():
+    """With fixed inputs and no learning, only boosting can spread the activity over the columns."""
+    x = torch.randn(16, 32)
+    ratios = {}
+    for strength in (0.0, 10.0):
+        sp = make_sp(columns=128, winners=4, boost_strength=strength, duty_inertia=0.95)
+        for _ in range(400):
+            sp(CTX, x[torch.randint(16, (8,))])
+        ratios[strength] = sp.entropy_ratio()
+    assert ratios[10.0] >= 0.9
+    assert ratios[10.0] > ratios[0.0] + 0.05
+
+
+def test_trainable_boost_strength_gets_a_gradient_and_keeps_the_sdr():
+    sp = make_sp(columns=64, winners=4, boost_strength=2.0, boost_trainable=True)
+    for _ in range(20):  # uneven duty cycles, so boosting matters
+        sp(CTX, torch.randn(8, 32))
+    cols = sp(CTX, torch.randn(8, 32))["columns"]
+    assert ((cols != 0).sum(1) == 4).all()
+    cols.pow(2).sum().backward()
+    assert sp.boost.grad is not None and sp.boost.grad.abs() > 0
+
+
+def test_duty_cycles_track_activity_and_freeze_in_eval():
+    sp = make_sp(columns=32, winners=4, duty_inertia=0.9)
+    for _ in range(200):
+        sp(CTX, torch.randn(8, 32))
+    assert math.isclose(float(sp.duty.sum()), 4.0, rel_tol=1e-3)  # mean activity is k per step
+    before = sp.duty.clone()
+    sp.eval()
+    sp(CTX, torch.randn(8, 32))
+    assert torch.equal(before, sp.duty)
+
+
+def test_entropy_ratio_bounds():
+    assert usage_entropy_ratio(torch.ones(50)) == pytest.approx(1.0)
+    one_hot = torch.zeros(50)
+    one_hot[3] = 1
+    assert usage_entropy_ratio(one_hot) == pytest.approx(0.0, abs=1e-6)
