@@ -17,6 +17,9 @@ from .graphfile import atomic_write_bytes
 CHECKPOINT_FILE = "model.safetensors"
 META_FILE = "meta.json"
 CHECKPOINT_FORMAT = 1
+# Files that usually hold pickles (torch.save and friends). Unpickling runs code, so these
+# are refused by name, never opened.
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt", ".tar")
 
 
 def checkpoint_path(run_dir: str | os.PathLike) -> Path:
@@ -54,9 +57,27 @@ def save_checkpoint(run_dir: str | os.PathLike, tensors: dict[str, torch.Tensor]
     return path
 
 
+def has_checkpoint(run_dir: str | os.PathLike) -> bool:
+    """Whether run_dir holds a checkpoint yet. A file where a run directory should be, or
+    weights in a pickle-based format, are refused with a CheckpointError."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise CheckpointError(f"expected a run directory (holding checkpoint/{CHECKPOINT_FILE}), got a file",
+                              file=str(run_dir))
+    path = checkpoint_path(run_dir)
+    if path.exists():
+        return True
+    if path.parent.is_dir():
+        pickled = sorted(p.name for p in path.parent.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
+        if pickled:
+            raise CheckpointError(f"'{pickled[0]}' is not read: weights load only from {CHECKPOINT_FILE} "
+                                  "(safetensors), since unpickling a file can run code", file=str(path.parent))
+    return False
+
+
 def load_checkpoint(run_dir: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
     path = checkpoint_path(run_dir)
-    if not path.exists():
+    if not has_checkpoint(run_dir):
         raise CheckpointError("no checkpoint found", file=str(path))
     try:
         tensors = {}
@@ -70,8 +91,10 @@ def load_checkpoint(run_dir: str | os.PathLike) -> tuple[dict[str, torch.Tensor]
         raise CheckpointError("not a DeepHTM checkpoint (no metadata)", file=str(path))
     try:
         meta = json.loads(meta_text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         raise CheckpointError("checkpoint metadata is not valid JSON", file=str(path)) from None
+    if not isinstance(meta, dict):
+        raise CheckpointError("checkpoint metadata is not a JSON object", file=str(path))
     if meta.get("checkpoint_format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"unknown checkpoint format {meta.get('checkpoint_format')!r}", file=str(path))
     return tensors, meta

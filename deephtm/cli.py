@@ -61,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     except DeepHTMError as exc:
         print(f"deephtm: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except OSError as exc:  # e.g. --out names a file, or the disk is full: one line, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"deephtm: error: {DeepHTMError(where + (exc.strerror or str(exc)))}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("deephtm: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -68,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_train(args) -> int:
     from .graphfile import load_graph
-    from .progress import ProgressListener, RunLogger
-    from .trainer import Trainer
+    from .resolve import resolve
     from .training_config import TRAINING_PARAMS
 
     graph = load_graph(args.graph)
@@ -78,12 +81,24 @@ def cmd_train(args) -> int:
     for name, value in (("steps", args.steps), ("seed", args.seed), ("lr", args.lr), ("batch_size", args.batch_size)):
         if value is not None:
             overrides[name] = checks[name].check(value, where=f"--{name.replace('_', '-')}")
+    resolve(graph, training=graph.training.override(**overrides))  # a bad graph fails before anything else loads
+
+    from .checkpoint import has_checkpoint
+    from .progress import ProgressListener, RunLogger
+    from .trainer import Trainer
+
     out = args.resume or args.out or str(Path("runs") / Path(args.graph).stem)
-    listeners = [RunLogger(out, append=bool(args.resume))]
+    # --resume continues from the last checkpoint; a run killed before its first checkpoint
+    # starts again from step 0, so `--resume DIR` always continues.
+    resume = bool(args.resume) and has_checkpoint(out)
+    if args.resume and not resume:
+        print(f"deephtm: no checkpoint in {out} yet; starting from step 0", file=sys.stderr)
+    listeners = [RunLogger(out, append=resume)]
     if not args.quiet:
         listeners.append(ProgressListener())
-    trainer = Trainer(graph, out=out, device=args.device, resume=bool(args.resume), listeners=listeners,
-                      **overrides)
+    trainer = Trainer(graph, out=out, device=args.device, resume=resume, listeners=listeners, **overrides)
+    if resume:
+        _drop_log_lines_after(Path(out) / "metrics.jsonl", trainer.step)
     try:
         summary = trainer.run()
     except KeyboardInterrupt:
@@ -95,6 +110,24 @@ def cmd_train(args) -> int:
         print(f"trained {summary['steps']} steps in {summary['wall_s']:.1f} s "
               f"({summary['steps_per_s']:.0f} steps/s on {summary['device']}); {metrics}; run in {out}")
     return 0
+
+
+def _drop_log_lines_after(log: Path, step: int) -> None:
+    """Reports written after the checkpoint (by a run that was then killed) are made again
+    by the resumed run: drop them, and any line a kill cut short, so each step logs once."""
+    if not log.exists():
+        return
+    from .graphfile import atomic_write_bytes
+
+    kept = []
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True):
+        try:
+            entry = json.loads(line)
+            if line.endswith("\n") and isinstance(entry, dict) and entry.get("step", step + 1) <= step:
+                kept.append(line)
+        except ValueError:
+            pass
+    atomic_write_bytes(log, "".join(kept).encode("utf-8"))
 
 
 def cmd_validate(args) -> int:

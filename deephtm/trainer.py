@@ -11,9 +11,9 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import load_checkpoint, pack_optimizer, save_checkpoint, unpack_optimizer
+from .checkpoint import checkpoint_path, load_checkpoint, pack_optimizer, save_checkpoint, unpack_optimizer
 from .compile import GraphModule
-from .errors import CheckpointError, TrainingError
+from .errors import CheckpointError, DeepHTMError, TrainingError
 from .events import TrainerListener
 from .graphfile import Graph, atomic_write_bytes
 from .node import Context
@@ -29,6 +29,7 @@ def pick_device(name: str) -> torch.device:
 
 
 def make_optimizer(name: str, params, lr: float, device: torch.device) -> torch.optim.Optimizer:
+    """params: tensors or param-group dicts (a node may ask for its own learning rate)."""
     params = list(params)
     if not params:
         return None
@@ -51,7 +52,7 @@ class Trainer:
         self.graph = graph
         self.config = graph.training.override(steps=steps, device=device, seed=seed, lr=lr,
                                               batch_size=batch_size)
-        self.resolved = resolve(graph)
+        self.resolved = resolve(graph, training=self.config)
         self.out = Path(out) if out is not None else None
         self.listeners = list(listeners)
         self.device = pick_device(self.config.device)
@@ -61,8 +62,8 @@ class Trainer:
         self.model.setup(self.config.batch_size, self.generator)
         self.model.to(self.device)
         self.model.reset_delayed()
-        self.optimizer = make_optimizer(self.config.optimizer, self.model.parameters(), self.config.lr,
-                                        self.device)
+        self.optimizer = make_optimizer(self.config.optimizer, self.model.param_groups(self.config.lr),
+                                        self.config.lr, self.device)
         self.step = 0
         self.wall_s = 0.0  # training time over all sessions of this run
         self._stop = False
@@ -74,6 +75,9 @@ class Trainer:
         self._check_at = NEVER  # the loop calls _control() once self.step reaches this
         self._save_pending = False
         self.last_metrics: dict[str, float] = {}
+        # The loss summed since the last report; checkpointed, so a resumed run logs the same means.
+        self._loss_sum = torch.zeros((), device=self.device)
+        self._loss_n = 0
         if resume:
             self.load(self.out)
 
@@ -154,7 +158,32 @@ class Trainer:
         except KeyboardInterrupt:
             self.finish(interrupted=True)
             raise
+        except Exception as exc:
+            failure = self._failure(exc)
+            if failure is None:
+                raise
+            raise failure from exc  # no save: the last good checkpoint stays as it was
         return self.finish(interrupted=self.step < target)
+
+    def _failure(self, exc: Exception) -> TrainingError | None:
+        """The one-line error for running out of memory or a failing data source; None to
+        re-raise exc as it is (a DeepHTMError already reads well; anything else is a bug)."""
+        if isinstance(exc, DeepHTMError):
+            return None
+        kept = ""
+        if self.out is not None:
+            ckpt = checkpoint_path(self.out)
+            kept = f"; the last checkpoint, {ckpt}, is kept" if ckpt.exists() else "; no checkpoint was saved yet"
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError)) or (
+                isinstance(exc, RuntimeError) and ("out of memory" in text.lower() or "not enough memory" in text)):
+            return TrainingError(f"out of memory on {self.device} at step {self.step}{kept} "
+                                 "(reduce batch_size or the graph's sizes)")
+        source = _failing_source(exc, self.model)
+        if source is not None:
+            return TrainingError(f"data source '{source}' failed at step {self.step}: "
+                                 f"{type(exc).__name__}: {text}{kept}")
+        return None
 
     def train_until(self, target: int) -> None:
         cfg = self.config
@@ -162,8 +191,6 @@ class Trainer:
         check_every_step = self.device.type == "cpu"  # a host sync is free on the CPU
         want_values = [l for l in self.listeners if l.wants_values]
         ctx = Context(step=self.step, batch=cfg.batch_size, device=self.device, generator=self.generator)
-        loss_sum = torch.zeros((), device=self.device)
-        loss_n = 0
         window_loss = None
         t_start = time.perf_counter()
         t_log, step_log = t_start, self.step
@@ -179,8 +206,8 @@ class Trainer:
             if loss is not None:
                 if check_every_step and not math.isfinite(loss.item()):
                     self._diverged(self.step)
-                loss_sum += loss.detach()
-                loss_n += 1
+                self._loss_sum += loss.detach()
+                self._loss_n += 1
                 window_loss = loss if window_loss is None else window_loss + loss
                 if end_of_window and opt is not None and window_loss.requires_grad:
                     opt.zero_grad(set_to_none=True)
@@ -196,19 +223,24 @@ class Trainer:
                 l.on_step(self.step, {k: v.detach() for k, v in values.items()})
             if self.step % cfg.log_every == 0 or self.step == target:
                 now = time.perf_counter()
-                metrics = {"loss": (loss_sum / max(loss_n, 1)).item()} if loss_n else {}
-                if loss_n and not math.isfinite(metrics["loss"]):
+                metrics = {"loss": (self._loss_sum / max(self._loss_n, 1)).item()} if self._loss_n else {}
+                if self._loss_n and not math.isfinite(metrics["loss"]):
                     self._diverged(self.step)
                 metrics.update(model.metric_values())
                 metrics["steps_per_s"] = (self.step - step_log) / max(now - t_log, 1e-9)
                 self.wall_s += now - t_log
                 t_log, step_log = now, self.step
-                loss_sum.zero_()
-                loss_n = 0
+                self._loss_sum.zero_()
+                self._loss_n = 0
                 self.last_metrics = metrics
                 for l in self.listeners:
                     l.on_log(self.step, metrics)
-            if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < target:
+            # Checkpoints fall at the end of a tbptt window (in online mode: every step), the
+            # first one on or after each multiple of checkpoint_every: a window cut in two
+            # could not be resumed exactly.
+            span = 1 if cfg.mode == "online" else cfg.bptt
+            if (cfg.checkpoint_every and end_of_window and self.step < target
+                    and self.step // cfg.checkpoint_every != (self.step - span) // cfg.checkpoint_every):
                 self.save()
         self.wall_s += time.perf_counter() - t_log
 
@@ -246,13 +278,19 @@ class Trainer:
     def save(self) -> str | None:
         if self.out is None:
             return None
+        # Never replace a good checkpoint with diverged weights (on cuda the loss is only
+        # checked at reports, so a NaN since the last one shows up here).
+        if not bool(torch.isfinite(self._loss_sum)) or not all(bool(torch.isfinite(p).all())
+                                                                for p in self.model.parameters()):
+            self._diverged(self.step)
         tensors = {f"model/{k}": v for k, v in self.model.state_dict().items()}
         for (nid, port), v in self.model.delayed.items():
             tensors[f"delayed/{nid}/{port}"] = v
         tensors["rng/generator"] = self.generator.get_state()
         tensors["rng/torch"] = torch.get_rng_state()
+        tensors["trainer/loss_sum"] = self._loss_sum
         meta = {"step": self.step, "wall_s": self.wall_s, "graph": self.graph.to_dict(),
-                "config": self.config.to_dict(), "last_metrics": self.last_metrics}
+                "config": self.config.to_dict(), "last_metrics": self.last_metrics, "loss_n": self._loss_n}
         if self.optimizer is not None:
             meta["optimizer"] = pack_optimizer(self.optimizer, tensors)
         path = save_checkpoint(self.out, tensors, meta)
@@ -264,6 +302,13 @@ class Trainer:
         if run_dir is None:
             raise CheckpointError("resume needs a run directory")
         tensors, meta = load_checkpoint(run_dir)
+        try:
+            self._restore(tensors, meta, run_dir)
+        except (KeyError, ValueError, TypeError, RuntimeError, AttributeError) as exc:
+            raise CheckpointError(f"checkpoint is damaged or incomplete ({type(exc).__name__}: {exc})",
+                                  file=str(run_dir)) from None
+
+    def _restore(self, tensors: dict, meta: dict, run_dir) -> None:
         model_sd = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
         own = self.model.state_dict()
         if set(model_sd) != set(own) or any(own[k].shape != v.shape for k, v in model_sd.items()):
@@ -282,3 +327,20 @@ class Trainer:
         self.step = int(meta["step"])
         self.wall_s = float(meta.get("wall_s", 0.0))
         self.last_metrics = dict(meta.get("last_metrics", {}))
+        if "trainer/loss_sum" in tensors:
+            self._loss_sum = tensors["trainer/loss_sum"].to(self.device)
+            self._loss_n = int(meta.get("loss_n", 0))
+
+
+def _failing_source(exc: BaseException, model) -> str | None:
+    """The id of the data source node whose code raised exc, if one did: the innermost
+    frame of the traceback that runs a node of category 'source'."""
+    nodes = {id(node): nid for nid, node in model.nodes.items() if node.category == "source"}
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if id(owner) in nodes and owner is model.nodes[nodes[id(owner)]]:
+            found = nodes[id(owner)]
+        tb = tb.tb_next
+    return found
