@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PyQt6.QtCore import QCoreApplication, Qt, QTimer, pyqtSignal
 from PyQt6.QtWidgets import (QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QLineEdit,
-                             QPushButton, QSpinBox, QVBoxLayout, QWidget)
+                             QPushButton, QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
 
 from deephtm.checkpoint import checkpoint_path
 from deephtm.errors import DeepHTMError
@@ -20,7 +20,7 @@ from .node_view import NodeActivityView
 from .plots import LivePlots
 from .worker import RunOptions, TrainingThread
 
-REFRESH_HZ = 25
+REFRESH_HZ = 20  # the issue asks for 20 Hz or more; each frame costs the trainer GIL time
 IDLE, STARTING, RUNNING, PAUSED, STOPPING = "idle", "starting", "running", "paused", "stopping"
 MAX_HISTORY_LINES = 200_000  # metrics.jsonl lines read back when a run resumes
 
@@ -109,6 +109,8 @@ class RunPanel(QWidget):
         self.view_btn = self._button("Node view", "open a live view of the chosen node's activity",
                                      lambda: self.show_node_view(self.node_box.currentText()))
         self.status = QLabel("no graph")
+        # Its text changes every frame; its size hint must not re-lay out the plots.
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.error_label = QLabel()
         self.error_label.setWordWrap(True)

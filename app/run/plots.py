@@ -18,6 +18,7 @@ TM_COLOURS = np.array([[24, 24, 28, 255],  # idle
                        [60, 210, 90, 255],  # active and predicted
                        [235, 70, 60, 255],  # bursting
                        [0, 0, 0, 255]], dtype=np.uint8)  # gap between rows of columns
+RASTER_COLOURS = np.array([[20, 20, 24, 255], [255, 230, 90, 255]], dtype=np.uint8)  # idle, active
 PRED_PEN = pg.mkPen((255, 160, 40), width=2)
 ACTUAL_PEN = pg.mkPen((150, 200, 255), width=1.5)
 
@@ -55,6 +56,37 @@ def smooth(y: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
+class RGBAImage(pg.QtWidgets.QGraphicsObject):
+    """An RGBA picture stretched over a rectangle. Its paint is one C++ drawImage call:
+    pyqtgraph's ImageItem spends milliseconds of Python (holding the GIL) per paint."""
+
+    def __init__(self):
+        super().__init__()
+        self._image = None
+        self._rect = pg.QtCore.QRectF(0, 0, 1, 1)
+
+    def set_image(self, rgba: np.ndarray, rect: tuple | None = None) -> None:
+        rgba = np.ascontiguousarray(rgba, dtype=np.uint8)
+        h, w = rgba.shape[:2]
+        self._image = pg.QtGui.QImage(rgba.data, w, h, rgba.strides[0], pg.QtGui.QImage.Format.Format_RGBA8888).copy()
+        new_rect = pg.QtCore.QRectF(*(rect or (0, 0, w, h)))
+        if new_rect != self._rect:
+            self.prepareGeometryChange()
+            self._rect = new_rect
+        self.update()
+
+    def clear(self) -> None:
+        self._image = None
+        self.update()
+
+    def boundingRect(self):
+        return self._rect
+
+    def paint(self, painter, option, widget=None):
+        if self._image is not None:
+            painter.drawImage(self._rect, self._image)
+
+
 class LogAxis(pg.AxisItem):
     """A log axis with ticks at 1, 2 and 5 per decade only (pyqtgraph labels all nine,
     which overlap on a short plot)."""
@@ -81,48 +113,66 @@ class LivePlots(pg.GraphicsLayoutWidget):
         self.configure(None)
 
     # ---- layout ---------------------------------------------------------------------------
+    # Painting, not sampling, is what live plots cost (pyqtgraph paints in Python, holding
+    # the GIL the training thread needs). So: no grid lines (an axis with a grid repaints
+    # whenever its plot does), and windows of recent steps drawn against "steps ago" on
+    # fixed ranges, so their axes stay cached instead of being redrawn every frame.
     def _plot(self, row, col, title, **labels) -> pg.PlotItem:
         p = self.addPlot(row=row, col=col, title=title)
-        p.showGrid(x=True, y=True, alpha=0.2)
         for side, text in labels.items():
             p.setLabel(side, text)
+        p.setMenuEnabled(False)
         return p
+
+    @staticmethod
+    def _freeze(p: pg.PlotItem, x=None, y=None) -> None:
+        p.disableAutoRange()
+        if x is not None:
+            p.setXRange(*x, padding=0)
+        if y is not None:
+            p.setYRange(*y, padding=0)
 
     def _build_static(self):
         self.loss_plot = self.addPlot(row=0, col=0, title="loss", axisItems={"left": LogAxis("left")})
-        self.loss_plot.showGrid(x=True, y=True, alpha=0.2)
         self.loss_plot.setLabel("bottom", "step")
+        self.loss_plot.setMenuEnabled(False)
         self.loss_plot.setLogMode(y=True)
         self.loss_curve = self.loss_plot.plot(pen=pg.mkPen((240, 90, 90), width=2))
         self.metric_plot = self._plot(0, 1, "metric", bottom="step")
         self.metric_curve = self.metric_plot.plot(pen=pg.mkPen((120, 220, 140), width=2))
-        self.pred_plot = self._plot(0, 2, "prediction vs actual", bottom="step")
+        self.pred_plot = self._plot(0, 2, "prediction vs actual", bottom="steps ago")
+        self._freeze(self.pred_plot, x=(-RECENT_STEPS, 0), y=(-1, 1))
+        self.pred_range = (-1.0, 1.0)
         self.pred_plot.addLegend(offset=(5, 5), brush=(0, 0, 0, 170))
-        self.actual_curve = self.pred_plot.plot(pen=ACTUAL_PEN, name="actual")
-        self.pred_curve = self.pred_plot.plot(pen=PRED_PEN, name="predicted")
+        # Plain curve items: PlotDataItem's extra layers cost Python time on every frame.
+        self.actual_curve = pg.PlotCurveItem(pen=ACTUAL_PEN, name="actual")
+        self.pred_curve = pg.PlotCurveItem(pen=PRED_PEN, name="predicted")
+        self.pred_plot.addItem(self.actual_curve)
+        self.pred_plot.addItem(self.pred_curve)
 
-        self.raster_plot = self._plot(1, 0, "SP columns", bottom="step", left="column")
-        self.raster_img = pg.ImageItem(axisOrder="row-major")
-        self.raster_img.setLookupTable(np.array([[20, 20, 24], [255, 230, 90]], dtype=np.uint8))
-        self.raster_plot.addItem(self.raster_img)
+        self.raster_plot = self._plot(1, 0, "SP columns", bottom="steps ago", left="column")
+        self.raster_img = RGBAImage()
+        self.raster_plot.addItem(self.raster_img, ignoreBounds=True)
         self.tm_plot = self._plot(1, 1, "TM cells")
         self.tm_plot.setAspectLocked(True)
         self.tm_plot.invertY(True)
         self.tm_plot.hideAxis("left")
         self.tm_plot.hideAxis("bottom")
-        self.tm_plot.showGrid(x=False, y=False)
-        self.tm_img = pg.ImageItem(axisOrder="row-major")
-        self.tm_img.setLookupTable(TM_COLOURS)
-        self.tm_plot.addItem(self.tm_img)
+        self.tm_img = RGBAImage()
+        self.tm_plot.addItem(self.tm_img, ignoreBounds=True)
+        self.tm_counts = pg.TextItem(color=(200, 200, 200), anchor=(0, 1))
+        self.tm_plot.addItem(self.tm_counts, ignoreBounds=True)
+        self.tm_counts.setPos(0, -0.3)
         self.duty_plot = self._plot(1, 2, "SP duty cycles", bottom="duty cycle", left="columns")
-        self.duty_curve = self.duty_plot.plot(stepMode="center", fillLevel=0,
-                                              brush=(90, 160, 255, 150), pen=pg.mkPen((90, 160, 255)))
+        self.duty_curve = pg.PlotCurveItem([0.0, 1.0], [0.0], stepMode="center", fillLevel=0, brush=(90, 160, 255, 150),
+                                           pen=pg.mkPen((90, 160, 255)))
+        self.duty_plot.addItem(self.duty_curve)
         self.duty_target = pg.InfiniteLine(angle=90, pen=pg.mkPen((255, 255, 255, 120), style=pg.QtCore.Qt.PenStyle.DashLine))
         self.duty_plot.addItem(self.duty_target)
 
-        self.anomaly_plot = self._plot(2, 0, "anomaly score", bottom="step")
+        self.anomaly_plot = self._plot(2, 0, "anomaly score", bottom="steps ago")
         self.anomaly_plot.addLegend(offset=(5, 5), brush=(0, 0, 0, 170))
-        self.anomaly_plot.setYRange(0, 1.05)
+        self._freeze(self.anomaly_plot, x=(-RECENT_STEPS, 0), y=(0, 1.05))
         self.anomaly_curves: list = []
         self.image_plots: list[tuple[pg.PlotItem, pg.ImageItem]] = []
         for i in range(2):
@@ -167,7 +217,18 @@ class LivePlots(pg.GraphicsLayoutWidget):
         if p and p.sp and p.sp_columns > MAX_RASTER_UNITS:
             sp_title += f", first {MAX_RASTER_UNITS} shown"
         self.raster_plot.setTitle(sp_title)
-        self.tm_plot.setTitle("TM cells" if p and p.tm else "TM cells (no htm.tm node)")
+        self._freeze(self.raster_plot, x=(-RECENT_STEPS, 0), y=(0, cols))
+        # Duty cycles average winners/columns exactly; the histogram spans 0 to 4x that.
+        self.duty_mean = (p.sp_winners / p.sp_columns) if p and p.sp else 0.02
+        self._freeze(self.duty_plot, x=(0, 4 * self.duty_mean), y=(0, max(cols, 1)))
+        self.duty_target.setValue(self.duty_mean)
+        self.pred_range = (-1.0, 1.0)
+        self.pred_plot.setYRange(*self.pred_range, padding=0.05)
+        self.tm_plot.setTitle(
+            f"TM cells ({p.tm}): <span style='color:#3c78ff'>predicted</span> · "
+            f"<span style='color:#3cd25a'>active-predicted</span> · <span style='color:#eb463c'>bursting</span>"
+            if p and p.tm else "TM cells (no htm.tm node)")
+        self.tm_counts.setText("")
         self.duty_plot.setTitle("SP duty cycles" if p and p.sp else "SP duty cycles (no htm.sp node)")
         pred_title = f"prediction vs actual ({p.pred[0]}.{p.pred[1]})" if p and p.pred else "prediction vs actual"
         self.pred_plot.setTitle(pred_title)
@@ -175,8 +236,10 @@ class LivePlots(pg.GraphicsLayoutWidget):
             self.anomaly_plot.removeItem(c)
         self.anomaly_plot.legend.clear()
         colours = [(255, 120, 200), (255, 220, 90)]
-        self.anomaly_curves = [self.anomaly_plot.plot(pen=pg.mkPen(colours[i % 2], width=1.5), name=label)
+        self.anomaly_curves = [pg.PlotCurveItem(pen=pg.mkPen(colours[i % 2], width=1.5), name=label)
                                for i, (label, _) in enumerate(p.anomalies if p else [])]
+        for c in self.anomaly_curves:
+            self.anomaly_plot.addItem(c)
         self.anomaly_plot.setTitle("anomaly score (mean of 20 steps)" if p and p.anomalies
                                    else "anomaly score (no htm.tm node)")
         n_images = min(len(p.images), len(self.image_plots)) if p else 0
@@ -241,33 +304,36 @@ class LivePlots(pg.GraphicsLayoutWidget):
         if "log" in d:
             self.loss_curve.setData(*self.loss.view())
             self.metric_curve.setData(*self.metric.view())
+        now = self.last_step
         if "pred" in d:
             x, y = self.pred.view()
-            self.pred_curve.setData(x, y)
-            self.actual_curve.setData(*self.actual.view())
+            _, actual = self.actual.view()
+            self.pred_curve.setData(x - now, y)
+            self.actual_curve.setData(x - now, actual)
+            self._fit_pred_range(y, actual)
         if "raster" in d and len(self.raster):
             x, rows = self.raster.view()
-            self.raster_img.setImage(rows.T, autoLevels=False, levels=(0, 1))
-            self.raster_img.setRect(pg.QtCore.QRectF(float(x[0]), 0.0, float(max(len(x), 1)), float(rows.shape[1])))
+            # Colours mapped here: pyqtgraph's lookup-table path rebuilds a big table each frame.
+            self.raster_img.set_image(RASTER_COLOURS[rows.T],
+                                      (float(x[0] - now - 1), 0.0, float(len(x)), float(rows.shape[1])))
         if "tm" in d and self.tm_state is not None:
             s = self.tm_state
-            self.tm_img.setImage(tm_grid(s), autoLevels=False, levels=(0, 4))
+            grid = tm_grid(s)
+            if self.tm_img.boundingRect().size() != pg.QtCore.QSizeF(grid.shape[1], grid.shape[0]):
+                self.tm_plot.setRange(xRange=(0, grid.shape[1]), yRange=(0, grid.shape[0]), padding=0.02)
+            self.tm_img.set_image(TM_COLOURS[grid])
             counts = np.bincount(s.ravel(), minlength=4)
-            self.tm_plot.setTitle(
-                f"TM cells ({p.tm}): <span style='color:#3c78ff'>predicted {counts[1]}</span> · "
-                f"<span style='color:#3cd25a'>active-predicted {counts[2]}</span> · "
-                f"<span style='color:#eb463c'>bursting {counts[3]}</span>")
+            # Counts go in a text item inside the view: a title that changes width would
+            # re-lay out (and repaint) every plot.
+            self.tm_counts.setText(f"{counts[1]} predicted · {counts[2]} active-predicted · {counts[3]} bursting")
         if "duty" in d and self.duty is not None and len(self.duty):
-            hi = max(float(self.duty.max()), 1e-6)
-            counts, edges = np.histogram(self.duty, bins=30, range=(0.0, hi * 1.05))
+            top = 4 * self.duty_mean
+            counts, edges = np.histogram(np.minimum(self.duty, top), bins=32, range=(0.0, top))
             self.duty_curve.setData(edges, counts)
-            target = self._duty_target()
-            if target is not None:
-                self.duty_target.setValue(target)
         if "anomaly" in d:
             for ring, curve in zip(self.anomalies, self.anomaly_curves):
                 x, y = ring.view()
-                curve.setData(x, smooth(y, 20) if len(y) else y)
+                curve.setData(x - now, smooth(y, 20) if len(y) else y)
         if "images" in d:
             for i, (_, key) in enumerate(p.images):
                 if key in self.images:
@@ -275,8 +341,17 @@ class LivePlots(pg.GraphicsLayoutWidget):
                         self.image_plots[i][1].setImage(to_display_image(self.images[key]), autoLevels=True)
         self.frames += 1
 
-    def _duty_target(self) -> float | None:
-        """winners / columns: where every column's duty cycle would sit if usage were even."""
-        if self.duty is None or not self.probes or not self.probes.sp:
-            return None
-        return float(self.duty.mean())
+    def _fit_pred_range(self, *series) -> None:
+        """Grow the y range when the data leaves it; shrink only when it is 4x too wide.
+        A steady range keeps the axis cached."""
+        finite = [a[np.isfinite(a)] for a in series if len(a)]
+        finite = [a for a in finite if len(a)]
+        if not finite:
+            return
+        lo = min(float(a.min()) for a in finite)
+        hi = max(float(a.max()) for a in finite)
+        cur_lo, cur_hi = self.pred_range
+        span = max(hi - lo, 1e-6)
+        if lo < cur_lo or hi > cur_hi or (cur_hi - cur_lo) > 4 * span:
+            self.pred_range = (lo - 0.1 * span, hi + 0.1 * span)
+            self.pred_plot.setYRange(*self.pred_range, padding=0)

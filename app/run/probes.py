@@ -28,6 +28,7 @@ class Probes:
     target: Key | None = None  # what it should have predicted
     sp: str | None = None  # spatial pooler node id
     sp_columns: int = 0
+    sp_winners: int = 0
     tm: str | None = None  # temporal memory node id
     tm_columns: int = 0
     tm_cells: int = 0  # cells per column
@@ -55,6 +56,7 @@ class Probes:
             rn = r.nodes[nid]
             if rn.cls.type_name == "htm.sp" and p.sp is None:
                 p.sp, p.sp_columns = nid, int(rn.out_shapes["columns"][0])
+                p.sp_winners = int(rn.params["winners"])
             elif rn.cls.type_name == "htm.tm" and p.tm is None:
                 p.tm, p.tm_columns = nid, int(rn.in_shapes["columns"][0])
                 p.tm_cells = int(rn.params["cells_per_column"])
