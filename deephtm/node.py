@@ -87,6 +87,10 @@ class Node(nn.Module):
         """Metric nodes: the metric's current value."""
         return None
 
+    def on_end(self, run_dir) -> None:
+        """Called by Trainer.finish with the run directory (a Path) when the run has one:
+        a node may write files there (e.g. a PNG of what it generated)."""
+
 
 def _port_dict(p: Port) -> dict:
     d = {"name": p.name, "kind": p.kind, "doc": p.doc}

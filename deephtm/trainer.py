@@ -252,6 +252,8 @@ class Trainer:
         summary = self.summary(interrupted)
         if self.out is not None:
             self.save()
+            for node in self.model.nodes.values():
+                node.on_end(self.out)
             atomic_write_bytes(self.out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
         for l in self.listeners:
             l.on_end(summary)
