@@ -66,6 +66,9 @@ def test_start_pause_resume_stop(qtbot, panel, tmp_path):
     qtbot.wait(300)
     assert trainer_step(panel) == held  # really held
     assert panel.resume_btn.isEnabled() and not panel.pause_btn.isEnabled()
+    meta = tmp_path / "run" / "checkpoint" / "meta.json"
+    panel.save_checkpoint()  # served by the held training thread
+    qtbot.waitUntil(lambda: meta.exists() and json.loads(meta.read_text())["step"] == held, timeout=WAIT_MS)
 
     panel.step()  # exactly one step, then held again
     qtbot.waitUntil(lambda: trainer_step(panel) == held + 1 and panel.state == PAUSED, timeout=WAIT_MS)

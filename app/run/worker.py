@@ -5,10 +5,12 @@ from __future__ import annotations
 import sys
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from PyQt6.QtCore import QObject, QThread, pyqtSignal
 
+from deephtm.cli import _drop_log_lines_after
 from deephtm.errors import DeepHTMError
 from deephtm.graphfile import Graph
 from deephtm.progress import RunLogger
@@ -117,6 +119,8 @@ class TrainingThread(QThread):
             logger = RunLogger(o.out, append=o.resume)
             trainer = Trainer(self.graph, out=o.out, steps=o.steps, device=o.device, lr=o.lr,
                               resume=o.resume, listeners=[logger])
+            if o.resume:  # as `deephtm train --resume`: reports after the checkpoint are made again
+                _drop_log_lines_after(Path(o.out) / "metrics.jsonl", trainer.step)
             sampler = _QtSampler(Probes.find(trainer.resolved), self.signals, self)
             sampler.model = trainer.model
             sampler.watch_nodes(self._watched)
