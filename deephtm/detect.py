@@ -26,6 +26,7 @@ from .csvdata import read_columns
 from .errors import DeepHTMError, GraphError, TrainingError
 from .graphfile import Graph, atomic_write_bytes, load_graph
 from .node import Context
+from .trainer import Trainer, make_optimizer
 
 SCORE_COLUMNS = ("timestamp", "value", "raw_anomaly", "anomaly_likelihood", "anomaly_score", "flagged")
 
@@ -73,8 +74,6 @@ class Detector:
     def __init__(self, graph: Graph | str, input_path: str, *, value_column: str = "value",
                  timestamp_column: str = "timestamp", timestamp_format: str | None = None,
                  threshold: float | None = None, seed: int | None = None):
-        from .trainer import Trainer
-
         graph = load_graph(graph) if isinstance(graph, (str, Path)) else graph.copy()
         self.graph_path = graph.path or ""
         self.input_path = str(input_path)
@@ -151,16 +150,21 @@ class Detector:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if not unreached_frozen:
-                    # Weights the loss never reaches (in graphs/anomaly.json: the encoder and
+                    # Weights the loss never reaches (in graphs/anomaly.json: the encoders and
                     # SP, upstream of the TM's loss only through its targets) cannot learn;
-                    # not recording their graph each row saves time and changes nothing.
-                    for p in model.parameters():
-                        if p.grad is None:
-                            p.requires_grad_(False)
+                    # not recording their graph each row, and leaving them out of the
+                    # optimizer (no step has been taken yet), saves time and changes nothing.
+                    unreached = [p for p in model.parameters() if p.grad is None]
+                    for p in unreached:
+                        p.requires_grad_(False)
+                    if unreached:
+                        reached = [p for p in model.parameters() if p.requires_grad]
+                        opt = tr.optimizer = make_optimizer(tr.config.optimizer, reached, tr.config.lr, tr.device)
                     unreached_frozen = True
                 if clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-                opt.step()
+                if opt is not None:
+                    opt.step()
                 losses.append(loss.detach())
             model.carry(values, detach=True)
             for acc, k in zip(out, keys):
