@@ -186,7 +186,8 @@ def match_series(scores_path: str | Path, keys: list[str]) -> str:
 def read_scores(path: str | Path, threshold: float | None = None) -> tuple[list[datetime], list[bool]]:
     """Timestamps and detections of a `deephtm detect` output (or any CSV with timestamp and
     anomaly_score columns). Detections: the 'flagged' column when present and no threshold
-    is given, else anomaly_score >= threshold (default 0.5)."""
+    is given, else anomaly_score >= threshold (default 0.5). Rows without a valid timestamp
+    (rows detect skipped) are left out: they cannot be placed in time."""
     path = str(path)
     try:
         with open(path, newline="", encoding="utf-8") as f:
@@ -209,11 +210,16 @@ def read_scores(path: str | Path, threshold: float | None = None) -> tuple[list[
         if not row:
             continue
         try:
-            stamps.append(parse_timestamp(row[ts_i] if ts_i < len(row) else ""))
-            cell = row[fl_i if fl_i is not None else sc_i] if max(fl_i or 0, sc_i) < len(row) else ""
+            stamp = parse_timestamp(row[ts_i] if ts_i < len(row) else "")
+        except ValueError:
+            continue  # a row detect skipped for its timestamp: it cannot be placed in time
+        cell = row[fl_i if fl_i is not None else sc_i] if max(fl_i or 0, sc_i) < len(row) else ""
+        try:
             v = float(cell)
-        except ValueError as exc:
-            raise DeepHTMError(f"line {line}: {exc}", file=path) from None
+        except ValueError:
+            raise DeepHTMError(f"line {line}: non-numeric {header[fl_i if fl_i is not None else sc_i]} "
+                               f"{cell!r:.30}", file=path) from None
+        stamps.append(stamp)
         hits.append(v > 0.5 if fl_i is not None else v >= cut)
     return stamps, hits
 

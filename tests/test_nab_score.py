@@ -104,3 +104,12 @@ def test_score_cli_reads_detect_output(tmp_path, capsys):
     assert report["total"]["standard"] == 100.0
     assert main(["score", str(tmp_path / "nomatch.csv"), "--windows", str(tmp_path / "w.json")]) == 2
     assert "no series" in capsys.readouterr().err
+
+
+def test_score_cli_names_the_line_of_a_bad_score(tmp_path, capsys):
+    (tmp_path / "demo.csv").write_text("timestamp,anomaly_score\n2020-01-01 00:00:00,0.1\n"
+                                       "not a time,0\n2020-01-01 00:00:01,high\n")
+    (tmp_path / "w.json").write_text(json.dumps({"demo.csv": []}))
+    assert main(["score", str(tmp_path / "demo.csv"), "--windows", str(tmp_path / "w.json")]) == 2
+    err = capsys.readouterr().err
+    assert "line 4: non-numeric anomaly_score 'high'" in err and err.count("\n") == 1
