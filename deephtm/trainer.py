@@ -42,6 +42,8 @@ def make_optimizer(name: str, params, lr: float, device: torch.device) -> torch.
 
 
 NEVER = 1 << 62  # a step count no run reaches
+# How torch words running out of memory in a RuntimeError (cuda; the CPU allocator on Linux, Windows).
+OOM_PHRASES = ("out of memory", "can't allocate memory", "cannot allocate memory", "not enough memory")
 
 
 class Trainer:
@@ -176,7 +178,7 @@ class Trainer:
             kept = f"; the last checkpoint, {ckpt}, is kept" if ckpt.exists() else "; no checkpoint was saved yet"
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError)) or (
-                isinstance(exc, RuntimeError) and ("out of memory" in text.lower() or "not enough memory" in text)):
+                isinstance(exc, RuntimeError) and any(p in text.lower() for p in OOM_PHRASES)):
             return TrainingError(f"out of memory on {self.device} at step {self.step}{kept} "
                                  "(reduce batch_size or the graph's sizes)")
         source = _failing_source(exc, self.model)
