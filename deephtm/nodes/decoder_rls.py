@@ -30,6 +30,10 @@ class RLSDecoder(Node):
               min=0.9, max=1.0),
         Param("delta", "float", 1.0, "initial P = delta * I (larger: faster first fits)", min=1e-6, max=1e6),
         Param("bias", "bool", True, "add a constant feature"),
+        Param("method", "str", "rls", "rls: exact recursive least squares, O(features^2) a step; nlms: "
+              "normalized least mean squares, O(active features) a step (for large sparse codes such as "
+              "TM cells)", choices=("rls", "nlms")),
+        Param("rate", "float", 0.1, "nlms: step size (0..2; 1 fits the newest example exactly)", min=1e-6, max=2.0),
     )
 
     @classmethod
@@ -44,14 +48,15 @@ class RLSDecoder(Node):
     @classmethod
     def param_count(cls, p, shapes):
         d = flat_size(shapes["x"] or (1,)) + int(p["bias"])
-        return d * d + d * p["outputs"] + (p["horizon"] + 1) * d
+        return (d * d if p["method"] == "rls" else 0) + d * p["outputs"] + (p["horizon"] + 1) * d
 
     def setup(self, batch, generator):
         p = self.p
         d = flat_size(self.in_shapes["x"]) + int(p["bias"])
         # float64: P is updated thousands of times with forgetting; float32 drifts.
         self.register_buffer("W", torch.zeros(batch, d, p["outputs"], dtype=torch.float64))
-        self.register_buffer("P", torch.eye(d, dtype=torch.float64).repeat(batch, 1, 1) * p["delta"])
+        if p["method"] == "rls":
+            self.register_buffer("P", torch.eye(d, dtype=torch.float64).repeat(batch, 1, 1) * p["delta"])
         self.register_buffer("past", torch.zeros(p["horizon"], batch, d, dtype=torch.float64))
         self.register_buffer("seen", torch.zeros((), dtype=torch.long))
 
@@ -66,11 +71,23 @@ class RLSDecoder(Node):
         f_now = self.features(x)
         slot = int(self.seen) % h
         if int(self.seen) >= h:
-            self.update(self.past[slot], observed.detach().flatten(1).double())
+            update = self.update if self.p["method"] == "rls" else self.update_nlms
+            update(self.past[slot], observed.detach().flatten(1).double())
         self.past[slot] = f_now
         self.seen += 1
         y = torch.bmm(f_now.unsqueeze(1), self.W).squeeze(1)
         return {"y": y.to(x.dtype)}
+
+    @torch.no_grad()
+    def update_nlms(self, f, target):
+        """W += rate * f e' / |f|^2, touching only the rows of the active features."""
+        b_idx, i_idx = f.nonzero(as_tuple=True)
+        if b_idx.numel() == 0:
+            return
+        err = target - torch.bmm(f.unsqueeze(1), self.W).squeeze(1)  # [B, outputs]
+        norm = f.pow(2).sum(1, keepdim=True).clamp_min(1e-12)
+        step = self.p["rate"] * err / norm  # [B, outputs]
+        self.W.index_put_((b_idx, i_idx), f[b_idx, i_idx].unsqueeze(1) * step[b_idx], accumulate=True)
 
     @torch.no_grad()
     def update(self, f, target):
