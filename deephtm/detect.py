@@ -26,7 +26,8 @@ from .csvdata import read_columns
 from .errors import DeepHTMError, GraphError, TrainingError
 from .graphfile import Graph, atomic_write_bytes, load_graph
 from .node import Context
-from .trainer import Trainer, make_optimizer
+from .optim import clip_grad_norm_
+from .trainer import Trainer
 
 SCORE_COLUMNS = ("timestamp", "value", "raw_anomaly", "anomaly_likelihood", "anomaly_score", "flagged")
 
@@ -152,19 +153,14 @@ class Detector:
                 if not unreached_frozen:
                     # Weights the loss never reaches (in graphs/anomaly.json: the encoders and
                     # SP, upstream of the TM's loss only through its targets) cannot learn;
-                    # not recording their graph each row, and leaving them out of the
-                    # optimizer (no step has been taken yet), saves time and changes nothing.
-                    unreached = [p for p in model.parameters() if p.grad is None]
-                    for p in unreached:
-                        p.requires_grad_(False)
-                    if unreached:
-                        reached = [p for p in model.parameters() if p.requires_grad]
-                        opt = tr.optimizer = make_optimizer(tr.config.optimizer, reached, tr.config.lr, tr.device)
+                    # not recording their graph each row saves time and changes nothing.
+                    for p in model.parameters():
+                        if p.grad is None:
+                            p.requires_grad_(False)
                     unreached_frozen = True
                 if clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-                if opt is not None:
-                    opt.step()
+                    clip_grad_norm_([p for p in model.parameters() if p.grad is not None], clip)
+                opt.step()
                 losses.append(loss.detach())
             model.carry(values, detach=True)
             for acc, k in zip(out, keys):
