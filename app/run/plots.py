@@ -19,8 +19,9 @@ TM_COLOURS = np.array([[24, 24, 28, 255],  # idle
                        [235, 70, 60, 255],  # bursting
                        [0, 0, 0, 255]], dtype=np.uint8)  # gap between rows of columns
 RASTER_COLOURS = np.array([[20, 20, 24, 255], [255, 230, 90, 255]], dtype=np.uint8)  # idle, active
-PRED_PEN = pg.mkPen((255, 160, 40), width=2)
-ACTUAL_PEN = pg.mkPen((150, 200, 255), width=1.5)
+# Curves redrawn every frame use 1-pixel pens: Qt's raster engine draws wide lines far slower.
+PRED_PEN = pg.mkPen((255, 160, 40), width=1)
+ACTUAL_PEN = pg.mkPen((150, 200, 255), width=1)
 
 
 def to_display_image(a: np.ndarray) -> np.ndarray:
@@ -56,8 +57,8 @@ def smooth(y: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-class RGBAImage(pg.QtWidgets.QGraphicsObject):
-    """An RGBA picture stretched over a rectangle. Its paint is one C++ drawImage call:
+class IndexedImage(pg.QtWidgets.QGraphicsObject):
+    """An indexed-colour picture stretched over a rectangle. Its paint is one C++ drawImage call:
     pyqtgraph's ImageItem spends milliseconds of Python (holding the GIL) per paint."""
 
     def __init__(self):
@@ -65,10 +66,13 @@ class RGBAImage(pg.QtWidgets.QGraphicsObject):
         self._image = None
         self._rect = pg.QtCore.QRectF(0, 0, 1, 1)
 
-    def set_image(self, rgba: np.ndarray, rect: tuple | None = None) -> None:
-        rgba = np.ascontiguousarray(rgba, dtype=np.uint8)
-        h, w = rgba.shape[:2]
-        self._image = pg.QtGui.QImage(rgba.data, w, h, rgba.strides[0], pg.QtGui.QImage.Format.Format_RGBA8888).copy()
+    def set_image(self, codes: np.ndarray, colours: np.ndarray, rect: tuple | None = None) -> None:
+        """codes: [H, W] small ints indexing colours ([N, 4] RGBA)."""
+        codes = np.ascontiguousarray(codes, dtype=np.uint8)
+        h, w = codes.shape
+        image = pg.QtGui.QImage(codes.data, w, h, codes.strides[0], pg.QtGui.QImage.Format.Format_Indexed8)
+        image.setColorTable([pg.QtGui.qRgba(*map(int, c)) for c in colours])
+        self._image = image.copy()
         new_rect = pg.QtCore.QRectF(*(rect or (0, 0, w, h)))
         if new_rect != self._rect:
             self.prepareGeometryChange()
@@ -151,14 +155,14 @@ class LivePlots(pg.GraphicsLayoutWidget):
         self.pred_plot.addItem(self.pred_curve)
 
         self.raster_plot = self._plot(1, 0, "SP columns", bottom="steps ago", left="column")
-        self.raster_img = RGBAImage()
+        self.raster_img = IndexedImage()
         self.raster_plot.addItem(self.raster_img, ignoreBounds=True)
         self.tm_plot = self._plot(1, 1, "TM cells")
         self.tm_plot.setAspectLocked(True)
         self.tm_plot.invertY(True)
         self.tm_plot.hideAxis("left")
         self.tm_plot.hideAxis("bottom")
-        self.tm_img = RGBAImage()
+        self.tm_img = IndexedImage()
         self.tm_plot.addItem(self.tm_img, ignoreBounds=True)
         self.tm_counts = pg.TextItem(color=(200, 200, 200), anchor=(0, 1))
         self.tm_plot.addItem(self.tm_counts, ignoreBounds=True)
@@ -236,7 +240,7 @@ class LivePlots(pg.GraphicsLayoutWidget):
             self.anomaly_plot.removeItem(c)
         self.anomaly_plot.legend.clear()
         colours = [(255, 120, 200), (255, 220, 90)]
-        self.anomaly_curves = [pg.PlotCurveItem(pen=pg.mkPen(colours[i % 2], width=1.5), name=label)
+        self.anomaly_curves = [pg.PlotCurveItem(pen=pg.mkPen(colours[i % 2], width=1), name=label)
                                for i, (label, _) in enumerate(p.anomalies if p else [])]
         for c in self.anomaly_curves:
             self.anomaly_plot.addItem(c)
@@ -314,14 +318,16 @@ class LivePlots(pg.GraphicsLayoutWidget):
         if "raster" in d and len(self.raster):
             x, rows = self.raster.view()
             # Colours mapped here: pyqtgraph's lookup-table path rebuilds a big table each frame.
-            self.raster_img.set_image(RASTER_COLOURS[rows.T],
+            self.raster_img.set_image(rows.T, RASTER_COLOURS,
                                       (float(x[0] - now - 1), 0.0, float(len(x)), float(rows.shape[1])))
         if "tm" in d and self.tm_state is not None:
             s = self.tm_state
             grid = tm_grid(s)
             if self.tm_img.boundingRect().size() != pg.QtCore.QSizeF(grid.shape[1], grid.shape[0]):
-                self.tm_plot.setRange(xRange=(0, grid.shape[1]), yRange=(0, grid.shape[0]), padding=0.02)
-            self.tm_img.set_image(TM_COLOURS[grid])
+                # Room above the grid for the counts (the y axis points down here).
+                self.tm_plot.setRange(xRange=(0, grid.shape[1]), yRange=(-0.2 * grid.shape[0], grid.shape[0]),
+                                      padding=0.02)
+            self.tm_img.set_image(grid, TM_COLOURS)
             counts = np.bincount(s.ravel(), minlength=4)
             # Counts go in a text item inside the view: a title that changes width would
             # re-lay out (and repaint) every plot.

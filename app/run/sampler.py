@@ -6,6 +6,7 @@ to the host once and hands one payload of numpy arrays to `send` - a Qt signal i
 app. Qt-free, so the engine tests can drive it too."""
 from __future__ import annotations
 
+import sys
 import time
 from typing import Callable
 
@@ -22,7 +23,7 @@ CLONE_BYTES = 64 * 1024  # bigger values are cut to stream 0 at once, so a batch
 class Sampler(TrainerListener):
     wants_values = True
 
-    def __init__(self, probes: Probes, send: Callable[[dict], None], interval_s: float = 0.04,
+    def __init__(self, probes: Probes, send: Callable[[dict], None], interval_s: float = 0.05,
                  max_pending: int = 256):
         self.probes = probes
         self.send = send
@@ -39,6 +40,7 @@ class Sampler(TrainerListener):
         self._next = 0.0
         self._ctx_key = None  # what feeds the TM's context: its previous value predicted this step
         self._tm_columns_key = None
+        self._tm_broken = False
         self._ctx_prev = self._ctx_cur = None
 
     # ---- what to keep ----------------------------------------------------------------
@@ -153,20 +155,21 @@ class Sampler(TrainerListener):
         """[cells per column, columns] codes: 0 idle, 1 predicted for the next step,
         2 active and predicted, 3 active in a bursting column (nothing predicted it)."""
         p = self.probes
-        if p.tm is None or self.model is None or self._tm_columns_key not in values:
+        if p.tm is None or self.model is None or self._tm_columns_key not in values or self._tm_broken:
             return None
         tm = self.model.nodes[p.tm]
         C, K = p.tm_columns, p.tm_cells
         col_active = (values[self._tm_columns_key][:1] != 0).view(C, 1)
-        depolarization = getattr(tm, "depolarization", None)
-        threshold = getattr(tm, "threshold", None)
         none = torch.zeros(C, K, dtype=torch.bool, device=col_active.device)
-        pred_now, pred_next = none, none
-        if depolarization is not None and threshold is not None:
-            if self._ctx_prev is not None:  # the context this step saw
-                pred_now = ((depolarization(self._ctx_prev[:1]) - threshold) > 0).view(C, K)
-            if self._ctx_cur is not None:  # the context the next step will see
-                pred_next = ((depolarization(self._ctx_cur[:1]) - threshold) > 0).view(C, K)
+        try:
+            pred_now = _predicted(tm, self._ctx_prev, C, K) if self._ctx_prev is not None else none
+            pred_next = _predicted(tm, self._ctx_cur, C, K) if self._ctx_cur is not None else none
+        except Exception as exc:  # the TM's internals changed: drop this view, never the training
+            self._tm_broken = True
+            print(f"deephtm-app: TM cell view off: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return None
+        if pred_now is None or pred_next is None:
+            return None
         if (p.tm, "cells") in values:
             # The TM fires the predicted cells of a predicted column and all cells of a bursting
             # one; the weights have moved since that step, so its output decides.
@@ -180,3 +183,18 @@ class Sampler(TrainerListener):
         code[active & ~bursting] = 2
         code[active & bursting] = 3
         return code.T.contiguous().cpu().numpy()
+
+
+def _predicted(tm, context: torch.Tensor, C: int, K: int) -> torch.Tensor | None:
+    """Cells of stream 0 that `context` depolarizes past the TM's threshold: bool [C, K].
+    Distal input only (an apical input, if wired, is left out of this view)."""
+    if hasattr(tm, "gather") and hasattr(tm, "distal"):
+        d = tm.gather(context[:1], tm.distal)
+    elif hasattr(tm, "depolarization"):
+        d = tm.depolarization(context[:1])
+    else:
+        return None
+    threshold = tm.p["threshold"] if "threshold" in tm.p else getattr(tm, "threshold", None)
+    if threshold is None:
+        return None
+    return ((d - threshold) > 0).reshape(C, K)
