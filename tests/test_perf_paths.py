@@ -1,0 +1,58 @@
+"""The fast paths compute the same thing as the plain ones: lazy row-sparse Adam, sparse
+gradient clipping."""
+import torch
+import torch.nn.functional as F
+
+from deephtm.optim import LazyAdam, LazyAdamW, clip_grad_norm_
+
+
+def bag_loss(w, idx, offsets, sparse):
+    return F.embedding_bag(idx, w, offsets, mode="sum", sparse=sparse).pow(2).sum()
+
+
+def test_lazy_adam_matches_sparse_adam_on_row_gradients():
+    torch.manual_seed(0)
+    w = torch.randn(10, 4, requires_grad=True)
+    ref = w.detach().clone().requires_grad_(True)
+    opt, ref_opt = LazyAdam([w], lr=0.1, fused=True), torch.optim.SparseAdam([ref], lr=0.1)
+    for idx in ([1, 3, 3, 7], [2, 3], [9, 1, 1]):
+        for p, o in ((w, opt), (ref, ref_opt)):
+            o.zero_grad()
+            bag_loss(p, torch.tensor(idx), torch.tensor([0, 1]), sparse=True).backward()
+            o.step()
+    assert torch.allclose(w, ref, atol=1e-5)
+    untouched = [0, 4, 5, 6, 8]
+    assert not torch.equal(w[[1, 2, 3, 7, 9]], torch.zeros(5, 4))
+    assert torch.equal(opt.state[w]["exp_avg"][untouched], torch.zeros(5, 4))
+
+
+def test_lazy_adam_is_fused_adam_when_every_row_is_active():
+    for lazy_cls, cls in ((LazyAdam, torch.optim.Adam), (LazyAdamW, torch.optim.AdamW)):
+        torch.manual_seed(1)
+        w = torch.randn(6, 3, requires_grad=True)
+        ref = w.detach().clone().requires_grad_(True)
+        opt, ref_opt = lazy_cls([w], lr=0.05, fused=True), cls([ref], lr=0.05)
+        for _ in range(4):
+            opt.zero_grad(), ref_opt.zero_grad()
+            bag_loss(w, torch.arange(6), torch.tensor([0]), sparse=True).backward()
+            bag_loss(ref, torch.arange(6), torch.tensor([0]), sparse=False).backward()
+            opt.step(), ref_opt.step()
+        assert torch.allclose(w, ref, atol=1e-5), lazy_cls
+        # The same state layout as torch's Adam: a checkpoint of one loads into the other.
+        ref_opt.load_state_dict(opt.state_dict())
+        assert set(opt.state[w]) == {"step", "exp_avg", "exp_avg_sq"}
+
+
+def test_clip_grad_norm_with_sparse_and_dense_gradients():
+    torch.manual_seed(2)
+    a = torch.randn(8, 3, requires_grad=True)
+    b = torch.randn(5, requires_grad=True)
+    a2, b2 = (t.detach().clone().requires_grad_(True) for t in (a, b))
+    idx, off = torch.tensor([0, 2, 2, 5]), torch.tensor([0])
+    (bag_loss(a, idx, off, True) + b.pow(2).sum() * 3).backward()
+    (bag_loss(a2, idx, off, False) + b2.pow(2).sum() * 3).backward()
+    total = clip_grad_norm_([a, b], 1.0)
+    ref_total = torch.nn.utils.clip_grad_norm_([a2, b2], 1.0)
+    assert torch.allclose(total, ref_total)
+    assert torch.allclose(a.grad.to_dense(), a2.grad, atol=1e-6)
+    assert torch.allclose(b.grad, b2.grad, atol=1e-6)
