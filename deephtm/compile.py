@@ -45,6 +45,19 @@ class GraphModule(nn.Module):
         self.delayed: dict[Key, torch.Tensor] = {}
         self.batch = 1
 
+    def param_groups(self, lr: float) -> list[dict]:
+        """Optimizer groups of all nodes, each weight in exactly one group."""
+        groups, seen = [], set()
+        for _, node, _ in self.plan:
+            for g in node.param_groups():
+                params = [p for p in g["params"] if id(p) not in seen]
+                seen.update(id(p) for p in params)
+                group = {"params": params, "lr": g.get("lr", lr * g.get("lr_scale", 1.0))}
+                if g.get("optimizer"):
+                    group["optimizer"] = g["optimizer"]
+                groups.append(group)
+        return groups
+
     def setup(self, batch: int, generator: torch.Generator) -> None:
         self.batch = batch
         for _, node, _ in self.plan:

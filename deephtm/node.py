@@ -77,6 +77,12 @@ class Node(nn.Module):
         self.p = dict(p)
         self.in_shapes = dict(shapes)
 
+    def param_groups(self) -> list[dict]:
+        """Optimizer groups for this node's weights: dicts with "params" and optionally
+        "lr_scale" (times the graph's rate), "lr" (absolute) and "optimizer" (a kind of its
+        own, e.g. "sgd"). By default every weight is trained by the graph's optimizer."""
+        return [{"params": list(self.parameters())}]
+
     def setup(self, batch: int, generator: torch.Generator) -> None:
         """Called once after construction, before the first step (e.g. to draw phases)."""
 

@@ -1,4 +1,4 @@
-"""htm.tm: a differentiable temporal memory with predictive cells and bursting."""
+"""htm.tm: a differentiable temporal memory with predictive cells, winners and bursting."""
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -10,25 +10,43 @@ from ..spec import Param, Port
 class TemporalMemory(Node):
     type_name = "htm.tm"
     category = "htm"
-    doc = ("Columns x cells. Cells predicted by the previous step's active cells (the 'context', "
-           "wired from 'cells' by a delayed edge) become active in active columns; an active "
-           "column with no predicted cell bursts. Forward state is exact HTM; gradients use a "
-           "sigmoid relaxation with a temperature.")
+    doc = ("Columns x cells. Cells whose distal input from the previous step's winner cells (the "
+           "'context', a delayed edge from 'winners') exceeds the threshold are predicted; in an "
+           "active column the predicted cells fire, and a column with none bursts. The forward "
+           "state is exact HTM; learning is by backprop through a sigmoid relaxation.")
     inputs = (
         Port("columns", "sdr", "active columns from the SP, shape [C]"),
-        Port("context", "sdr", "previous step's active cells (delayed edge from 'cells'), shape [C*K]",
+        Port("context", "sdr", "previous step's winner cells (delayed edge from 'winners'), shape [C*K]",
+             optional=True),
+        Port("apical", "tensor", "feedback from a higher region, any 1-D size; it depolarizes cells",
              optional=True),
     )
     outputs = (
-        Port("cells", "sdr", "active cells, shape [C*K]"),
+        Port("cells", "sdr", "active cells: the predicted cells of active columns, or all their cells "
+                             "when a column bursts; shape [C*K]"),
+        Port("winners", "sdr", "one winner cell per active column: its most depolarized cell "
+                               "(the predicted one, or the best matching one when it bursts); shape [C*K]"),
         Port("predicted", "tensor", "probability that each column is active next step, shape [C]"),
         Port("anomaly", "scalar", "raw anomaly 1 - |predicted & active| / |active|, per stream"),
-        Port("loss", "loss", "self-supervised loss: predict this step's columns from the context"),
+        Port("loss", "loss", "self-supervised loss: the context predicts this step's winner cells "
+                             "and no cell of an inactive column"),
     )
     params = (
         Param("cells_per_column", "int", 5, "cells per column (K)", min=1, max=256),
-        Param("temperature", "float", 0.1, "temperature of the relaxation used for gradients", min=1e-4, max=100.0),
+        Param("threshold", "float", 0.5, "distal input above which a cell is predicted", min=1e-3, max=1e3),
+        Param("temperature", "float", 0.1, "temperature of the sigmoid relaxation of the threshold",
+              min=1e-4, max=100.0),
         Param("init_std", "float", 0.01, "std of the initial distal weights", min=0.0, max=10.0),
+        Param("distal_lr", "float", 0.02,
+              "learning rate of the distal (and apical) synapses, trained by plain SGD on the rows "
+              "of the active cells only: like HTM's permanence increments, a transition is learned "
+              "from a few presentations, and Adam's per-weight scaling would turn the tiny "
+              "gradients of rarely active cells into full steps", min=0.0, max=100.0),
+        Param("false_prediction_weight", "float", 0.1,
+              "weight of the loss on cells predicted in inactive columns; small, so that a context "
+              "followed by either of two elements keeps predicting both", min=0.0, max=100.0),
+        Param("downstream_grad", "bool", True,
+              "let downstream losses (e.g. a decoder's) reach the distal weights through the winners"),
     )
 
     @classmethod
@@ -38,61 +56,80 @@ class TemporalMemory(Node):
         n = cols[0] * p["cells_per_column"]
         ctx = shapes["context"]
         require(ctx is None or tuple(ctx) == (n,), "context", f"expected shape [{n}], got {list(ctx or [])}")
-        return {"cells": (n,), "predicted": (cols[0],), "anomaly": (), "loss": ()}
+        ap = shapes.get("apical")
+        require(ap is None or len(ap) == 1, "apical", f"expected a 1-D shape, got {list(ap or [])}")
+        return {"cells": (n,), "winners": (n,), "predicted": (cols[0],), "anomaly": (), "loss": ()}
 
     @classmethod
     def param_count(cls, p, shapes):
         n = (shapes["columns"] or (1,))[0] * p["cells_per_column"]
-        return n * n + 1
+        apical = (shapes.get("apical") or (0,))[0]
+        return n * n + apical * n
 
     def __init__(self, p, shapes):
         super().__init__(p, shapes)
         self.C = shapes["columns"][0]
         self.K = p["cells_per_column"]
         n = self.C * self.K
-        # Row i holds the distal synapses from presynaptic cell i onto every cell. A step
-        # gathers only the rows of the active cells (an embedding bag), never a dense matmul.
+        # Row i holds the synapses from presynaptic cell i onto every cell. A step gathers only
+        # the rows of the active cells (an embedding bag), never a dense matmul over all cells.
         self.distal = nn.Parameter(torch.randn(n, n) * p["init_std"])
-        self.threshold = nn.Parameter(torch.full((1,), 0.5))
-        self.used_outputs = {"cells", "predicted", "anomaly", "loss"}  # until the graph says
+        ap = shapes.get("apical")
+        self.apical = nn.Parameter(torch.randn(ap[0], n) * p["init_std"]) if ap else None
+        self.used_outputs = {port.name for port in self.outputs}  # until the graph says
 
-    def depolarization(self, active: torch.Tensor) -> torch.Tensor:
-        """Summed distal input to every cell from the active cells: [B, C, K]."""
-        b_idx, cell_idx = active.nonzero(as_tuple=True)
+    def param_groups(self):
+        synapses = [self.distal] + ([self.apical] if self.apical is not None else [])
+        return [{"params": synapses, "lr": self.p["distal_lr"], "optimizer": "sgd"}]
+
+    def gather(self, active: torch.Tensor, weights: torch.Tensor, binary: bool = True) -> torch.Tensor:
+        """Sum of the rows of `weights` picked by the non-zero units of `active`: [B, C, K]."""
+        b_idx, unit_idx = active.nonzero(as_tuple=True)
         offsets = torch.searchsorted(b_idx, torch.arange(active.shape[0], device=active.device))
-        d = F.embedding_bag(cell_idx, self.distal, offsets, mode="sum")
+        per_sample = None if binary else active[b_idx, unit_idx]
+        d = F.embedding_bag(unit_idx, weights, offsets, mode="sum", per_sample_weights=per_sample,
+                            sparse=True)  # row-sparse gradient: SGD touches only these rows
         return d.view(-1, self.C, self.K)
 
-    def forward(self, ctx, columns, context=None):
+    def forward(self, ctx, columns, context=None, apical=None):
         B, C, K = columns.shape[0], self.C, self.K
-        tau = self.p["temperature"]
+        p = self.p
         col_active = columns != 0
-        if context is None:
-            d = torch.zeros(B, C, K, device=columns.device)
-        else:
-            d = self.depolarization(context)
-        z = (d - self.threshold) / tau
-        p_cell = torch.sigmoid(z)  # soft predictive state of each cell
-        pred_cell = z > 0  # exact predictive state
+        d = self.gather(context, self.distal) if context is not None else columns.new_zeros(B, C, K)
+        if apical is not None:
+            d = d + self.gather(apical.flatten(1), self.apical, binary=False)
+        z = (d - p["threshold"]) / p["temperature"]
+        pred_cell = z > 0
         col_pred = pred_cell.any(-1)
-        # Exact HTM: predicted cells of an active column fire; with none predicted, all fire.
-        w_hard = pred_cell.float() + (~col_pred).float().unsqueeze(-1)
-        w_soft = p_cell + (1 - p_cell.max(-1, keepdim=True).values)
-        w = w_hard + (w_soft - w_soft.detach())
-        cells = (columns.unsqueeze(-1) * w).reshape(B, C * K)
-        out = {"cells": cells}
+        col = columns.unsqueeze(-1)
+        out = {}
+        # The winner of an active column is its most depolarized cell: the predicted one, or,
+        # when it bursts, the best matching one, so different contexts pick different cells.
+        winner = z.argmax(-1)
+        w_hard = F.one_hot(winner, K).to(z.dtype)
+        if p["downstream_grad"]:
+            w_soft = torch.softmax(z, -1)
+            w_hard = w_hard + (w_soft - w_soft.detach())  # exact forward, relaxed backward
+        out["winners"] = (col * w_hard).reshape(B, C * K)
+        if "cells" in self.used_outputs:
+            # Exact HTM: predicted cells of an active column fire; with none predicted, all fire.
+            fire = pred_cell.to(z.dtype) + (~col_pred).to(z.dtype).unsqueeze(-1)
+            out["cells"] = (col * fire).reshape(B, C * K)
 
         n_active = col_active.sum(1).clamp_min(1)
         out["anomaly"] = 1 - (col_pred & col_active).sum(1) / n_active
-        # Self-supervised: the context should have predicted exactly the active columns.
-        col_logit = z.max(-1).values
-        target = col_active.float()
-        pos = -(F.logsigmoid(col_logit) * target).sum(1) / n_active
-        neg = -(F.logsigmoid(-col_logit) * (1 - target)).sum(1) / (C - n_active).clamp_min(1)
-        out["loss"] = (pos + neg).mean() if context is not None else columns.new_zeros(())
+        if context is not None or apical is not None:
+            # The context should predict each active column's winner, and no cell of an
+            # inactive column (weakly: an ambiguous context may predict several futures).
+            z_win = z.gather(-1, winner.unsqueeze(-1)).squeeze(-1)
+            hit = -(F.logsigmoid(z_win) * col_active).sum(1)
+            false = (F.softplus(z) * (~col_active).unsqueeze(-1)).sum((1, 2))
+            out["loss"] = ((hit + p["false_prediction_weight"] * false) / n_active).mean()
+        else:
+            out["loss"] = columns.new_zeros(())
         if "predicted" in self.used_outputs:
-            d_next = self.depolarization(cells.detach())
-            out["predicted"] = torch.sigmoid((d_next.max(-1).values - self.threshold) / tau)
+            d_next = self.gather(out["winners"].detach(), self.distal)
+            out["predicted"] = torch.sigmoid((d_next.max(-1).values - p["threshold"]) / p["temperature"])
         return out
 
 
