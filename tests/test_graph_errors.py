@@ -85,7 +85,7 @@ CASES = [
     (mutate_out_of_range, "node 'sp': param 'columns'", "is above the maximum"),
     (mutate_unknown_param, "node 'sp': param 'colums'", "unknown param"),
     (mutate_shape_mismatch, "node 'tm': port 'context'", "expected shape [1280], got [256]"),
-    (mutate_cycle, "edge 'tm.cells -> tm.context'", "cycle tm -> tm has no 'delay: 1' edge"),
+    (mutate_cycle, "edge 'tm.winners -> tm.context'", "cycle tm -> tm has no 'delay: 1' edge"),
     (mutate_long_cycle, "node 'encoder'", "cycle encoder -> sp -> tm -> decoder -> encoder has no 'delay: 1'"),
     (mutate_format_version, "", "unknown format_version 99"),
     (mutate_output_as_input, "edge 'decoder.x -> sp.x'", "no output port 'x' (it is an input)"),
