@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="run directory (default: runs/<graph name>)")
     t.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--distributed", action="store_true",
+                   help="data-parallel over the processes torchrun starts (gloo on CPUs, nccl on GPUs); "
+                        "batch_size is split over them; rank 0 writes the run")
 
     v = sub.add_parser("validate", help="check graph files without training")
     v.add_argument("graphs", nargs="+")
@@ -88,6 +91,8 @@ def cmd_train(args) -> int:
     from .trainer import Trainer
 
     out = args.resume or args.out or str(Path("runs") / Path(args.graph).stem)
+    if args.distributed:
+        return _train_distributed(args, graph, out, overrides)
     # --resume continues from the last checkpoint; a run killed before its first checkpoint
     # starts again from step 0, so `--resume DIR` always continues.
     resume = bool(args.resume) and has_checkpoint(out)
@@ -109,6 +114,28 @@ def cmd_train(args) -> int:
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in summary["metrics"].items() if isinstance(v, (int, float)))
         print(f"trained {summary['steps']} steps in {summary['wall_s']:.1f} s "
               f"({summary['steps_per_s']:.0f} steps/s on {summary['device']}); {metrics}; run in {out}")
+    return 0
+
+
+def _train_distributed(args, graph, out: str, overrides: dict) -> int:
+    from .distributed import DataParallel
+    from .progress import ProgressListener, RunLogger
+    from .trainer import Trainer
+
+    if args.resume:
+        # Rank 0's checkpoint holds only rank 0's streams (their phases, delayed values).
+        raise DeepHTMError("--resume is not supported with --distributed", where="--resume")
+    dp = DataParallel()
+    try:
+        listeners = [RunLogger(out)] + ([] if args.quiet else [ProgressListener()]) if dp.is_main else []
+        trainer = Trainer(graph, out=out if dp.is_main else None, device=args.device, listeners=listeners,
+                          distributed=dp, **overrides)
+        summary = trainer.run()
+        if dp.is_main and not args.quiet:
+            print(f"trained {summary['steps']} steps on {dp.world} processes in {summary['wall_s']:.1f} s "
+                  f"({summary['steps_per_s']:.0f} steps/s, batch {trainer.config.batch_size} in all); run in {out}")
+    finally:
+        dp.close()
     return 0
 
 

@@ -39,8 +39,9 @@ class Trainer:
     def __init__(self, graph: Graph, *, out: str | os.PathLike | None = None, steps: int | None = None,
                  device: str | None = None, seed: int | None = None, lr: float | None = None,
                  batch_size: int | None = None, resume: bool = False,
-                 listeners: list[TrainerListener] | tuple = ()):
+                 listeners: list[TrainerListener] | tuple = (), distributed=None):
         self.graph = graph
+        self.dp = distributed  # a deephtm.distributed.DataParallel: this rank's share of the streams
         self.config = graph.training.override(steps=steps, device=device, seed=seed, lr=lr,
                                               batch_size=batch_size)
         self.resolved = resolve(graph, training=self.config)
@@ -50,9 +51,14 @@ class Trainer:
         torch.manual_seed(self.config.seed)
         self.generator = torch.Generator(device="cpu").manual_seed(self.config.seed)
         self.model = GraphModule(self.resolved)
-        self.model.setup(self.config.batch_size, self.generator)
+        if self.dp is not None:
+            self.dp.setup(self.model, self.config.batch_size, self.generator)
+        else:
+            self.model.setup(self.config.batch_size, self.generator)
         self.model.to(self.device)
         self.model.reset_delayed()
+        if self.dp is not None:
+            self.dp.broadcast_weights(self.model)
         self.optimizer = make_optimizer(self.config.optimizer, self.model.param_groups(self.config.lr),
                                         self.config.lr, self.device)
         self.step = 0
@@ -181,7 +187,7 @@ class Trainer:
         model, opt = self.model, self.optimizer
         check_every_step = self.device.type == "cpu"  # a host sync is free on the CPU
         want_values = [l for l in self.listeners if l.wants_values]
-        ctx = Context(step=self.step, batch=cfg.batch_size, device=self.device, generator=self.generator)
+        ctx = Context(step=self.step, batch=model.batch, device=self.device, generator=self.generator)
         window_loss = None
         t_start = time.perf_counter()
         t_log, step_log = t_start, self.step
@@ -203,6 +209,8 @@ class Trainer:
                 if end_of_window and opt is not None and window_loss.requires_grad:
                     opt.zero_grad(set_to_none=True)
                     window_loss.backward()
+                    if self.dp is not None:
+                        self.dp.average_gradients(model)
                     if cfg.grad_clip > 0:
                         clip_grad_norm_(list(model.parameters()), cfg.grad_clip)
                     opt.step()
