@@ -1,0 +1,222 @@
+"""Issue 6 node types: shape inference, refusals with clear messages, and what each computes."""
+import math
+
+import pytest
+import torch
+
+from deephtm import registry
+from deephtm.errors import GraphError
+from deephtm.node import Context
+from deephtm.resolve import check_params
+
+CTX = Context(step=0, batch=4, device=torch.device("cpu"), generator=torch.Generator().manual_seed(0))
+
+
+def build(type_name, shapes, **params):
+    cls = registry.get(type_name)
+    p = check_params(cls, "n", params)
+    out = cls.infer(p, shapes)
+    node = cls(p, shapes)
+    node.setup(CTX.batch, CTX.generator)
+    return node, out
+
+
+def infer(type_name, shapes, **params):
+    cls = registry.get(type_name)
+    return cls.infer(check_params(cls, "n", params), shapes)
+
+
+def test_all_issue6_types_are_registered_with_docs():
+    for name in ("encoder.conv", "decoder.deconv", "source.digits", "metric.digits", "gridcell.module",
+                 "source.random_walk", "metric.position_error", "pool.temporal", "source.objects",
+                 "sensorimotor.object_layer", "metric.touch_accuracy"):
+        cls = registry.get(name)
+        assert cls is not None and cls.doc
+        assert all(p.doc for p in cls.params)
+
+
+def test_conv_encoder_shapes_and_refusals():
+    enc, out = build("encoder.conv", {"x": (1, 8, 8)}, channels=5, layers=2, stride=2)
+    assert out == {"y": (5, 2, 2)}
+    assert enc(CTX, torch.rand(4, 1, 8, 8))["y"].shape == (4, 5, 2, 2)
+    with pytest.raises(GraphError, match=r"port 'x'.*expected an image"):
+        infer("encoder.conv", {"x": (64,)})
+    with pytest.raises(GraphError, match="needs an image"):
+        infer("encoder.conv", {"x": None})
+    # Padding kernel // 2 keeps at least one pixel however deep the stack.
+    assert infer("encoder.conv", {"x": (1, 8, 8)}, layers=5, stride=8, kernel=1)["y"] == (16, 1, 1)
+
+
+def test_deconv_decoder_makes_images_of_the_asked_size():
+    for h, w, layers in ((8, 8, 2), (7, 5, 1), (28, 28, 3)):
+        dec, out = build("decoder.deconv", {"x": (30,)}, height=h, width=w, layers=layers, out_channels=2)
+        assert out == {"y": (2, h, w)}
+        y = dec(CTX, torch.rand(4, 30))["y"].detach()
+        assert y.shape == (4, 2, h, w) and float(y.min()) >= 0 and float(y.max()) <= 1
+    cls = registry.get("decoder.deconv")
+    p = check_params(cls, "n", {})
+    assert cls.param_count(p, {"x": (30,)}) >= sum(t.numel() for t in cls(p, {"x": (30,)}).parameters())
+
+
+def test_digits_source_shows_classes_in_order_with_next_image_as_target():
+    src, out = build("source.digits", {})
+    assert out["image"] == (1, 8, 8) and out["target"] == (1, 8, 8)
+    a = src(Context(step=3, batch=4, device=CTX.device, generator=CTX.generator))
+    b = src(Context(step=4, batch=4, device=CTX.device, generator=CTX.generator))
+    assert a["label"].flatten().tolist() == [3.0, 4.0, 5.0, 6.0]
+    assert torch.equal(a["target"], b["image"]) and torch.equal(a["target_label"], b["label"])
+    assert 0 <= float(a["image"].min()) and float(a["image"].max()) <= 1
+
+
+def test_digits_metric_classifier_reads_real_digits_and_writes_a_png(tmp_path):
+    from deephtm.nodes.source_digits import digits_split
+    m, _ = build("metric.digits", {"pred": (1, 8, 8), "target": (1, 8, 8), "label": (1,)})
+    assert m.real_accuracy > 0.9
+    x, y, _, _ = digits_split(0, 0.3)
+    imgs, labels = torch.from_numpy(x[:40]).unsqueeze(1), torch.from_numpy(y[:40]).float().unsqueeze(1)
+    m(CTX, imgs, imgs, labels)  # the real images as 'generated' ones
+    v = m.value()
+    assert v["image_mse"] == 0 and v["generated_accuracy"] > 0.85
+    m(CTX, torch.zeros(40, 1, 8, 8), imgs, labels)
+    assert m.value()["image_mse"] > 0
+    m.on_end(tmp_path)
+    data = (tmp_path / "generated_digits.png").read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and b"IEND" in data[-12:]
+    with pytest.raises(GraphError, match="port 'label'"):
+        infer("metric.digits", {"pred": (1, 8, 8), "target": (1, 8, 8), "label": (10,)})
+    with pytest.raises(GraphError, match="plain file name"):
+        infer("metric.digits", {"pred": None, "target": None, "label": None}, png="../x.png")
+
+
+def test_png_writer_round_trips_through_zlib():
+    import struct
+    import zlib
+
+    from deephtm.png import png_bytes
+    img = torch.tensor([[0.0, 1.0, 0.5], [1.0, 0.0, 0.25]])
+    data = png_bytes(img)
+    w, h = struct.unpack(">II", data[16:24])
+    assert (w, h) == (3, 2)
+    idat_len = struct.unpack(">I", data[33:37])[0]
+    raw = zlib.decompress(data[41:41 + idat_len])
+    assert raw == bytes([0, 0, 255, 128, 0, 255, 0, 64])
+
+
+def test_random_walk_velocity_integrates_to_position_and_stays_in_arena():
+    walk, out = build("source.random_walk", {}, steps=20, side=2.0, speed=0.2)
+    assert out["velocity"] == (2,) and out["reset"] == ()
+    pos = None
+    for step in range(60):
+        o = walk(Context(step=step, batch=4, device=CTX.device, generator=CTX.generator))
+        assert float(o["position"].min()) >= 0 and float(o["position"].max()) <= 2.0
+        if step % 21 == 0:
+            assert o["reset"].eq(1).all() and o["velocity"].eq(0).all()
+            assert torch.equal(o["start"], o["position"])
+            pos = o["position"].clone()
+        else:
+            pos = pos + o["velocity"]
+            assert torch.allclose(pos, o["position"], atol=1e-5)
+        assert o["last"].eq(1).all() == (step % 21 == 20)
+
+
+def test_grid_modules_path_integrate_and_emit_k_winners_per_module():
+    grid, out = build("gridcell.module", {"velocity": (2,), "reset": (), "anchor": (2,)},
+                      modules=3, cells=6, winners=4)
+    assert out == {"code": (3 * 36,), "phase": (6,)}
+    anchor = torch.rand(4, 2)
+    code0 = grid(CTX, torch.zeros(4, 2), torch.ones(4), anchor)["code"]
+    assert ((code0.view(4, 3, 36) != 0).sum(2) == 4).all()
+    steps = torch.randn(10, 4, 2) * 0.05
+    for v in steps:
+        o = grid(CTX, v, torch.zeros(4), anchor)
+    # The same place reached directly gives the same code: the phase integrated the path.
+    direct = grid(CTX, torch.zeros(4, 2), torch.ones(4), anchor + steps.sum(0))
+    assert torch.allclose(o["phase"], direct["phase"], atol=1e-4)
+    # Scales and orientations learn: the code's gradient reaches them.
+    o["code"].sum().backward()
+    assert grid.log_scale.grad.abs().sum() > 0 and grid.orientation.grad.abs().sum() > 0
+
+
+def test_grid_module_refusals():
+    with pytest.raises(GraphError, match="port 'velocity'"):
+        infer("gridcell.module", {"velocity": (3,), "reset": None, "anchor": None})
+    with pytest.raises(GraphError, match="port 'anchor'"):
+        infer("gridcell.module", {"velocity": (2,), "reset": None, "anchor": (1,)})
+    with pytest.raises(GraphError, match="winners"):
+        infer("gridcell.module", {"velocity": (2,), "reset": None, "anchor": None}, cells=3, winners=10)
+
+
+def test_grid_fields_are_periodic_with_the_module_spacing():
+    grid, _ = build("gridcell.module", {"velocity": (2,), "reset": (), "anchor": (2,)},
+                    modules=1, cells=8, winners=3, scale_min=0.5, learn_transform=False)
+    b1 = 0.5 * torch.tensor([math.cos(0.1), math.sin(0.1)])  # first lattice vector (orientation 0.1)
+    start = torch.rand(4, 2)
+    a = grid(CTX, torch.zeros(4, 2), torch.ones(4), start)["code"]
+    b = grid(CTX, torch.zeros(4, 2), torch.ones(4), start + b1)["code"]
+    c = grid(CTX, torch.zeros(4, 2), torch.ones(4), start + b1 / 2)["code"]
+    assert torch.allclose(a, b, atol=1e-3)
+    assert not torch.equal(a != 0, c != 0)
+
+
+def test_temporal_pool_modes_and_reset():
+    x1, x2 = torch.tensor([[1.0, 0, 0]] * 4), torch.tensor([[0, 1.0, 0]] * 4)
+    pool, out = build("pool.temporal", {"x": (3,), "reset": ()}, mode="union", decay=0.5)
+    assert out == {"y": (3,)}
+    pool(CTX, x1)
+    assert torch.allclose(pool(CTX, x2)["y"][0], torch.tensor([0.5, 1.0, 0]))
+    assert torch.allclose(pool(CTX, x2, torch.ones(4))["y"][0], torch.tensor([0, 1.0, 0]))
+    avg, _ = build("pool.temporal", {"x": (3,), "reset": None}, mode="average", decay=0.5)
+    avg(CTX, x1)
+    assert torch.allclose(avg(CTX, x2)["y"][0], torch.tensor([0.25, 0.5, 0]))
+    with pytest.raises(GraphError, match="port 'x'"):
+        infer("pool.temporal", {"x": (2, 3), "reset": None})
+
+
+def test_objects_source_episodes_and_refusal():
+    src, out = build("source.objects", {}, objects=6, grid=3, points=5, features=2, touches=7)
+    assert out["feature"] == (2,) and out["object"] == (1,)
+    seen = []
+    for step in range(14):
+        o = src(Context(step=step, batch=4, device=CTX.device, generator=CTX.generator))
+        seen.append(o)
+        assert o["touch"].flatten().eq(step % 7 + 1).all()
+        assert o["reset"].eq(1.0 if step % 7 == 0 else 0.0).all()
+    for i in range(1, 7):  # the movement leads from one touched location to the next
+        assert torch.allclose(seen[i - 1]["location"] + seen[i]["velocity"], seen[i]["location"])
+        assert torch.equal(seen[i]["object"], seen[0]["object"])
+    with pytest.raises(GraphError, match="points"):
+        infer("source.objects", {}, grid=2, points=5)
+
+
+def test_object_layer_accumulates_evidence_until_reset():
+    layer, out = build("sensorimotor.object_layer", {"location": (6,), "feature": (3,), "reset": ()}, objects=4)
+    assert out == {"logits": (4,), "evidence": (4,), "class": (1,)}
+    with torch.no_grad():
+        layer.map.weight.normal_()
+    loc, feat = torch.rand(4, 6), torch.eye(3)[[0, 1, 2, 0]]
+    e1 = layer(CTX, loc, feat, torch.ones(4))["evidence"]
+    e2 = layer(CTX, loc, feat, torch.zeros(4))["evidence"]
+    assert torch.allclose(e2, 2 * e1, atol=1e-5)
+    assert torch.allclose(layer(CTX, loc, feat, torch.ones(4))["evidence"], e1, atol=1e-5)
+    with pytest.raises(GraphError, match="port 'feature'"):
+        infer("sensorimotor.object_layer", {"location": (6,), "feature": None, "reset": None})
+
+
+def test_touch_accuracy_curve():
+    m, _ = build("metric.touch_accuracy", {"pred": (1,), "target": (1,), "touch": (1,)}, max_touches=3, report=2)
+    assert m.value() is None
+    for t, right in ((1, False), (2, True), (3, True), (1, True), (2, True), (3, True)):
+        m(CTX, torch.tensor([[1.0 if right else 0.0]]), torch.tensor([[1.0]]), torch.tensor([[float(t)]]))
+    v = m.value()
+    assert v["accuracy_after_touches"] == [0.5, 1.0, 1.0] and v["accuracy_after_2_touches"] == 1.0
+    assert list(v)[0] == "accuracy_after_2_touches"  # a float first, for the progress bar
+    with pytest.raises(GraphError, match="report"):
+        infer("metric.touch_accuracy", {"pred": None, "target": None, "touch": None}, max_touches=3, report=5)
+
+
+def test_position_error_metric():
+    m, _ = build("metric.position_error", {"pred": (2,), "target": (2,), "mask": ()}, side=2.0)
+    m(CTX, torch.tensor([[0.0, 0.0], [1.0, 1.0]]), torch.tensor([[0.6, 0.8], [0.0, 0.0]]), torch.tensor([1.0, 0.0]))
+    assert m.value() == pytest.approx(0.5)
+    with pytest.raises(GraphError, match="port 'pred'"):
+        infer("metric.position_error", {"pred": (3,), "target": (2,), "mask": None})
