@@ -36,7 +36,12 @@ def train(sequences: str, steps: int, after: str = "", swap_step: int = 0, colum
                      "checkpoint_every": 0},
     }
     trainer = Trainer(Graph.from_dict(d))
-    trainer.run()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one small step at a time: more threads only add overhead
+    try:
+        trainer.run()
+    finally:
+        torch.set_num_threads(threads)
     return trainer
 
 

@@ -1,0 +1,218 @@
+"""The published tasks (Cui, Ahmad & Hawkins 2016) and the nodes they are built from:
+source.sequence, metric.accuracy / mape / nrmse / anomaly, decoder.rls, encoders, util nodes;
+plus short runs of graphs/high_order.json and graphs/nyc_taxi.json that must really learn."""
+import copy
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from deephtm.graphfile import Graph, load_graph
+from deephtm.node import Context
+from deephtm.registry import get
+from deephtm.resolve import check_params
+from deephtm.trainer import Trainer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make(type_name, shapes, **params):
+    cls = get(type_name)
+    p = check_params(cls, "n", params)
+    cls.infer(p, shapes)
+    node = cls(p, shapes)
+    node.node_id = "n"
+    node.setup(1, torch.Generator().manual_seed(0))
+    return node
+
+
+def ctx(step=0):
+    return Context(step=step, batch=1, device=torch.device("cpu"), generator=torch.Generator())
+
+
+# ---- source.sequence -----------------------------------------------------------------
+def test_sequence_source_pairs_noise_last_flag_and_swap():
+    src = make("source.sequence", {}, symbols=20, pairs=2, length=7, noise=1, swap_step=300)
+    seqs = src.sequences
+    assert len(seqs) == 4 and all(len(s) == 7 for s in seqs)
+    assert seqs[0][1:-1] == seqs[1][1:-1] and seqs[0][0] != seqs[1][0] and seqs[0][-1] != seqs[1][-1]
+    stream = [src(ctx(t)) for t in range(600)]
+    symbols = [int(o["symbol"]) for o in stream]
+    assert all(int(stream[t]["target"]) == symbols[t + 1] for t in range(599))
+    ends = {s[-1] for s in seqs}
+    for t in range(599):
+        if float(stream[t]["last"]) == 1:  # the target ends a sequence: the 6 before match one
+            window = symbols[t - 5:t + 2]
+            current = src.sequences_at(t - 5)
+            assert window in current, window
+            assert window[-1] in ends
+    after = src.sequences_at(300)
+    assert after[0][-1] == seqs[1][-1] and after[1][-1] == seqs[0][-1]
+    assert torch.equal(stream[0]["onehot"][0], torch.nn.functional.one_hot(torch.tensor(symbols[0]), 20).float())
+
+
+def test_sequence_source_explicit_sequences_and_bad_text():
+    src = make("source.sequence", {}, symbols=8, sequences="0 1 2; 3 1 4", noise=1, noise_from="unused",
+               swap_step=0)
+    symbols = [int(src(ctx(t))["symbol"]) for t in range(200)]
+    assert set(symbols) <= {0, 1, 2, 3, 4, 5, 6, 7} and {0, 1, 2, 3, 4} <= set(symbols)
+    assert all(symbols[i + 1] == 1 for i, s in enumerate(symbols[:-1]) if s in (0, 3))
+    from deephtm.errors import GraphError
+    with pytest.raises(GraphError, match="sequences"):
+        make("source.sequence", {}, symbols=8, sequences="0 1 9")
+
+
+# ---- metrics ---------------------------------------------------------------------------
+def test_accuracy_learn_and_relearn_steps():
+    acc = make("metric.accuracy", {"pred": (1,), "target": (1,), "mask": ()}, window=10, swap_step=1000)
+    one = torch.ones(1, 1)
+    for step in range(2000):
+        scored = step % 10 == 0
+        # wrong until step 300, right until the swap, wrong for 200 steps, right again
+        right = 300 <= step < 1000 or step >= 1200
+        acc(ctx(step), pred=one if right else one * 2, target=one, mask=torch.tensor([float(scored)]))
+    v = acc.value()
+    assert v["accuracy_before_swap"] == 1.0 and v["accuracy_after_swap"] == 1.0
+    # 95% of 1.0 needs 10 of the last 10 items right: the 10th right item is at step 390.
+    assert v["learn_steps"] == 391
+    assert v["relearn_steps"] == 1290 + 1 - 1000
+
+
+def test_accuracy_with_logits_and_mask():
+    acc = make("metric.accuracy", {"pred": (3,), "target": (1,), "mask": ()}, window=100)
+    logits = torch.tensor([[0.1, 2.0, 0.3]])
+    acc(ctx(), pred=logits, target=torch.tensor([[1.0]]), mask=torch.tensor([1.0]))
+    acc(ctx(1), pred=logits, target=torch.tensor([[2.0]]), mask=torch.tensor([0.0]))  # not scored
+    acc(ctx(2), pred=logits, target=torch.tensor([[0.0]]), mask=torch.tensor([1.0]))
+    assert acc.value()["accuracy"] == 0.5
+
+
+def test_mape_unnormalizes_and_starts_late():
+    m = make("metric.mape", {"pred": (1,), "target": (1,)}, start=2, scale=10.0, offset=100.0)
+    for step, (p, t) in enumerate([(5.0, 0.0), (0.0, 0.0), (1.0, 0.0), (0.0, 1.0)]):
+        m(ctx(step), pred=torch.tensor([[p]]), target=torch.tensor([[t]]))
+    # scored: |110-100| + |100-110| over 100 + 110
+    assert m.value() == pytest.approx(20 / 210)
+
+
+def test_nrmse_whole_series_protocol_and_sine_default_unchanged():
+    series = torch.randn(500).cumsum(0)
+    m = make("metric.nrmse", {"pred": (1,), "target": (1,)}, window=0, start=300, divide_by="series")
+    for step in range(500):
+        t = series[step].view(1, 1)
+        m(ctx(step), pred=t + 0.5, target=t)
+    assert m.value() == pytest.approx(0.5 / float(series.std()), rel=1e-6)
+    w = make("metric.nrmse", {"pred": (1,), "target": (1,)})  # the sine graph's default: a window
+    for step in range(50):
+        t = torch.tensor([[math.sin(step)]])
+        w(ctx(step), pred=t * 0.9, target=t)
+    targets = torch.tensor([math.sin(s) for s in range(50)])
+    expected = float((targets * 0.1).pow(2).mean().sqrt() / targets.std(unbiased=False))
+    assert w.value() == pytest.approx(expected, rel=1e-4)
+
+
+def test_mean_anomaly_window():
+    m = make("metric.anomaly", {"anomaly": ()}, window=4)
+    for v in (1.0, 1.0, 0.0, 0.0, 0.0, 0.0):
+        m(ctx(), anomaly=torch.tensor([v]))
+    assert m.value() == 0.0
+
+
+# ---- encoders, util and the online readout -----------------------------------------------
+def test_periodic_encoder_puts_each_half_hour_of_the_week_in_its_own_slot():
+    enc = make("encoder.periodic", {"x": (2,)}, size=336, active=1)
+    slots = []
+    for k in range(336):  # the angle source.csv gives for weekday + fraction of day
+        a = 2 * math.pi * k / 336
+        slots.append(int(enc(ctx(), x=torch.tensor([[math.sin(a), math.cos(a)]]))["code"].argmax()))
+    assert slots == list(range(336))
+
+
+def test_scalar_encoder_overlap_falls_with_distance():
+    enc = make("encoder.scalar", {"x": (1,)}, size=50, active=5, min=0.0, max=1.0)
+    code = lambda v: enc(ctx(), x=torch.tensor([[v]]))["code"][0]  # noqa: E731
+    assert int(code(0.5).sum()) == 5
+    assert float((code(0.5) * code(0.52)).sum()) >= 4 and float((code(0.1) * code(0.9)).sum()) == 0
+
+
+def test_history_is_a_tapped_delay_line():
+    h = make("util.history", {"x": (1,)}, length=3)
+    outs = [h(ctx(), x=torch.tensor([[float(v)]]))["y"][0].tolist() for v in (1, 2, 3, 4)]
+    assert outs == [[1, 0, 0], [2, 1, 0], [3, 2, 1], [4, 3, 2]]
+
+
+@pytest.mark.parametrize("method", ["rls", "nlms"])
+def test_online_readout_learns_without_seeing_the_future(method):
+    """y(t+3) = 2 x1(t) - x2(t) + 0.5 with random x: the readout gets only y(t) at step t, the
+    answer for the features of t-3. It fits the map only if it pairs them that way."""
+    params = {"horizon": 3, "method": method, "rate": 0.5, "delta": 1000.0}
+    r = make("decoder.rls", {"x": (2,), "observed": (1,)}, **params)
+    g = torch.Generator().manual_seed(1)
+    xs = torch.randn(400, 2, generator=g)
+    ys = 2 * xs[:, 0] - xs[:, 1] + 0.5
+    preds = []
+    for t in range(400):
+        observed = ys[t - 3] if t >= 3 else torch.tensor(0.0)
+        preds.append(float(r(ctx(t), x=xs[t:t + 1], observed=observed.view(1, 1))["y"]))
+    errors = [abs(preds[t] - float(ys[t])) for t in range(350, 397)]
+    assert max(errors) < (1e-3 if method == "rls" else 0.05)
+
+
+def test_seasonal_profile_uses_only_the_past():
+    s = make("util.seasonal", {"slot": (4,), "value": (1,)}, ahead=1, rate=1.0)
+    one_hot = lambda k: torch.nn.functional.one_hot(torch.tensor([k]), 4).float()  # noqa: E731
+    out = [s(ctx(t), slot=one_hot(t % 4), value=torch.tensor([[float(t)]]))["profile"][0].tolist()
+           for t in range(6)]
+    assert out[0] == [0.0, 0.0]  # slot 1 unseen: the current value stands in
+    assert out[4] == [1.0, 4.0]  # slot 1 last seen at t=1; slot 0 updated to 4 now
+    assert out[5] == [2.0, 5.0]
+
+
+# ---- short runs of the task graphs --------------------------------------------------------
+def run_graph(d: dict, tmp_path, name: str) -> dict:
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(d))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one small step at a time: more threads only add overhead
+    try:
+        return Trainer(load_graph(path), out=tmp_path / f"run_{name}").run()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_nyc_taxi_graph_beats_the_shift_baseline_in_a_short_run(tmp_path):
+    d = json.loads((ROOT / "graphs" / "nyc_taxi.json").read_text())
+    for n in d["nodes"]:
+        if n["type"] == "source.csv":
+            n["params"]["path"] = str(ROOT / "data" / "htmresearch" / "nyc_taxi.csv")
+        if n["type"].startswith("metric.") and "start" in n["params"]:
+            n["params"]["start"] = 1500
+        if n["type"] == "htm.sp":
+            n["params"]["columns"] = 64
+    d["training"].update({"steps": 2000, "log_every": 500})
+    m = run_graph(d, tmp_path, "nyc")["metrics"]
+    assert m["shift_mape"] > 0.2
+    assert m["mape"] < 0.5 * m["shift_mape"] and m["nrmse"] < 0.5 * m["shift_nrmse"]
+    assert m["mape_no_htm"] < 0.5 * m["shift_mape"]
+    assert (tmp_path / "run_nyc" / "summary.json").exists()
+
+
+def test_high_order_graph_learns_and_relearns_in_a_short_run(tmp_path):
+    """One pair of length-4 sequences (two shared middle elements), endings swapped at 1,500."""
+    d = json.loads((ROOT / "graphs" / "high_order.json").read_text())
+    for n in d["nodes"]:
+        if n["id"] == "seq":
+            n["params"].update({"symbols": 12, "pairs": 1, "length": 4, "swap_step": 1500})
+        if n["type"] == "decoder.classifier":
+            n["params"]["classes"] = 12
+        if n["type"] == "metric.accuracy":
+            n["params"].update({"swap_step": 1500, "window": 50})
+        if n["type"] == "htm.sp":
+            n["params"].update({"columns": 64, "winners": 4})
+    d["training"].update({"steps": 3000})
+    m = run_graph(d, tmp_path, "high_order")["metrics"]
+    assert m["accuracy_before_swap"] >= 0.95, m
+    assert m["accuracy_after_swap"] >= 0.95, m
+    assert m["learn_steps"] < 1500 and m["relearn_steps"] < 1500
