@@ -301,7 +301,7 @@ class LivePlots(pg.GraphicsLayoutWidget):
 
     # ---- drawing (the panel's timer) -----------------------------------------------------------
     def refresh(self) -> None:
-        if not self._dirty:
+        if not self._dirty or not self.isVisible():  # a hidden dock costs nothing; data waits in the buffers
             return
         d, self._dirty = self._dirty, set()
         p = self.probes
