@@ -33,9 +33,10 @@ PUBLISHED = {
     },
 }
 KEYS = {
-    "high_order": ("accuracy_before_swap", "accuracy_after_swap", "learn_steps", "relearn_steps", "anomaly"),
+    "high_order": ("accuracy_before_swap", "accuracy_after_swap", "learn_steps", "relearn_steps", "anomaly",
+                   "sp_entropy"),
     "nyc_taxi": ("mape", "nrmse", "mape_no_htm", "nrmse_no_htm", "mape_htm_only", "nrmse_htm_only",
-                 "shift_mape", "shift_nrmse", "anomaly"),
+                 "shift_mape", "shift_nrmse", "anomaly", "sp_entropy"),
 }
 
 
