@@ -2,6 +2,7 @@
 cuda or cpu, checkpointing and resuming, reporting through listeners."""
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -189,6 +190,8 @@ class Trainer:
         want_values = [l for l in self.listeners if l.wants_values]
         ctx = Context(step=self.step, batch=model.batch, device=self.device, generator=self.generator)
         window_loss = None
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if cfg.precision == "bf16" \
+            else contextlib.nullcontext()
         t_start = time.perf_counter()
         t_log, step_log = t_start, self.step
         while self.step < target and not self._stop:
@@ -197,8 +200,11 @@ class Trainer:
                 if self._stop:
                     break
             ctx.step = self.step
-            values = model.step(ctx)
-            loss = model.loss(values)
+            with autocast:
+                values = model.step(ctx)
+                loss = model.loss(values)
+            if loss is not None and loss.dtype != torch.float32:
+                loss = loss.float()
             end_of_window = cfg.mode == "online" or (self.step + 1) % cfg.bptt == 0
             if loss is not None:
                 if check_every_step and not math.isfinite(loss.item()):

@@ -20,6 +20,8 @@ TRAINING_PARAMS = (
     Param("log_every", "int", 100, "steps between metric reports", min=1, max=10**9),
     Param("checkpoint_every", "int", 5000, "steps between checkpoints (0: only at the end)", min=0, max=10**9),
     Param("main_metric", "str", "", "metric shown in the progress bar (empty: the first metric node)"),
+    Param("precision", "str", "fp32", "bf16: matmuls in bfloat16 under autocast (weights, optimizer "
+          "state and the loss stay fp32); worth it on GPUs with bf16 units", choices=("fp32", "bf16")),
 )
 
 
@@ -37,6 +39,7 @@ class TrainingConfig:
     log_every: int = 100
     checkpoint_every: int = 5000
     main_metric: str = ""
+    precision: str = "fp32"
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainingConfig":

@@ -56,3 +56,55 @@ def test_clip_grad_norm_with_sparse_and_dense_gradients():
     assert torch.allclose(total, ref_total)
     assert torch.allclose(a.grad.to_dense(), a2.grad, atol=1e-6)
     assert torch.allclose(b.grad, b2.grad, atol=1e-6)
+
+
+def test_sparse_input_linear_matches_a_dense_linear_layer():
+    from deephtm.nodes.decoder_mlp import SparseInputLinear
+
+    torch.manual_seed(3)
+    layer = SparseInputLinear(40, 6)
+    x = torch.zeros(3, 40)
+    x[0, [1, 7]] = torch.tensor([0.5, 2.0])
+    x[2, [7, 39]] = torch.tensor([1.5, -1.0])  # stream 1 has no active input
+    x.requires_grad_(True)
+    w = layer.weight.detach().clone().requires_grad_(True)
+    b = layer.bias.detach().clone().requires_grad_(True)
+    gy = torch.randn(3, 6)
+    y = layer(x)
+    y.backward(gy)
+    x_ref = x.detach().clone().requires_grad_(True)
+    y_ref = x_ref @ w + b
+    y_ref.backward(gy)
+    assert torch.allclose(y, y_ref, atol=1e-6)
+    assert torch.allclose(x.grad, x_ref.grad, atol=1e-6)  # zero inputs get their gradient too
+    assert layer.weight.grad.is_sparse
+    assert torch.allclose(layer.weight.grad.to_dense(), w.grad, atol=1e-6)
+    assert torch.allclose(layer.bias.grad, b.grad, atol=1e-6)
+    dense = torch.randn(2, 40)  # mostly non-zero: a plain matmul, dense gradient
+    layer.weight.grad = None
+    layer(dense).sum().backward()
+    assert not layer.weight.grad.is_sparse
+
+
+def test_bf16_precision_runs_under_autocast_with_fp32_weights_and_loss():
+    # bf16 matmuls are emulated (slow) on most CPUs: a few steps here; learning curves are
+    # checked by benchmarks/gpu.py on a GPU.
+    import math
+
+    from deephtm.graphfile import Graph
+    from deephtm.trainer import Trainer
+    from helpers import SINE, small_sine_dict
+
+    d = small_sine_dict(steps=30, columns=32, hidden=16)
+    d["training"].update(precision="bf16", device="cpu", checkpoint_every=0, log_every=10)
+    g = Graph.from_dict(d)
+    g.path = str(SINE)
+    t = Trainer(g)
+    before = {k: v.clone() for k, v in t.model.named_parameters()}
+    t.run()
+    assert math.isfinite(t.last_metrics["loss"])
+    assert all(p.dtype == torch.float32 for p in t.model.parameters())
+    assert all(not torch.equal(before[k], v) for k, v in t.model.named_parameters() if k.startswith("nodes.decoder"))
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the decoder really computes in bf16
+        y = t.model.nodes["decoder"].forward(None, x=torch.ones(1, 32 * 4))["y"]
+    assert y.dtype == torch.bfloat16

@@ -1,4 +1,8 @@
 """decoder.mlp: a ReLU hidden layer then a linear readout."""
+import math
+
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..node import Node, flat_size
@@ -31,15 +35,57 @@ class MLPDecoder(Node):
 
     def __init__(self, p, shapes):
         super().__init__(p, shapes)
-        layers, n = [], flat_size(shapes["x"])
-        for _ in range(p["layers"]):
-            layers += [nn.Linear(n, p["hidden"]), nn.ReLU()]
-            n = p["hidden"]
-        layers.append(nn.Linear(n, p["outputs"]))
+        sizes = [flat_size(shapes["x"])] + [p["hidden"]] * p["layers"] + [p["outputs"]]
+        # The first layer often reads an SDR (the TM's cells): it gathers the active rows.
+        layers = [SparseInputLinear(sizes[0], sizes[1])]
+        for n_in, n_out in zip(sizes[1:-1], sizes[2:]):
+            layers += [nn.ReLU(), nn.Linear(n_in, n_out)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, ctx, x):
         return {"y": self.net(x.flatten(1))}
+
+
+class SparseInputLinear(nn.Module):
+    """A linear layer for inputs that are mostly zero (an SDR: a few of thousands of cells).
+    The weight is stored input-major, [in, out], so the forward pass sums the rows of the
+    active inputs (an embedding bag) and the weight's gradient is row-sparse: the optimizer
+    then updates only those rows. The input still gets its full gradient (a TM's soft
+    winners need it for the cells that did not fire). Dense inputs take a plain matmul."""
+
+    DENSE_ABOVE = 0.1  # fraction of non-zero inputs above which a matmul is cheaper
+
+    def __init__(self, n_in: int, n_out: int):
+        super().__init__()
+        bound = 1 / math.sqrt(n_in)  # torch's nn.Linear initialization
+        self.weight = nn.Parameter(torch.empty(n_in, n_out).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(n_out).uniform_(-bound, bound))
+
+    def forward(self, x):
+        b_idx, i_idx = x.detach().nonzero(as_tuple=True)
+        if i_idx.numel() > self.DENSE_ABOVE * x.numel():
+            return torch.addmm(self.bias, x, self.weight)
+        return _SparseRowsMatmul.apply(x, self.weight, b_idx, i_idx) + self.bias
+
+
+class _SparseRowsMatmul(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, b_idx, i_idx):
+        vals = x[b_idx, i_idx]
+        offsets = torch.searchsorted(b_idx, torch.arange(x.shape[0], device=x.device))
+        ctx.save_for_backward(weight, b_idx, i_idx, vals)
+        return F.embedding_bag(i_idx, weight, offsets, mode="sum", per_sample_weights=vals)
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        weight, b_idx, i_idx, vals = ctx.saved_tensors
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            grad_x = grad_y @ weight.t()
+        if ctx.needs_input_grad[1]:
+            rows = vals.unsqueeze(1) * grad_y[b_idx]
+            grad_w = torch.sparse_coo_tensor(i_idx.unsqueeze(0), rows, weight.shape, check_invariants=False)
+        return grad_x, grad_w, None, None
 
 
 NODE = MLPDecoder
