@@ -59,7 +59,8 @@ class SineNet(nn.Module):
         mask = torch.zeros_like(overlap).scatter_(1, overlap.detach().topk(WINNERS, dim=1).indices, 1.0)
         columns = torch.where(overlap == 0, overlap + 1e-6, overlap) * mask
         col_active = mask.bool()
-        z = (self.distal_input(self.context).view(B, Cn, Kn) - THRESHOLD) / TEMPERATURE
+        context = self.context.clone()  # the buffer is overwritten in place below
+        z = (self.distal_input(context).view(B, Cn, Kn) - THRESHOLD) / TEMPERATURE
         winner = z.argmax(-1)
         w_soft = torch.softmax(z, -1)
         w = F.one_hot(winner, Kn).to(z.dtype) + (w_soft - w_soft.detach())
@@ -70,7 +71,7 @@ class SineNet(nn.Module):
         false = (F.softplus(z) * (~col_active).unsqueeze(-1)).sum((1, 2))
         tm_loss = ((hit + FALSE_WEIGHT * false) / n_active).mean()
         pred = self.decoder(winners)
-        self.context = winners.detach()
+        self.context.copy_(winners.detach())  # in place: a CUDA graph replay sees it (gpu.py)
         self.t += 1
         return (pred - target).pow(2).mean() + TM_WEIGHT * tm_loss
 
