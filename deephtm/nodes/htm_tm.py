@@ -10,14 +10,19 @@ from ..spec import Param, Port
 class TemporalMemory(Node):
     type_name = "htm.tm"
     category = "htm"
-    doc = ("Columns x cells. Cells whose distal input from the previous step's winner cells (the "
-           "'context', a delayed edge from 'winners') exceeds the threshold are predicted; in an "
-           "active column the predicted cells fire, and a column with none bursts. The forward "
-           "state is exact HTM; learning is by backprop through a sigmoid relaxation.")
+    doc = ("Columns x cells. Cells whose distal input from the previous step's active cells (the "
+           "'context', a delayed edge from 'cells') exceeds the threshold are predicted; in an "
+           "active column the predicted cells fire, and a column with none bursts, which makes "
+           "the next step predict every continuation it has learned. As in HTM, learning uses "
+           "the previous winner cells (one per column). The forward state is exact HTM; "
+           "learning is by backprop through a sigmoid relaxation.")
     inputs = (
         Port("columns", "sdr", "active columns from the SP, shape [C]"),
-        Port("context", "sdr", "previous step's winner cells (delayed edge from 'winners'), shape [C*K]",
-             optional=True),
+        Port("context", "sdr", "previous step's active cells (delayed edge from 'cells'), shape [C*K]; "
+                               "they depolarize the cells they have learned to predict", optional=True),
+        Port("winner_context", "sdr", "previous step's winner cells (delayed edge from 'winners'), "
+                                      "shape [C*K]; learning grows synapses from these only (default: "
+                                      "the context)", optional=True),
         Port("apical", "tensor", "feedback from a higher region, any 1-D size; it depolarizes cells",
              optional=True),
     )
@@ -54,8 +59,9 @@ class TemporalMemory(Node):
         cols = shapes["columns"]
         require(cols is not None and len(cols) == 1, "columns", f"expected a 1-D column vector, got {list(cols or [])}")
         n = cols[0] * p["cells_per_column"]
-        ctx = shapes["context"]
-        require(ctx is None or tuple(ctx) == (n,), "context", f"expected shape [{n}], got {list(ctx or [])}")
+        for port in ("context", "winner_context"):
+            ctx = shapes.get(port)
+            require(ctx is None or tuple(ctx) == (n,), port, f"expected shape [{n}], got {list(ctx or [])}")
         ap = shapes.get("apical")
         require(ap is None or len(ap) == 1, "apical", f"expected a 1-D shape, got {list(ap or [])}")
         return {"cells": (n,), "winners": (n,), "predicted": (cols[0],), "anomaly": (), "loss": ()}
@@ -91,13 +97,15 @@ class TemporalMemory(Node):
                             sparse=True)  # row-sparse gradient: SGD touches only these rows
         return d.view(-1, self.C, self.K)
 
-    def forward(self, ctx, columns, context=None, apical=None):
+    def forward(self, ctx, columns, context=None, winner_context=None, apical=None):
         B, C, K = columns.shape[0], self.C, self.K
         p = self.p
         col_active = columns != 0
         d = self.gather(context, self.distal) if context is not None else columns.new_zeros(B, C, K)
+        d_learn = self.gather(winner_context, self.distal) if winner_context is not None else d
         if apical is not None:
-            d = d + self.gather(apical.flatten(1), self.apical, binary=False)
+            d_apical = self.gather(apical.flatten(1), self.apical, binary=False)
+            d, d_learn = d + d_apical, d_learn + d_apical
         z = (d - p["threshold"]) / p["temperature"]
         pred_cell = z > 0
         col_pred = pred_cell.any(-1)
@@ -111,24 +119,25 @@ class TemporalMemory(Node):
             w_soft = torch.softmax(z, -1)
             w_hard = w_hard + (w_soft - w_soft.detach())  # exact forward, relaxed backward
         out["winners"] = (col * w_hard).reshape(B, C * K)
-        if "cells" in self.used_outputs:
+        if self.used_outputs & {"cells", "predicted"}:
             # Exact HTM: predicted cells of an active column fire; with none predicted, all fire.
             fire = pred_cell.to(z.dtype) + (~col_pred).to(z.dtype).unsqueeze(-1)
             out["cells"] = (col * fire).reshape(B, C * K)
 
         n_active = col_active.sum(1).clamp_min(1)
         out["anomaly"] = 1 - (col_pred & col_active).sum(1) / n_active
-        if context is not None or apical is not None:
-            # The context should predict each active column's winner, and no cell of an
-            # inactive column (weakly: an ambiguous context may predict several futures).
-            z_win = z.gather(-1, winner.unsqueeze(-1)).squeeze(-1)
+        if context is not None or winner_context is not None or apical is not None:
+            # The previous winners should predict each active column's winner, and no cell of
+            # an inactive column (weakly: an ambiguous context may predict several futures).
+            z_learn = (d_learn - p["threshold"]) / p["temperature"]
+            z_win = z_learn.gather(-1, winner.unsqueeze(-1)).squeeze(-1)
             hit = -(F.logsigmoid(z_win) * col_active).sum(1)
-            false = (F.softplus(z) * (~col_active).unsqueeze(-1)).sum((1, 2))
+            false = (F.softplus(z_learn) * (~col_active).unsqueeze(-1)).sum((1, 2))
             out["loss"] = ((hit + p["false_prediction_weight"] * false) / n_active).mean()
         else:
             out["loss"] = columns.new_zeros(())
         if "predicted" in self.used_outputs:
-            d_next = self.gather(out["winners"].detach(), self.distal)
+            d_next = self.gather(out["cells"].detach(), self.distal)
             out["predicted"] = torch.sigmoid((d_next.max(-1).values - p["threshold"]) / p["temperature"])
         return out
 
