@@ -1,0 +1,107 @@
+"""Issue 6 example graphs: each file validates, and a shrunken copy learns in a short run
+(its metric improves between the first and the last report)."""
+import json
+from pathlib import Path
+
+import pytest
+
+from deephtm.events import TrainerListener
+from deephtm.graphfile import load_graph, parse_text
+from deephtm.resolve import resolve
+from deephtm.trainer import Trainer
+
+GRAPHS = Path(__file__).resolve().parent.parent / "graphs"
+FILES = ("digits_sequence.json", "gridcell_path.json", "hierarchy.json", "sensorimotor.json")
+
+
+class Reports(TrainerListener):
+    def __init__(self):
+        self.logs = []
+
+    def on_log(self, step, metrics):
+        self.logs.append(dict(metrics))
+
+
+def shrunk(name, params: dict, training: dict, tmp_path=None):
+    d = json.loads((GRAPHS / name).read_text())
+    for n in d["nodes"]:
+        n["params"].update(params.get(n["id"], {}))
+    d["training"].update(training)
+    d["training"].update({"device": "cpu", "checkpoint_every": 0})
+    return parse_text(json.dumps(d), str(GRAPHS / name))
+
+
+def train(graph, out=None):
+    rep = Reports()
+    summary = Trainer(graph, out=out, listeners=[rep]).run()
+    return rep.logs, summary
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_example_graph_resolves(name):
+    r = resolve(load_graph(GRAPHS / name))
+    assert r.total_values > 0
+
+
+def test_hierarchy_is_built_with_groups_and_apical_feedback():
+    d = json.loads((GRAPHS / "hierarchy.json").read_text())
+    groups = {g["id"]: g for g in d["groups"]}
+    assert {"sp1", "tm1"} <= set(groups["region_1"]["nodes"]) and {"pool", "sp2", "tm2"} <= set(groups["region_2"]["nodes"])
+    edges = {(e["from"], e["to"]): e["delay"] for e in d["edges"]}
+    assert edges[("tm1.cells", "pool.x")] == 0 and edges[("pool.y", "sp2.x")] == 0
+    assert edges[("tm2.cells", "tm1.apical")] == 1
+    types = {n["id"]: n["type"] for n in d["nodes"]}
+    # The baseline is one region of the same total size: as many cells as both regions together.
+    cells = {n["id"]: n["params"] for n in d["nodes"]}
+    size = lambda sp, tm: cells[sp]["columns"] * cells[tm]["cells_per_column"]
+    assert size("sp_single", "tm_single") == size("sp1", "tm1") + size("sp2", "tm2")
+    assert types["pool"] == "pool.temporal"
+
+
+def test_digits_sequence_learns_and_writes_png(tmp_path):
+    g = shrunk("digits_sequence.json",
+               {"encoder": {"channels": 4}, "sp": {"columns": 64, "winners": 12}, "tm": {"cells_per_column": 2},
+                "decoder": {"channels": 4}, "quality": {"window": 160}},
+               {"steps": 120, "batch_size": 16, "log_every": 10, "lr": 0.01})
+    logs, summary = train(g, tmp_path)
+    assert logs[-1]["image_mse"] < 0.85 * logs[0]["image_mse"]
+    assert 0 <= summary["metrics"]["generated_accuracy"] <= 1
+    assert (tmp_path / "generated_digits.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_gridcell_path_learns_to_decode_position():
+    g = shrunk("gridcell_path.json",
+               {"walk": {"steps": 10}, "grid": {"modules": 3, "cells": 6, "winners": 4},
+                "decoder": {"hidden": 64}, "error": {"window": 48}},
+               {"steps": 200, "batch_size": 16, "log_every": 30, "lr": 0.01})
+    logs, summary = train(g)
+    first, last = logs[0]["position_error"], summary["metrics"]["position_error"]
+    assert last < 0.6 * first and last < 0.25
+
+
+def test_sensorimotor_recognition_improves_with_training_and_touches():
+    g = shrunk("sensorimotor.json",
+               {"objects": {"objects": 6, "touches": 5}, "grid": {"modules": 3, "cells": 6, "winners": 4},
+                "layer": {"objects": 6}, "recognition": {"max_touches": 5, "report": 3, "window": 40}},
+               {"steps": 150, "batch_size": 16, "log_every": 25})
+    logs, summary = train(g)
+    curve = summary["metrics"]["accuracy_after_touches"]
+    assert len(curve) == 5
+    assert summary["metrics"]["accuracy_after_3_touches"] > logs[0]["accuracy_after_3_touches"]
+    assert curve[-1] > curve[0] and curve[-1] >= 0.8
+
+
+def test_hierarchy_reports_both_accuracies_and_learns():
+    g = shrunk("hierarchy.json",
+               {"seq": {"length": 6, "pairs": 1, "symbols": 12, "noise": 1},
+                "sp1": {"columns": 32, "winners": 3}, "sp2": {"columns": 32, "winners": 3},
+                "sp_single": {"columns": 64, "winners": 6},
+                "tm1": {"cells_per_column": 2}, "tm2": {"cells_per_column": 2}, "tm_single": {"cells_per_column": 2},
+                "readout": {"classes": 12}, "readout_single": {"classes": 12},
+                "accuracy": {"window": 40}, "accuracy_single": {"window": 40}},
+               {"steps": 240, "batch_size": 8, "log_every": 40})
+    logs, summary = train(g)
+    m = summary["metrics"]
+    assert "accuracy" in m and "single_region_accuracy" in m
+    assert logs[-1]["loss"] < logs[0]["loss"]
+    assert m["accuracy"] >= logs[0]["accuracy"]
