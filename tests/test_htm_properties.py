@@ -29,7 +29,8 @@ def train(sequences: str, steps: int, after: str = "", swap_step: int = 0, colum
         "edges": [
             {"from": "seq.onehot", "to": "sp.x"},
             {"from": "sp.columns", "to": "tm.columns"},
-            {"from": "tm.winners", "to": "tm.context", "delay": 1},
+            {"from": "tm.cells", "to": "tm.context", "delay": 1},
+            {"from": "tm.winners", "to": "tm.winner_context", "delay": 1},
             {"from": "tm.loss", "to": "tm_loss.value"},
         ],
         "training": {"steps": steps, "lr": 0.01, "seed": 0, "device": "cpu", "log_every": 100,
@@ -52,13 +53,13 @@ def replay(trainer: Trainer, symbols: list[int]) -> list[dict]:
     tm.eval()
     tm.used_outputs = {p.name for p in tm.outputs}
     ctx = Context(step=0, batch=1, device=torch.device("cpu"), generator=torch.Generator())
-    context, steps = None, []
+    context, winners, steps = None, None, []
     with torch.no_grad():
         for s in symbols:
             cols = sp(ctx, torch.nn.functional.one_hot(torch.tensor([s]), SYMBOLS).float())["columns"]
-            out = tm(ctx, cols, context)
+            out = tm(ctx, cols, context=context, winner_context=winners)
             out["columns"] = cols
-            context = out["winners"]
+            context, winners = out["cells"], out["winners"]
             steps.append(out)
     return steps
 

@@ -37,7 +37,7 @@ class NRMSE(Node):
 
     @classmethod
     def param_count(cls, p, shapes):
-        return 3 * max(p["window"], 1)
+        return 3 * max(p["window"], 1) + 1  # + the step counter
 
     def __init__(self, p, shapes):
         super().__init__(p, shapes)
