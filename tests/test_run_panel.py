@@ -119,7 +119,7 @@ def test_stop_leaves_checkpoint_and_resume_continues(qtbot, panel, tmp_path):
     run = tmp_path / "run"
     meta = json.loads((run / "checkpoint" / "meta.json").read_text())
     assert meta["step"] == 120
-    first_weights = panel.thread.trainer.model.state_dict()["nodes.sp.proj.weight"].clone()
+    first_weights = {k: v.clone() for k, v in panel.thread.trainer.model.state_dict().items()}
 
     assert panel.resume_btn.isEnabled()
     with qtbot.waitSignal(panel.training_finished, timeout=WAIT_MS) as sig:
@@ -132,7 +132,8 @@ def test_stop_leaves_checkpoint_and_resume_continues(qtbot, panel, tmp_path):
     assert logged == [50, 100, 150, 200]  # one log across both sessions, as the CLI's --resume
     assert list(panel.plots.loss.view()[0]) == [50, 100, 150, 200]  # earlier history put back
     assert json.loads((run / "summary.json").read_text())["steps"] == 200
-    assert not torch.equal(first_weights, panel.thread.trainer.model.state_dict()["nodes.sp.proj.weight"])
+    later = panel.thread.trainer.model.state_dict()
+    assert any(not torch.equal(v, later[k]) for k, v in first_weights.items())  # it trained on
 
 
 class NaNAfter(Node):

@@ -62,6 +62,7 @@ class RunPanel(QWidget):
         self._step_now = 0
         self._target = 0
         self._metrics: dict = {}
+        self._last_checkpoint: tuple[int, str] | None = None
         self._build()
         self.node_activity_requested.connect(self.show_node_view)
         self.timer = QTimer(self)
@@ -193,6 +194,7 @@ class RunPanel(QWidget):
         options = RunOptions(out=self.run_dir(), steps=self.steps_box.value(), device=self.device_box.currentText(),
                              lr=lr, resume=resume, start_paused_after=paused_after)
         self._target = options.steps
+        self._last_checkpoint = None
         old = self.thread
         if old is not None:  # done: drop its model (memory) and its Qt object
             old.trainer = old.sampler = None
@@ -237,7 +239,11 @@ class RunPanel(QWidget):
         if self.thread and self.state in (RUNNING, PAUSED):
             self.thread.request_save()
         elif self.state == IDLE and self.thread and self.thread.trainer is not None and self.thread.error is None:
-            path = self.thread.trainer.save()  # the thread is done: the GUI thread may touch it
+            try:
+                path = self.thread.trainer.save()  # the thread is done: the GUI thread may touch it
+            except (DeepHTMError, OSError) as exc:
+                self._show_error(f"checkpoint not saved: {exc}")
+                return
             self.status.setText(f"checkpoint saved: {path}")
 
     def load_checkpoint(self, run_dir: str | None = None) -> bool:
@@ -362,6 +368,8 @@ class RunPanel(QWidget):
                 parts.append(f"{k} {v:.4g}")
         if getattr(self, "_device", ""):
             parts.append(self._device)
+        if self._last_checkpoint is not None and self.state != IDLE:
+            parts.append(f"checkpoint at step {self._last_checkpoint[0]:,}")
         if self.state == IDLE and self.thread is not None and self.thread.error is None:
             parts.append(f"run in {self.thread.options.out}")
         self.status.setText(" · ".join(parts))
