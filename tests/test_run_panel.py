@@ -164,9 +164,17 @@ class ShapeFailAfter(NaNAfter):
         return {"loss": x.pow(2).mean()}
 
 
+@pytest.fixture
+def failing_nodes():
+    """Registered for one test only: other tests list the node types."""
+    for cls in (NaNAfter, ShapeFailAfter):
+        registry.register(cls)
+    yield
+    for cls in (NaNAfter, ShapeFailAfter):
+        registry.types().pop(cls.type_name, None)
+
+
 def graph_with(tmp_path, node_type: str) -> Graph:
-    registry.register(NaNAfter)
-    registry.register(ShapeFailAfter)
     d = small_sine_dict(steps=200)
     d["nodes"].append({"id": "bad", "type": node_type, "params": {"after": 30}})
     d["edges"].append({"from": "decoder.y", "to": "bad.x", "delay": 0})
@@ -177,7 +185,7 @@ def graph_with(tmp_path, node_type: str) -> Graph:
 
 @pytest.mark.parametrize("node_type, message", [("test.nan_after", "NaN"),
                                                 ("test.shape_fail_after", "RuntimeError")])
-def test_app_survives_a_graph_that_fails_while_training(qtbot, panel, tmp_path, node_type, message):
+def test_app_survives_a_graph_that_fails_while_training(qtbot, panel, tmp_path, failing_nodes, node_type, message):
     panel.set_graph(graph_with(tmp_path, node_type))
     with qtbot.waitSignal(panel.training_failed, timeout=WAIT_MS) as sig:
         panel.start_training()
