@@ -74,6 +74,7 @@ def test_start_pause_resume_stop(qtbot, panel, tmp_path):
     qtbot.waitUntil(lambda: trainer_step(panel) == held + 1 and panel.state == PAUSED, timeout=WAIT_MS)
     qtbot.wait(200)
     assert trainer_step(panel) == held + 1
+    qtbot.waitUntil(lambda: panel.plots.last_step == held + 1, timeout=WAIT_MS)  # the plots show the held step
 
     panel.resume()
     wait_state(qtbot, panel, RUNNING)

@@ -42,6 +42,7 @@ class Sampler(TrainerListener):
         self._tm_columns_key = None
         self._tm_broken = False
         self._ctx_prev = self._ctx_cur = None
+        self._last_values: dict | None = None
 
     # ---- what to keep ----------------------------------------------------------------
     def watch_nodes(self, node_ids) -> None:
@@ -63,7 +64,7 @@ class Sampler(TrainerListener):
                 if len(shape) == 0:
                     reducers.setdefault(key, "first")
                 elif len(shape) == 1:
-                    reducers.setdefault(key, "vector" if reducers.get(key) != "mask" else "mask")
+                    reducers.setdefault(key, "vector")  # the SP's columns stay a mask
                 elif key not in snapshots:
                     snapshots.append(key)
         old = {k: lst for k, lst in self._capture}
@@ -97,6 +98,7 @@ class Sampler(TrainerListener):
             v = values[key]
             lst.append(v[:1].clone() if key in big else v)
         self._steps.append(step)
+        self._last_values = values  # so a pause shows the held step's TM cells and images
         if self._ctx_key is not None:
             self._ctx_prev, self._ctx_cur = self._ctx_cur, values.get(self._ctx_key)
         if len(self._steps) >= self.max_pending or time.perf_counter() >= self._next:
@@ -106,10 +108,11 @@ class Sampler(TrainerListener):
         self._logs.append((step, dict(metrics)))
 
     def on_pause(self, step):
-        self.flush(None)
+        self.flush(self._last_values)
 
     def on_end(self, summary):
-        self.flush(None)
+        self.flush(self._last_values)
+        self._last_values = None
 
     # ---- one payload ---------------------------------------------------------------------
     def flush(self, values: dict | None) -> None:
@@ -136,8 +139,7 @@ class Sampler(TrainerListener):
                 duty = getattr(self.model.nodes[self.probes.sp], "duty", None)
                 if isinstance(duty, torch.Tensor):
                     payload["duty"] = duty.detach().float().cpu().numpy().copy()
-        if len(payload["steps"]) or payload["logs"] or values is None:
-            self.send(payload)
+        self.send(payload)
 
     def _reduce(self, key: Key, rows: torch.Tensor) -> np.ndarray:
         """rows: [n, *shape] for stream 0."""
