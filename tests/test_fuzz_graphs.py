@@ -594,7 +594,7 @@ def _node_type_cases():
         yield pytest.param(name, marks=marks, id=name)
 
 
-@pytest.mark.parametrize("type_name", _node_type_cases())
+@pytest.mark.parametrize("type_name", list(_node_type_cases()))
 def test_param_count_bounds_what_the_node_type_allocates(type_name, tmp_path):
     """Built with small params and input shapes that infer() accepts, a node never holds
     more weights and buffers than param_count says (after setup() for one stream, at most
