@@ -49,6 +49,8 @@ class Trainer:
         self.out = Path(out) if out is not None else None
         self.listeners = list(listeners)
         self.device = pick_device(self.config.device)
+        if self.device.type == "cpu" and (self.config.threads or self.config.batch_size <= 16):
+            torch.set_num_threads(self.config.threads or 1)
         torch.manual_seed(self.config.seed)
         self.generator = torch.Generator(device="cpu").manual_seed(self.config.seed)
         self.model = GraphModule(self.resolved)

@@ -22,6 +22,8 @@ TRAINING_PARAMS = (
     Param("main_metric", "str", "", "metric shown in the progress bar (empty: the first metric node)"),
     Param("precision", "str", "fp32", "bf16: matmuls in bfloat16 under autocast (weights, optimizer "
           "state and the loss stay fp32); worth it on GPUs with bf16 units", choices=("fp32", "bf16")),
+    Param("threads", "int", 0, "CPU threads for torch; 0: one thread for batches of up to 16 (small ops "
+          "lose more to thread hand-offs than they gain), torch's default otherwise", min=0, max=1024),
 )
 
 
@@ -40,6 +42,7 @@ class TrainingConfig:
     checkpoint_every: int = 5000
     main_metric: str = ""
     precision: str = "fp32"
+    threads: int = 0
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainingConfig":

@@ -77,6 +77,9 @@ class SpatialPooler(Node):
         super().__init__(p, shapes)
         n_in, c = flat_size(shapes["x"]), p["columns"]
         self.proj = nn.Linear(n_in, c)
+        # The biases (learned inhibition thresholds) start equal: random ones would let the same
+        # few columns win for every input, whatever its overlap.
+        nn.init.zeros_(self.proj.bias)
         if p["potential_pct"] < 1.0:
             # Each column sees a random subset of the inputs (its potential pool).
             pool = torch.rand(c, n_in).argsort(dim=1) < max(1, math.ceil(p["potential_pct"] * n_in))

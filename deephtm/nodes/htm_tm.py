@@ -107,18 +107,23 @@ class TemporalMemory(Node):
             d_apical = self.gather(apical.flatten(1), self.apical, binary=False)
             d, d_learn = d + d_apical, d_learn + d_apical
         z = (d - p["threshold"]) / p["temperature"]
+        z_learn = (d_learn - p["threshold"]) / p["temperature"] if d_learn is not d else z
         pred_cell = z > 0
         col_pred = pred_cell.any(-1)
         col = columns.unsqueeze(-1)
         out = {}
-        # The winner of an active column is its most depolarized cell: the predicted one, or,
-        # when it bursts, the best matching one, so different contexts pick different cells.
-        winner = z.argmax(-1)
+        # The winner of an active column is the cell the previous winners depolarize most:
+        # the one they predict, or, when they predict none, the best matching one. Choosing
+        # it from the winners rather than from all active cells keeps contexts apart: after
+        # a burst the union of contexts predicts a cell, but the new context gets its own.
+        winner = z_learn.argmax(-1)
         w_hard = F.one_hot(winner, K).to(z.dtype)
         if p["downstream_grad"]:
-            w_soft = torch.softmax(z, -1)
-            w_hard = w_hard + (w_soft - w_soft.detach())  # exact forward, relaxed backward
-        out["winners"] = (col * w_hard).reshape(B, C * K)
+            w_soft = torch.softmax(z_learn, -1)
+            w_out = w_hard + (w_soft - w_soft.detach())  # exact forward, relaxed backward
+        else:
+            w_out = w_hard
+        out["winners"] = (col * w_out).reshape(B, C * K)
         if self.used_outputs & {"cells", "predicted"}:
             # Exact HTM: predicted cells of an active column fire; with none predicted, all fire.
             fire = pred_cell.to(z.dtype) + (~col_pred).to(z.dtype).unsqueeze(-1)
@@ -129,10 +134,12 @@ class TemporalMemory(Node):
         if context is not None or winner_context is not None or apical is not None:
             # The previous winners should predict each active column's winner, and no cell of
             # an inactive column (weakly: an ambiguous context may predict several futures).
-            z_learn = (d_learn - p["threshold"]) / p["temperature"]
+            # Hinge losses: learning stops one temperature past the threshold, so synapses
+            # saturate like HTM permanences and a context that only partly overlaps a learned
+            # one does not reach the threshold (it bursts and gets cells of its own).
             z_win = z_learn.gather(-1, winner.unsqueeze(-1)).squeeze(-1)
-            hit = -(F.logsigmoid(z_win) * col_active).sum(1)
-            false = (F.softplus(z_learn) * (~col_active).unsqueeze(-1)).sum((1, 2))
+            hit = (F.relu(1 - z_win) * col_active).sum(1)
+            false = (F.relu(1 + z_learn) * (~col_active).unsqueeze(-1)).sum((1, 2))
             out["loss"] = ((hit + p["false_prediction_weight"] * false) / n_active).mean()
         else:
             out["loss"] = columns.new_zeros(())
