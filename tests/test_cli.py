@@ -55,3 +55,26 @@ def test_nodes_lists_every_type_with_ports_and_params():
 def test_validate_ok_and_python_m_entry(tmp_path):
     proc = deephtm("validate", ROOT / "graphs" / "sine.json")
     assert proc.returncode == 0 and "ok" in proc.stdout
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    import signal
+    import time
+
+    d = small_sine_dict(steps=10**6)
+    d["training"]["checkpoint_every"] = 0  # only the interrupt can write it
+    path = write(tmp_path, d)
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "deephtm", "train", str(path), "--out", str(out), "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    deadline = time.time() + 120
+    while not (out / "metrics.jsonl").exists() or not (out / "metrics.jsonl").read_text():
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "Traceback" not in err and "checkpoint saved" in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] and summary["steps"] > 0
+    assert (out / "checkpoint" / "model.safetensors").exists()
