@@ -63,7 +63,8 @@ class SineNet(nn.Module):
         z = (self.distal_input(context).view(B, Cn, Kn) - THRESHOLD) / TEMPERATURE
         winner = z.argmax(-1)
         w_soft = torch.softmax(z, -1)
-        w = F.one_hot(winner, Kn).to(z.dtype) + (w_soft - w_soft.detach())
+        # one-hot by scatter: F.one_hot checks its input on the host, which CUDA graphs forbid
+        w = torch.zeros_like(z).scatter_(-1, winner.unsqueeze(-1), 1.0) + (w_soft - w_soft.detach())
         winners = (columns.unsqueeze(-1) * w).reshape(B, Cn * Kn)
         n_active = col_active.sum(1).clamp_min(1)
         z_win = z.gather(-1, winner.unsqueeze(-1)).squeeze(-1)

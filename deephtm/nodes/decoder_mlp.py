@@ -71,8 +71,9 @@ class SparseInputLinear(nn.Module):
 class _SparseRowsMatmul(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, b_idx, i_idx):
-        vals = x[b_idx, i_idx]
+        vals = x[b_idx, i_idx].to(weight.dtype)  # under autocast x may be bf16
         offsets = torch.searchsorted(b_idx, torch.arange(x.shape[0], device=x.device))
+        ctx.x_dtype = x.dtype
         ctx.save_for_backward(weight, b_idx, i_idx, vals)
         return F.embedding_bag(i_idx, weight, offsets, mode="sum", per_sample_weights=vals)
 
@@ -81,9 +82,9 @@ class _SparseRowsMatmul(torch.autograd.Function):
         weight, b_idx, i_idx, vals = ctx.saved_tensors
         grad_x = grad_w = None
         if ctx.needs_input_grad[0]:
-            grad_x = grad_y @ weight.t()
+            grad_x = (grad_y.to(weight.dtype) @ weight.t()).to(ctx.x_dtype)
         if ctx.needs_input_grad[1]:
-            rows = vals.unsqueeze(1) * grad_y[b_idx]
+            rows = vals.unsqueeze(1) * grad_y[b_idx].to(weight.dtype)
             grad_w = torch.sparse_coo_tensor(i_idx.unsqueeze(0), rows, weight.shape, check_invariants=False)
         return grad_x, grad_w, None, None
 
