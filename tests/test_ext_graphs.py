@@ -48,8 +48,8 @@ def test_hierarchy_is_built_with_groups_and_apical_feedback():
     groups = {g["id"]: g for g in d["groups"]}
     assert {"sp1", "tm1"} <= set(groups["region_1"]["nodes"]) and {"pool", "sp2", "tm2"} <= set(groups["region_2"]["nodes"])
     edges = {(e["from"], e["to"]): e["delay"] for e in d["edges"]}
-    assert edges[("tm1.cells", "pool.x")] == 0 and edges[("pool.y", "sp2.x")] == 0
-    assert edges[("tm2.cells", "tm1.apical")] == 1
+    assert edges[("tm1.winners", "pool.x")] == 0 and edges[("pool.y", "sp2.x")] == 0
+    assert edges[("tm2.winners", "tm1.apical")] == 1
     types = {n["id"]: n["type"] for n in d["nodes"]}
     # The baseline is one region of the same total size: as many cells as both regions together.
     cells = {n["id"]: n["params"] for n in d["nodes"]}
@@ -73,7 +73,7 @@ def test_gridcell_path_learns_to_decode_position():
     g = shrunk("gridcell_path.json",
                {"walk": {"steps": 10}, "grid": {"modules": 3, "cells": 6, "winners": 4},
                 "decoder": {"hidden": 64}, "error": {"window": 48}},
-               {"steps": 200, "batch_size": 16, "log_every": 30, "lr": 0.01})
+               {"steps": 450, "batch_size": 16, "log_every": 30, "lr": 0.01})
     logs, summary = train(g)
     first, last = logs[0]["position_error"], summary["metrics"]["position_error"]
     assert last < 0.6 * first and last < 0.25
