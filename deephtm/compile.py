@@ -78,7 +78,6 @@ class GraphModule(nn.Module):
             kwargs = {port: (delayed[key] if delay else values[key]) for port, key, delay in feeds}
             for port, value in node.forward(ctx, **kwargs).items():
                 values[(nid, port)] = value
-        self._last = values
         return values
 
     def carry(self, values: dict[Key, torch.Tensor], detach: bool) -> None:

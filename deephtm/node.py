@@ -111,6 +111,12 @@ def require(cond: bool, port: str, message: str) -> None:
         raise ShapeError(message, where=f"port '{port}'")
 
 
+def require_same_shape(shapes: dict[str, Shape | None], port: str, like: str) -> None:
+    """Raise a ShapeError about `port` if both shapes are known and differ (e.g. target vs pred)."""
+    a, b = shapes[like], shapes[port]
+    require(a is None or b is None or a == b, port, f"shape {list(b or [])} differs from {like}'s {list(a or [])}")
+
+
 def flat_size(shape: Shape) -> int:
     n = 1
     for s in shape:

@@ -1,5 +1,5 @@
 """loss.mse: mean squared error between a prediction and a target."""
-from ..node import Node, require
+from ..node import Node, require_same_shape
 from ..spec import Param, Port
 
 
@@ -14,8 +14,7 @@ class MSELoss(Node):
 
     @classmethod
     def infer(cls, p, shapes):
-        a, b = shapes["pred"], shapes["target"]
-        require(a is None or b is None or a == b, "target", f"shape {list(b or [])} differs from pred's {list(a or [])}")
+        require_same_shape(shapes, "target", like="pred")
         return {"loss": ()}
 
     def forward(self, ctx, pred, target):

@@ -1,5 +1,5 @@
 """metric.mape: mean absolute error over mean absolute truth (Cui et al. 2016's MAPE)."""
-from ..node import Node, require
+from ..node import Node, require_same_shape
 from ..spec import Param, Port
 
 
@@ -20,8 +20,7 @@ class MAPE(Node):
 
     @classmethod
     def infer(cls, p, shapes):
-        a, b = shapes["pred"], shapes["target"]
-        require(a is None or b is None or a == b, "target", f"shape {list(b or [])} differs from pred's {list(a or [])}")
+        require_same_shape(shapes, "target", like="pred")
         return {}
 
     def __init__(self, p, shapes):

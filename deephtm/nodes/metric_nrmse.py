@@ -8,7 +8,7 @@ import math
 
 import torch
 
-from ..node import Node, require
+from ..node import Node, require_same_shape
 from ..spec import Param, Port
 
 
@@ -31,8 +31,7 @@ class NRMSE(Node):
 
     @classmethod
     def infer(cls, p, shapes):
-        a, b = shapes["pred"], shapes["target"]
-        require(a is None or b is None or a == b, "target", f"shape {list(b or [])} differs from pred's {list(a or [])}")
+        require_same_shape(shapes, "target", like="pred")
         return {}
 
     @classmethod
