@@ -1,4 +1,5 @@
-"""The run panel: training from the editor in a worker thread, with live plots."""
+"""The run panel: training from the editor, with live plots. These tests drive the thread
+worker (they look into the trainer); tests/test_run_process.py covers the default, a process."""
 import json
 
 import numpy as np
@@ -7,10 +8,8 @@ import torch
 
 from app.run.buffers import DecimatingSeries, Ring
 from app.run.panel import IDLE, PAUSED, RUNNING, RunPanel
-from deephtm import registry
 from deephtm.graphfile import Graph
-from deephtm.node import Node
-from deephtm.spec import Param, Port
+from tests.failing_nodes import register_failing, unregister_failing
 from tests.helpers import small_sine_dict, write
 
 WAIT_MS = 60_000  # the CI machine is shared; the waits end as soon as the condition holds
@@ -36,7 +35,7 @@ def one_torch_thread():
 
 @pytest.fixture
 def panel(qtbot, tmp_path):
-    p = RunPanel()
+    p = RunPanel(worker="thread")
     qtbot.addWidget(p)
     p.resize(1200, 800)
     p.show()
@@ -137,42 +136,12 @@ def test_stop_leaves_checkpoint_and_resume_continues(qtbot, panel, tmp_path):
     assert any(not torch.equal(v, later[k]) for k, v in first_weights.items())  # it trained on
 
 
-class NaNAfter(Node):
-    """A loss that turns NaN after a given step (for the failure test)."""
-    type_name = "test.nan_after"
-    category = "loss"
-    is_loss = True
-    inputs = (Port("x", "tensor", "anything"),)
-    outputs = (Port("loss", "loss", "mean square of x, NaN from 'after' on"),)
-    params = (Param("after", "int", 30, "first NaN step", min=0, max=10**6),)
-
-    @classmethod
-    def infer(cls, p, shapes):
-        return {"loss": ()}
-
-    def forward(self, ctx, x):
-        loss = x.pow(2).mean()
-        return {"loss": loss * float("nan") if ctx.step >= self.p["after"] else loss}
-
-
-class ShapeFailAfter(NaNAfter):
-    """Multiplies by a wrongly shaped matrix from 'after' on: torch raises a RuntimeError."""
-    type_name = "test.shape_fail_after"
-
-    def forward(self, ctx, x):
-        if ctx.step >= self.p["after"]:
-            x = x @ torch.ones(7, 3)
-        return {"loss": x.pow(2).mean()}
-
-
 @pytest.fixture
 def failing_nodes():
     """Registered for one test only: other tests list the node types."""
-    for cls in (NaNAfter, ShapeFailAfter):
-        registry.register(cls)
+    register_failing()
     yield
-    for cls in (NaNAfter, ShapeFailAfter):
-        registry.types().pop(cls.type_name, None)
+    unregister_failing()
 
 
 def graph_with(tmp_path, node_type: str) -> Graph:

@@ -1,38 +1,29 @@
-"""The training thread: builds a deephtm Trainer (the CLI's) and runs it off the GUI
-thread. Everything reaches the GUI through Qt signals; errors stop training, not the app."""
+"""The run panel's two workers, with one interface: a training process (the default; the GUI
+and the trainer then run on separate cores without sharing a GIL) or a QThread. Both run
+deephtm.worker_process.TrainingJob - the CLI's Trainer - and report by the same Qt signals,
+delivered on the GUI thread. Errors stop training, never the app."""
 from __future__ import annotations
 
-import sys
-import traceback
-from dataclasses import dataclass
-from pathlib import Path
+import os
 
-import torch
 from PyQt6.QtCore import QObject, QThread, pyqtSignal
 
-from deephtm.cli import _drop_log_lines_after
-from deephtm.errors import DeepHTMError
 from deephtm.graphfile import Graph
-from deephtm.progress import RunLogger
-from deephtm.trainer import Trainer
+from deephtm.live_probes import Probes
+from deephtm.worker_process import RunOptions, TrainingJob, TrainingProcess  # noqa: F401 (RunOptions re-exported)
 
-from .probes import Probes
-from .sampler import Sampler
+WORKER_ENV = "DEEPHTM_APP_WORKER"  # "process" (default) or "thread"
+WORKER_KINDS = ("process", "thread")
 
 
-@dataclass
-class RunOptions:
-    out: str  # run directory, as the CLI's --out
-    steps: int  # train until this many steps in total
-    device: str = "auto"
-    lr: float | None = None
-    resume: bool = False  # continue the checkpoint in `out`
-    start_paused_after: int | None = None  # Step from idle: run this many steps, then hold
+def default_worker_kind() -> str:
+    kind = os.environ.get(WORKER_ENV, "process").strip().lower()
+    return kind if kind in WORKER_KINDS else "process"
 
 
 class Signals(QObject):
-    """Emitted on the training thread, delivered (queued) on the GUI thread."""
-    started = pyqtSignal(dict)  # Trainer's on_start info plus 'probes'
+    """Delivered on the GUI thread (queued from the training thread; emitted by poll() for a process)."""
+    started = pyqtSignal(dict)  # Trainer's on_start info plus 'probes' (a Probes)
     sampled = pyqtSignal(object)  # a Sampler payload
     paused = pyqtSignal(int)
     resumed = pyqtSignal(int)
@@ -41,120 +32,145 @@ class Signals(QObject):
     failed = pyqtSignal(str)  # one line for the user
 
 
-class _QtSampler(Sampler):
-    def __init__(self, probes: Probes, signals: Signals, thread: "TrainingThread"):
-        super().__init__(probes, signals.sampled.emit)
-        self.signals = signals
-        self.thread = thread
-
-    def on_start(self, info):
-        super().on_start(info)
-        if self.thread.stop_requested:  # a Stop that came while the trainer was being built
-            self.thread.trainer.request_stop()
-        self.signals.started.emit(dict(info, probes=self.probes))
-
-    def on_pause(self, step):
-        super().on_pause(step)
-        self.signals.paused.emit(step)
-
-    def on_resume(self, step):
-        self.signals.resumed.emit(step)
-
-    def on_checkpoint(self, step, path):
-        self.signals.checkpointed.emit(step, path)
+def _deliver(signals: Signals, kind: str, args: tuple) -> None:
+    getattr(signals, kind).emit(*args)
 
 
 class TrainingThread(QThread):
+    """The job on a QThread of this process (shares the GIL with the GUI)."""
+    kind = "thread"
+
     def __init__(self, graph: Graph, options: RunOptions, parent=None):
         super().__init__(parent)
-        self.graph = graph.copy()  # the editor may change its document meanwhile
         self.options = options
         self.signals = Signals()
-        self.trainer: Trainer | None = None
-        self.sampler: _QtSampler | None = None
-        self.stop_requested = False
-        self.pause_requested = False
-        self.summary: dict | None = None
-        self.error: str | None = None
-        self._watched: frozenset[str] = frozenset()
+        # A copy: the editor may change its document meanwhile.
+        self.job = TrainingJob(graph.copy(), options, lambda kind, *args: _deliver(self.signals, kind, args))
 
-    # ---- requests from the GUI thread (the trainer acts on them between steps) -----------
+    @property
+    def trainer(self):
+        return self.job.trainer
+
+    @property
+    def error(self) -> str | None:
+        return self.job.error
+
+    @property
+    def step(self) -> int:
+        return self.job.step
+
     def request_stop(self) -> None:
-        self.stop_requested = True
-        trainer = self.trainer  # read once: the worker may drop it meanwhile
-        if trainer is not None:
-            trainer.request_stop()
+        self.job.request_stop()
 
     def request_pause(self) -> None:
-        self.pause_requested = True  # applied once the trainer exists, if it does not yet
-        trainer = self.trainer
-        if trainer is not None:
-            trainer.request_pause()
+        self.job.request_pause()
 
     def request_resume(self) -> None:
-        trainer = self.trainer
-        if trainer is not None:
-            trainer.request_resume()
+        self.job.request_resume()
 
     def request_step(self, n: int = 1) -> None:
-        trainer = self.trainer
-        if trainer is not None:
-            trainer.request_step(n)
+        self.job.request_step(n)
 
     def request_save(self) -> None:
-        trainer = self.trainer
-        if trainer is not None:
-            trainer.request_save()
+        self.job.request_save()
 
     def watch_nodes(self, node_ids) -> None:
-        self._watched = frozenset(node_ids)
-        sampler = self.sampler
-        if sampler is not None:
-            sampler.watch_nodes(self._watched)
+        self.job.request_watch(node_ids)
 
-    # ---- the thread --------------------------------------------------------------------------
+    def poll(self) -> None:
+        """Signals arrive by themselves."""
+
+    def release(self) -> None:
+        """Done: let the model's memory go."""
+        self.job.trainer = self.job.sampler = None
+
+    def close(self, timeout_ms: int = 10000) -> None:
+        if self.isRunning():
+            self.request_stop()
+            self.wait(timeout_ms)
+
     def run(self) -> None:
-        o = self.options
+        self.job.run()  # never raises: an exception escaping QThread.run would abort the app
+
+
+class TrainingProcessWorker(QObject):
+    """The job in a spawned process (deephtm.worker_process.TrainingProcess). The panel's
+    timer calls poll(), which turns the process's messages into the signals. The process
+    ends with the app (close() on quit; daemonic; it stops itself if the app vanishes),
+    and a crashed process reads as `failed`."""
+    kind = "process"
+    trainer = None  # the model lives in the other process
+
+    def __init__(self, graph: Graph, options: RunOptions, parent=None):
+        super().__init__(parent)
+        self.options = options
+        self.signals = Signals()
+        self.process = TrainingProcess(graph, options)
+        self.error: str | None = None
+        self.summary: dict | None = None
+        self._polling = False
+
+    @property
+    def step(self) -> int:
+        return self.process.step
+
+    def start(self) -> None:
+        self.process.start()
+
+    def isRunning(self) -> bool:
+        return self.process.process.pid is not None and not self.process.done
+
+    def wait(self, timeout_ms: int = 5000) -> bool:
+        return self.process.join(timeout_ms / 1000)
+
+    def request_stop(self) -> None:
+        self.process.send("stop")
+
+    def request_pause(self) -> None:
+        self.process.send("pause")
+
+    def request_resume(self) -> None:
+        self.process.send("resume")
+
+    def request_step(self, n: int = 1) -> None:
+        self.process.send("step", int(n))
+
+    def request_save(self) -> None:
+        self.process.send("save")
+
+    def watch_nodes(self, node_ids) -> None:
+        self.process.send("watch", sorted(node_ids))
+
+    def poll(self) -> None:
+        """Deliver what the process sent since the last call (on the GUI thread)."""
+        if self._polling:  # a slot below may refresh the panel, which polls again
+            return
+        self._polling = True
         try:
-            logger = RunLogger(o.out, append=o.resume)
-            trainer = Trainer(self.graph, out=o.out, steps=o.steps, device=o.device, lr=o.lr,
-                              resume=o.resume, listeners=[logger])
-            if o.resume:  # as `deephtm train --resume`: reports after the checkpoint are made again
-                _drop_log_lines_after(Path(o.out) / "metrics.jsonl", trainer.step)
-            sampler = _QtSampler(Probes.find(trainer.resolved), self.signals, self)
-            sampler.model = trainer.model
-            sampler.watch_nodes(self._watched)
-            trainer.listeners.append(sampler)
-            if self.pause_requested:
-                trainer.request_pause()
-            elif o.start_paused_after is not None:
-                trainer.request_pause(after=o.start_paused_after)
-            self.sampler = sampler
-            self.trainer = trainer
-            if self.stop_requested:
-                self.summary = trainer.finish(interrupted=True)
-            else:
-                self.summary = trainer.run()
-        except DeepHTMError as exc:
-            self.error = str(exc)
-        except torch.OutOfMemoryError:
-            where = self.trainer.device if self.trainer else o.device
-            self.error = (f"out of memory on {where} at step {self.trainer.step if self.trainer else 0}; "
-                          "training stopped (reduce batch_size or the graph's sizes)")
-        except MemoryError:
-            self.error = "out of host memory; training stopped"
-        except Exception as exc:
-            # torch reports shape and device errors as RuntimeError; a node plugin may raise
-            # anything. Either way one line for the user, the trace on stderr, and the app
-            # lives on (an exception escaping QThread.run would abort it).
-            traceback.print_exc(file=sys.stderr)
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            step = self.trainer.step if self.trainer else 0
-            self.error = f"training stopped at step {step}: {type(exc).__name__}: {first}".rstrip(": ")
-        if self.error is not None:
-            self.trainer = self.sampler = None  # let the failed model's memory go (an OOM's above all)
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            self.signals.failed.emit(self.error)
-        else:
-            self.signals.finished.emit(self.summary)
+            for kind, *args in self.process.poll():
+                if kind == "started":
+                    info = dict(args[0])
+                    info["probes"] = Probes(**info["probes"])
+                    args = [info]
+                elif kind == "finished":
+                    self.summary = args[0]
+                elif kind == "failed":
+                    self.error = args[0]
+                _deliver(self.signals, kind, tuple(args))
+        finally:
+            self._polling = False
+
+    def release(self) -> None:
+        self.process.close(timeout_s=5.0)
+
+    def close(self, timeout_ms: int = 10000) -> None:
+        self.process.close(timeout_s=timeout_ms / 1000)
+
+    def deleteLater(self) -> None:
+        self.process.close(timeout_s=5.0)
+        super().deleteLater()
+
+
+def make_worker(kind: str, graph: Graph, options: RunOptions, parent=None):
+    cls = TrainingThread if kind == "thread" else TrainingProcessWorker
+    return cls(graph, options, parent)
