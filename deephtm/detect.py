@@ -27,6 +27,7 @@ from .errors import DeepHTMError, GraphError, TrainingError
 from .graphfile import Graph, atomic_write_bytes, load_graph
 from .node import Context
 from .optim import clip_grad_norm_
+from .online import OnlineFastPath
 from .trainer import Trainer
 
 SCORE_COLUMNS = ("timestamp", "value", "raw_anomaly", "anomaly_likelihood", "anomaly_score", "flagged")
@@ -74,7 +75,8 @@ class Detector:
 
     def __init__(self, graph: Graph | str, input_path: str, *, value_column: str = "value",
                  timestamp_column: str = "timestamp", timestamp_format: str | None = None,
-                 threshold: float | None = None, seed: int | None = None):
+                 threshold: float | None = None, seed: int | None = None, fast: bool = True):
+        self.fast = fast  # False: every row through model.step and the optimizer (a reference)
         graph = load_graph(graph) if isinstance(graph, (str, Path)) else graph.copy()
         self.graph_path = graph.path or ""
         self.input_path = str(input_path)
@@ -142,25 +144,34 @@ class Detector:
         keys = self.keys
         out: list[list[torch.Tensor]] = [[] for _ in keys]
         losses: list[torch.Tensor] = []
-        unreached_frozen = False
+        fast: OnlineFastPath | None = None
+        frozen = False
         for step in range(n):
             ctx.step = step
-            values = model.step(ctx)
+            values = model.step(ctx) if fast is None else fast.step(ctx)
             loss = model.loss(values)
-            if loss is not None and opt is not None and loss.requires_grad:
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if not unreached_frozen:
-                    # Weights the loss never reaches (in graphs/anomaly.json: the encoders and
-                    # SP, upstream of the TM's loss only through its targets) cannot learn;
-                    # not recording their graph each row saves time and changes nothing.
+            learns = loss is not None and opt is not None and loss.requires_grad
+            if fast is not None:
+                if learns:
+                    fast.learn(loss, clip)
+            else:
+                if learns:
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if clip > 0:
+                        clip_grad_norm_([p for p in model.parameters() if p.grad is not None], clip)
+                    opt.step()
+                if not frozen and (learns or loss is None or opt is None):
+                    # Weights the first row's loss did not reach (in graphs/anomaly.json: the
+                    # encoders and SP, upstream of the TM's loss only through its targets) never
+                    # learn; not recording their graph each row saves time and changes nothing.
                     for p in model.parameters():
                         if p.grad is None:
                             p.requires_grad_(False)
-                    unreached_frozen = True
-                if clip > 0:
-                    clip_grad_norm_([p for p in model.parameters() if p.grad is not None], clip)
-                opt.step()
+                    frozen = True
+                    if self.fast:
+                        fast = OnlineFastPath(model, opt, self.source, start=step + 1, extra_keys=keys)
+            if learns:
                 losses.append(loss.detach())
             model.carry(values, detach=True)
             for acc, k in zip(out, keys):

@@ -200,3 +200,51 @@ def test_detect_without_timestamps(tmp_path, capsys):
     assert main(["detect", str(GRAPH), "--input", str(path), "--timestamp-column", "", "--out", str(out)]) == 0
     rows = list(csv.DictReader(open(out)))
     assert len(rows) == 50 and rows[7]["timestamp"] == "7"
+
+
+# ---- the fast online path (deephtm/online.py) ------------------------------------------
+
+def test_source_rows_match_forward_row_by_row(tmp_path):
+    path = write_series(tmp_path / "s.csv", periodic(30))
+    src = make_source(path, timestamp_column="timestamp", horizon=2)
+    ctx = Context(step=0, batch=1, device=torch.device("cpu"), generator=torch.Generator())
+    block = src.rows(20, 12)  # runs past the end: wraps like forward
+    for i in range(12):
+        ctx.step = 20 + i
+        one = src(ctx)
+        for port in ("value", "target", "time_of_day", "day_of_week"):
+            assert block[port][i].tolist() == one[port][0].tolist(), (port, i)
+
+
+def test_fast_path_batches_the_frozen_encoders_and_scores_like_the_per_row_path(tmp_path):
+    path = write_series(tmp_path / "shift.csv", periodic(700, shift_at=600))
+    calls = {}
+    slow = Detector(load_graph(GRAPH), str(path), fast=False)
+    fast = Detector(load_graph(GRAPH), str(path))
+    for nid in ("encoder", "date_encoder", "sp", "tm"):
+        node = fast.trainer.model.nodes[nid]
+
+        def counted(*args, _forward=node.forward, _nid=nid, **kw):
+            calls[_nid] = calls.get(_nid, 0) + 1
+            return _forward(*args, **kw)
+        node.forward = counted
+    a, b = slow.run(), fast.run()
+    # The encoders and SP (frozen: the TM's loss does not reach them) run once on row 0 and
+    # then once per 256-row block; the TM, which learns, runs every row.
+    assert calls == {"encoder": 4, "date_encoder": 4, "sp": 4, "tm": 700}
+    assert not any(p.requires_grad for p in fast.trainer.model.nodes["sp"].parameters())
+    assert fast.trainer.model.nodes["tm"].distal.requires_grad
+    diff = sum(abs(x - y) for x, y in zip(a.raw, b.raw)) / len(a.raw)
+    assert diff < 0.01  # batched products may round differently in the last bits
+    assert a.flagged == b.flagged and max(b.likelihood[600:630]) > 0.9
+
+
+def test_plain_sgd_steps_are_recognised():
+    from deephtm.online import plain_sgd
+    from deephtm.optimizers import make_optimizer
+    w, v = torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(2))
+    opt = make_optimizer("adam", [{"params": [w], "lr": 0.5, "optimizer": "sgd"}, {"params": [v]}], 0.01)
+    assert plain_sgd(opt, [w]) == [(w, 0.5)]  # the Adam weight is frozen: not asked for
+    assert plain_sgd(opt, [w, v]) is None  # Adam must step v
+    momentum = torch.optim.SGD([w], lr=0.1, momentum=0.9)
+    assert plain_sgd(momentum, [w]) is None

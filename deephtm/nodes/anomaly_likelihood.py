@@ -59,8 +59,8 @@ class AnomalyLikelihood(Node):
 
     def forward(self, ctx, raw):
         rows = [s.update(r) for s, r in zip(self.streams, raw.detach().reshape(-1).tolist())]
-        out = torch.tensor(rows, dtype=torch.float32, device=raw.device).T
-        return {"likelihood": out[0], "score": out[1], "flag": out[2]}
+        lik, score, flag = torch.tensor(rows, dtype=torch.float32, device=raw.device).unbind(1)
+        return {"likelihood": lik, "score": score, "flag": flag}
 
 
 class _Stream:

@@ -116,6 +116,15 @@ class CSVSource(Node):
             out["time_of_day"], out["day_of_week"] = d[:, :2], d[:, 2:]
         return out
 
+    def rows(self, start: int, count: int) -> dict:
+        """What forward gives at steps start .. start + count - 1 of a one-stream run, as
+        [count, ...] tensors in one go (deephtm detect batches its frozen encoders with it)."""
+        n = self.series.shape[0] - self.p["horizon"]
+        i = torch.arange(start, start + count, device=self.series.device) % n
+        d = self.dates[i]
+        return {"value": self.series[i].unsqueeze(1), "target": self.series[i + self.p["horizon"]].unsqueeze(1),
+                "time_of_day": d[:, :2], "day_of_week": d[:, 2:]}
+
     used_outputs: set = {"value", "target", "time_of_day", "day_of_week"}  # until the graph says
 
 

@@ -1,0 +1,122 @@
+"""A cheaper per-row step for one-stream online learning (what `deephtm detect` runs).
+
+After the first row has shown which weights the loss reaches (the others are frozen), the
+rest of the run does the same work with less overhead:
+- a frozen prefix of per-row nodes (the source, encoders, concatenations, an SP without
+  boosting: no trainable weights, no delayed inputs, each row's output a function of that
+  row alone) runs once per block of rows, batched and without autograd, instead of once
+  per row. Nodes in it run in eval mode: the SP's duty cycles, which only boosting reads,
+  are not tracked;
+- the optimizer steps only the weights that learn; when they are all in plain SGD groups
+  (the TM's distal synapses) the update is one add_ per weight, without torch.optim's
+  per-step bookkeeping.
+Batched matrix products may round differently from row-by-row ones in the last bits.
+"""
+from __future__ import annotations
+
+import torch
+
+from .compile import GraphModule, Key
+from .node import Context
+from .optim import clip_grad_norm_
+from .optimizers import MultiOptimizer
+
+BLOCK = 256  # rows of the frozen prefix computed at once
+
+
+def _rowwise(node) -> bool:
+    """Node types whose output for a row depends on that row's inputs only."""
+    t = node.type_name
+    if t == "htm.sp":  # boosting makes a column's score depend on the earlier rows
+        return node.p["boost_strength"] == 0 and not node.p["boost_trainable"]
+    return t in ("encoder.fourier", "encoder.scalar", "encoder.periodic", "encoder.mlp",
+                 "util.concat", "util.affine")
+
+
+def plain_sgd(opt, params: list[torch.Tensor]) -> list[tuple[torch.Tensor, float]] | None:
+    """(weight, lr) for each of `params` when every one is in a plain SGD group (no momentum,
+    weight decay or maximize), else None."""
+    optimizers = opt.optimizers if isinstance(opt, MultiOptimizer) else [opt] if opt is not None else []
+    wanted, steps = {id(p) for p in params}, []
+    for o in optimizers:
+        for g in o.param_groups:
+            ps = [p for p in g["params"] if id(p) in wanted]
+            if not ps:
+                continue
+            if type(o) is not torch.optim.SGD or g["momentum"] or g["weight_decay"] or g["maximize"]:
+                return None
+            steps += [(p, float(g["lr"])) for p in ps]
+    return steps if len(steps) == len(params) else None
+
+
+class OnlineFastPath:
+    """Runs rows start, start + 1, ... of a batch-1 GraphModule whose frozen weights already
+    have requires_grad False. step() replaces model.step(); learn() one optimizer step."""
+
+    def __init__(self, model: GraphModule, opt, source, *, start: int, extra_keys: list[Key] = ()):
+        self.model, self.opt, self.source = model, opt, source
+        self.trainable = [p for p in model.parameters() if p.requires_grad]
+        self.sgd = plain_sgd(opt, self.trainable)
+        prefix: list = []
+        ids: set[str] = set()
+        for nid, node, feeds in model.plan:
+            frozen = not any(p.requires_grad for p in node.parameters())
+            fed = all(not delay and key[0] in ids for _, key, delay in feeds)
+            if (node is source and hasattr(source, "rows")) or (ids and frozen and fed and _rowwise(node)):
+                prefix.append((nid, node, feeds))
+                ids.add(nid)
+        self.prefix = prefix[1:]  # the source's rows come from source.rows()
+        self.rest = [entry for entry in model.plan if entry[0] not in ids]
+        wanted = {key for _, _, feeds in self.rest for _, key, _ in feeds}
+        wanted |= set(model.delayed_keys) | set(model.loss_keys) | set(extra_keys)
+        self.block_keys = sorted(k for k in wanted if k[0] in ids)
+        self.next_row = start  # the step whose prefix outputs come next
+        self.block: list[tuple[torch.Tensor, ...]] = []
+        self.pos = 0
+
+    def _fill(self, ctx: Context) -> None:
+        """Prefix outputs of the next BLOCK rows, split into one [1, ...] view per row."""
+        values = {}
+        with torch.no_grad():
+            rows = self.source.rows(self.next_row, BLOCK)
+            values.update({(self.source.node_id, port): v for port, v in rows.items()})
+            for nid, node, feeds in self.prefix:
+                was_training = node.training
+                node.train(False)
+                try:
+                    outs = node.forward(ctx, **{port: values[key] for port, key, _ in feeds})
+                finally:
+                    node.train(was_training)
+                values.update({(nid, port): v for port, v in outs.items()})
+        split = [values[k].split(1) for k in self.block_keys]
+        self.block = list(zip(*split))
+        self.pos = 0
+        self.next_row += BLOCK
+
+    def step(self, ctx: Context) -> dict[Key, torch.Tensor]:
+        values = {}
+        if self.block_keys:
+            if self.pos == len(self.block):
+                self._fill(ctx)
+            values = dict(zip(self.block_keys, self.block[self.pos]))
+            self.pos += 1
+        delayed = self.model.delayed
+        for nid, node, feeds in self.rest:
+            kwargs = {port: (delayed[key] if delay else values[key]) for port, key, delay in feeds}
+            for port, value in node.forward(ctx, **kwargs).items():
+                values[(nid, port)] = value
+        return values
+
+    def learn(self, loss: torch.Tensor, clip: float) -> None:
+        for p in self.trainable:
+            p.grad = None
+        loss.backward()
+        if clip > 0:
+            clip_grad_norm_([p for p in self.trainable if p.grad is not None], clip)
+        if self.sgd is None:
+            self.opt.step()
+            return
+        with torch.no_grad():
+            for p, lr in self.sgd:
+                if p.grad is not None:
+                    p.add_(p.grad, alpha=-lr)
