@@ -2,10 +2,13 @@
 on the same graph, measured in the same run. Prints one JSON object.
 
     python benchmarks/app_vs_cli.py [--graph graphs/sine.json] [--steps 2000] [--rounds 3] [--threads N]
+                                    [--workers process,thread]
 
-Each round trains once with `deephtm train` and once with `deephtm-app --train-steps`
-(offscreen, live plots on), alternating which goes first so that drifting machine load
-hits both alike. steps/s is each run's summary.json figure (training loop time only)."""
+Each round trains once with `deephtm train` and once per app worker with `deephtm-app
+--train-steps` (offscreen, editor and live plots on; the worker is the run panel's default,
+a training process, or the QThread, chosen by DEEPHTM_APP_WORKER), rotating the order per
+round so that drifting machine load hits all alike. steps/s is each run's summary.json figure
+(training loop time only). The load average is read before and after."""
 from __future__ import annotations
 
 import argparse
@@ -35,44 +38,56 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, help="torch intra-op threads for both (OMP_NUM_THREADS); default: torch's")
+    ap.add_argument("--workers", default="process", help="app workers to measure, comma-separated: process, thread")
     args = ap.parse_args()
+    workers = [w.strip() for w in args.workers.split(",") if w.strip()]
+    if not workers or any(w not in ("process", "thread") for w in workers):
+        sys.exit("benchmark: --workers takes process and/or thread")
 
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONUNBUFFERED="1")
     if args.threads:
         env["OMP_NUM_THREADS"] = str(args.threads)
-    cli, app, fps = [], [], []
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    cli: list[float] = []
+    app = {w: [] for w in workers}
+    fps = {w: [] for w in workers}
     with tempfile.TemporaryDirectory(prefix="app-vs-cli-") as tmp:
         for r in range(args.rounds):
-            cli_out, app_out = Path(tmp) / f"cli{r}", Path(tmp) / f"app{r}"
-            cli_cmd = [sys.executable, "-m", "deephtm", "train", args.graph, "--steps", str(args.steps),
-                       "--out", str(cli_out), "--quiet"]
-            app_cmd = [sys.executable, "-m", "app.main", args.graph, "--train-steps", str(args.steps),
-                       "--out", str(app_out), "--screenshot", str(Path(tmp) / f"app{r}.png")]
-            order = [("cli", cli_cmd, cli_out), ("app", app_cmd, app_out)]
-            for name, cmd, out in (order if r % 2 == 0 else order[::-1]):
-                sps, stdout = run(cmd, env, out)
+            cli_out = Path(tmp) / f"cli{r}"
+            runs = [("cli", [sys.executable, "-m", "deephtm", "train", args.graph, "--steps", str(args.steps),
+                             "--out", str(cli_out), "--quiet"], cli_out, env)]
+            for w in workers:
+                out = Path(tmp) / f"app-{w}{r}"
+                runs.append((w, [sys.executable, "-m", "app.main", args.graph, "--train-steps", str(args.steps),
+                                 "--out", str(out), "--screenshot", str(Path(tmp) / f"app-{w}{r}.png")],
+                             out, dict(env, DEEPHTM_APP_WORKER=w)))
+            shift = r % len(runs)
+            for name, cmd, out, run_env in runs[shift:] + runs[:shift]:
+                sps, stdout = run(cmd, run_env, out)
                 if name == "cli":
                     cli.append(sps)
-                else:
-                    app.append(sps)
-                    m = re.search(r"(\d+) plot frames", stdout)
-                    if m and sps > 0:
-                        fps.append(round(int(m.group(1)) / (args.steps / sps), 1))
+                    continue
+                app[name].append(sps)
+                m = re.search(r"(\d+) plot frames", stdout)
+                if m and sps > 0:
+                    fps[name].append(round(int(m.group(1)) / (args.steps / sps), 1))
     result = {
         "graph": args.graph,
         "steps": args.steps,
         "rounds": args.rounds,
         "threads": args.threads or "torch default",
         "cpu_count": os.cpu_count(),
+        "load_avg_before": load_before,
         "load_avg_after": [round(x, 2) for x in os.getloadavg()],
         "cli_steps_per_s": cli,
-        "app_steps_per_s": app,
-        "app_plot_frames_per_s": fps,
         "cli_median": statistics.median(cli),
-        "app_median": statistics.median(app),
-        "ratio_app_over_cli": round(statistics.median(app) / statistics.median(cli), 3),
-        "ratio_per_round": [round(a / c, 3) for a, c in zip(app, cli)],
     }
+    for w in workers:
+        result[f"app_{w}_steps_per_s"] = app[w]
+        result[f"app_{w}_plot_frames_per_s"] = fps[w]
+        result[f"app_{w}_median"] = statistics.median(app[w])
+        result[f"ratio_app_{w}_over_cli"] = round(statistics.median(app[w]) / statistics.median(cli), 3)
+        result[f"ratio_app_{w}_per_round"] = [round(a / c, 3) for a, c in zip(app[w], cli)]
     print(json.dumps(result, indent=2))
 
 

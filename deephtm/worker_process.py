@@ -335,6 +335,11 @@ def _worker_main(graph_dict: dict, graph_path: str | None, options: dict,
         job.run()
     events.close()
     events.join_thread()  # everything sent reaches the pipe before the process exits
+    # The run directory is written (atomically) and the last message sent: skip the interpreter's
+    # teardown of torch (most of a second), which the app would wait for.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _serve_commands(job: TrainingJob, commands) -> None:
