@@ -146,6 +146,7 @@ class Detector:
         losses: list[torch.Tensor] = []
         fast: OnlineFastPath | None = None
         frozen = False
+        rows = 0  # rows stepped since the last chunk
         for step in range(n):
             ctx.step = step
             values = model.step(ctx) if fast is None else fast.step(ctx)
@@ -174,13 +175,20 @@ class Detector:
             if learns:
                 losses.append(loss.detach())
             model.carry(values, detach=True)
+            rows += 1
             for acc, k in zip(out, keys):
-                acc.append(values[k])
-            if len(out[0]) == chunk or step == n - 1:
+                v = values.get(k)  # None: a tail node's output, given by fast.flush()
+                if v is not None:
+                    acc.append(v)
+            if rows == chunk or step == n - 1:
                 if losses and not math.isfinite(torch.stack(losses).sum().item()):
                     raise TrainingError(f"the loss became NaN or infinite near row {step + 1}")
+                tail = fast.flush(ctx) if fast is not None else {}
+                for acc, k in zip(out, keys):
+                    if k in tail:
+                        acc.append(tail[k])
                 yield torch.stack([torch.cat(acc).detach().float() for acc in out], dim=1)
-                out, losses = [[] for _ in keys], []
+                out, losses, rows = [[] for _ in keys], [], 0
 
     def _append(self, result: Detection, rows: list[list[float]]) -> None:
         """Add scored rows to the result in file order, with skipped lines in between."""

@@ -22,6 +22,10 @@ from .optim import clip_grad_norm_
 from .optimizers import MultiOptimizer
 
 BLOCK = 256  # rows of the frozen prefix computed at once
+# torch.autograd.grad's engine entry point (the one it calls itself); None if a torch
+# version lacks it, and learn() falls back to loss.backward().
+_ENGINE = getattr(getattr(torch.autograd, "Variable", None), "_execution_engine", None)
+_ONE = torch.ones(())
 
 
 def _rowwise(node) -> bool:
@@ -66,10 +70,22 @@ class OnlineFastPath:
                 prefix.append((nid, node, feeds))
                 ids.add(nid)
         self.prefix = prefix[1:]  # the source's rows come from source.rows()
+        # Tail: nodes whose outputs no other node reads and that can take several steps of
+        # one stream at once (forward_steps, e.g. anomaly.likelihood): their inputs are
+        # collected row by row and they run once per block, in flush().
+        read = {(e.src, e.src_port) for e in model.resolved.graph.edges}
+        self.tail = [(nid, node, feeds) for nid, node, feeds in model.plan
+                     if nid not in ids and model.batch == 1 and hasattr(node, "forward_steps")
+                     and not node.is_loss and not node.is_metric
+                     and not any(p.requires_grad for p in node.parameters())
+                     and not any(k[0] == nid for k in read) and all(not delay for _, _, delay in feeds)]
+        ids |= {nid for nid, _, _ in self.tail}
+        self.tail_inputs = {nid: {port: [] for port, _, _ in feeds} for nid, _, feeds in self.tail}
         self.rest = [entry for entry in model.plan if entry[0] not in ids]
         wanted = {key for _, _, feeds in self.rest for _, key, _ in feeds}
         wanted |= set(model.delayed_keys) | set(model.loss_keys) | set(extra_keys)
-        self.block_keys = sorted(k for k in wanted if k[0] in ids)
+        tail_ids = {nid for nid, _, _ in self.tail}
+        self.block_keys = sorted(k for k in wanted if k[0] in ids and k[0] not in tail_ids)
         self.next_row = start  # the step whose prefix outputs come next
         self.block: list[tuple[torch.Tensor, ...]] = []
         self.pos = 0
@@ -105,9 +121,39 @@ class OnlineFastPath:
             kwargs = {port: (delayed[key] if delay else values[key]) for port, key, delay in feeds}
             for port, value in node.forward(ctx, **kwargs).items():
                 values[(nid, port)] = value
+        for nid, _, feeds in self.tail:
+            inputs = self.tail_inputs[nid]
+            for port, key, _ in feeds:
+                inputs[port].append(values[key])
+        return values
+
+    def flush(self, ctx: Context) -> dict[Key, torch.Tensor]:
+        """Run the tail nodes on the rows stepped since the last flush: {key: [rows, ...]}."""
+        values: dict[Key, torch.Tensor] = {}
+        for nid, node, feeds in self.tail:
+            inputs = self.tail_inputs[nid]
+            if not any(inputs.values()):
+                continue
+            kwargs = {}
+            for port, _, _ in feeds:
+                kwargs[port] = torch.cat(inputs[port])
+                inputs[port] = []
+            for port, value in node.forward_steps(ctx, **kwargs).items():
+                values[(nid, port)] = value
         return values
 
     def learn(self, loss: torch.Tensor, clip: float) -> None:
+        if self.sgd is not None and clip <= 0 and _ENGINE is not None:
+            # Gradients straight from the autograd engine, no .grad round trip: the same
+            # numbers as loss.backward(), without its per-call Python argument handling.
+            params = tuple(p for p, _ in self.sgd)
+            grads = _ENGINE.run_backward((loss,), (_ONE,), False, False, params,
+                                         allow_unreachable=True, accumulate_grad=False)
+            with torch.no_grad():
+                for (p, lr), g in zip(self.sgd, grads):
+                    if g is not None:
+                        p.add_(g, alpha=-lr)
+            return
         for p in self.trainable:
             p.grad = None
         loss.backward()

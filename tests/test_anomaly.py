@@ -248,3 +248,19 @@ def test_plain_sgd_steps_are_recognised():
     assert plain_sgd(opt, [w, v]) is None  # Adam must step v
     momentum = torch.optim.SGD([w], lr=0.1, momentum=0.9)
     assert plain_sgd(momentum, [w]) is None
+
+
+def test_likelihood_forward_steps_matches_step_by_step():
+    rng = random.Random(3)
+    raw = [rng.random() * 0.2 for _ in range(400)] + [0.9] * 20
+    p = check_params(AnomalyLikelihood, "lik", {"learning_period": 50, "estimation_samples": 20,
+                                                 "averaging_window": 5, "threshold": 0.3, "refractory": 30})
+    one, block = AnomalyLikelihood(p, {}), AnomalyLikelihood(p, {})
+    one.setup(1, None), block.setup(1, None)
+    ctx = Context(step=0, batch=1, device=torch.device("cpu"), generator=torch.Generator())
+    rows = [one(ctx, raw=torch.tensor([r])) for r in raw]
+    blocks = [block.forward_steps(ctx, raw=torch.tensor(raw[a:a + 64])) for a in range(0, len(raw), 64)]
+    together = {k: torch.cat([b[k] for b in blocks]) for k in ("likelihood", "score", "flag")}
+    for k in ("likelihood", "score", "flag"):
+        assert together[k].tolist() == [r[k].item() for r in rows]
+    assert together["flag"].sum() >= 1

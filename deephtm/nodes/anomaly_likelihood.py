@@ -62,6 +62,14 @@ class AnomalyLikelihood(Node):
         lik, score, flag = torch.tensor(rows, dtype=torch.float32, device=raw.device).unbind(1)
         return {"likelihood": lik, "score": score, "flag": flag}
 
+    def forward_steps(self, ctx, raw):
+        """Consecutive steps of a one-stream run at once (raw [T]): the outputs forward would
+        give step by step, as [T] tensors. deephtm detect calls it once per block of rows."""
+        (stream,) = self.streams
+        rows = [stream.update(r) for r in raw.detach().reshape(-1).tolist()]
+        lik, score, flag = torch.tensor(rows, dtype=torch.float32, device=raw.device).reshape(-1, 3).unbind(1)
+        return {"likelihood": lik, "score": score, "flag": flag}
+
 
 class _Stream:
     """The likelihood state of one stream."""
