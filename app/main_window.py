@@ -89,6 +89,7 @@ class MainWindow(FilesMixin, EditActionsMixin, QMainWindow):
             self.run_dock = self._dock("Run", scroll, Qt.DockWidgetArea.BottomDockWidgetArea, "run")
             self.tabifyDockWidget(self.problems_dock, self.run_dock)
             self.problems_dock.raise_()
+            self.scene.selectionChanged.connect(self._node_view_while_training)
         self.resizeDocks([self.palette_dock, self.inspector_dock], [210, 330], Qt.Orientation.Horizontal)
         self.resizeDocks([self.problems_dock], [150], Qt.Orientation.Vertical)
 
@@ -172,6 +173,12 @@ class MainWindow(FilesMixin, EditActionsMixin, QMainWindow):
         self.last_error = text
         self.statusBar().showMessage(text, 8000)
         self.view.toast_at_mouse(text)
+
+    def _node_view_while_training(self) -> None:
+        """Clicking one node while the run panel trains opens its live activity view."""
+        ids = self.scene.selected_node_ids()
+        if len(ids) == 1 and getattr(self.run_panel, "state", None) in ("starting", "running", "paused"):
+            self.run_panel.show_node_view(ids[0])
 
     def _on_analysed(self, analysis) -> None:
         self.problems.show_analysis(analysis)

@@ -140,3 +140,27 @@ def test_shutdown_ends_a_running_worker_and_saves(qtbot, panel, tmp_path):
     panel.shutdown()  # what the app does on quit
     assert process.exitcode == 0  # stopped, not killed
     assert json.loads((tmp_path / "run" / "checkpoint" / "meta.json").read_text())["step"] > 0
+
+
+def test_clicking_a_node_in_the_editor_while_it_trains_opens_its_live_view(qtbot, tmp_path):
+    from tests.app_helpers import fixture_file, make_window
+
+    w = make_window(qtbot, tmp_path)
+    w.open_file(str(fixture_file(tmp_path)))
+    panel = w.run_panel
+    assert panel.worker_kind == "process"  # the editor's default
+    panel.set_run_dir(str(tmp_path / "run"))
+    panel.steps_box.setValue(100_000)
+    try:
+        panel.start_training()
+        wait_state(qtbot, panel, RUNNING)
+        w.scene.select_ids(["sp"])
+        assert set(panel.node_views) == {"sp"}
+        view = panel.node_views["sp"]
+        qtbot.waitUntil(lambda: view.frames > 0 and len(view.ports[("sp", "columns")][2]) >= 5, timeout=WAIT_MS)
+        w.editor.set_param("sp", "columns", 128)  # the document stays editable while it trains
+        w.editor.validate_now()
+        assert panel.graph.node("sp").params["columns"] == 128 and panel.state == RUNNING
+    finally:
+        panel.shutdown()
+    assert panel.thread.process.process.exitcode == 0
