@@ -167,6 +167,9 @@ class TrainingJob:
                           "training stopped (reduce batch_size or the graph's sizes)")
         except MemoryError:
             self.error = "out of host memory; training stopped"
+        except KeyboardInterrupt:  # Ctrl-C in the app's terminal reaches a training process too
+            self.error = (f"interrupted at step {self.step}; the trainer saved a checkpoint" if self.trainer
+                          else "interrupted before training started")
         except Exception as exc:
             # torch reports shape and device errors as RuntimeError; a node plugin may raise
             # anything. Either way one line for the user, the trace on stderr.
