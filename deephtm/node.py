@@ -80,8 +80,9 @@ class Node(nn.Module):
     def param_groups(self) -> list[dict]:
         """Optimizer groups for this node's weights: dicts with "params" and optionally
         "lr_scale" (times the graph's rate), "lr" (absolute) and "optimizer" (a kind of its
-        own, e.g. "sgd"). By default every weight is trained by the graph's optimizer."""
-        return [{"params": list(self.parameters())}]
+        own, e.g. "sgd"). By default every weight is trained by the graph's optimizer, at the
+        graph's rate times the node's 'lr_scale' param when it declares one."""
+        return [{"params": list(self.parameters()), "lr_scale": self.p.get("lr_scale", 1.0)}]
 
     def setup(self, batch: int, generator: torch.Generator) -> None:
         """Called once after construction, before the first step (e.g. to draw phases)."""
@@ -103,6 +104,13 @@ def _port_dict(p: Port) -> dict:
     if p.optional:
         d["optional"] = True
     return d
+
+
+def lr_scale_param(default: float = 1.0) -> Param:
+    """The optional per-node multiplier of the graph's learning rate."""
+    return Param("lr_scale", "float", default, "this node's learning rate as a multiple of the graph's "
+                 "(e.g. < 1 keeps an encoder's code stable while the layers after it learn)",
+                 min=0.0, max=1000.0)
 
 
 def require(cond: bool, port: str, message: str) -> None:

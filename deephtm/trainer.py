@@ -21,6 +21,7 @@ from .graphfile import Graph, atomic_write_bytes
 from .node import Context
 from .optim import LazyAdam, LazyAdamW, clip_grad_norm_
 from .resolve import resolve
+from .training_config import lr_factor
 
 
 def pick_device(name: str) -> torch.device:
@@ -64,6 +65,7 @@ class Trainer:
             self.dp.broadcast_weights(self.model)
         self.optimizer = make_optimizer(self.config.optimizer, self.model.param_groups(self.config.lr),
                                         self.config.lr, self.device)
+        self.base_lrs = [g["lr"] for g in self.optimizer.param_groups] if self.optimizer else []
         self.step = 0
         self.wall_s = 0.0  # training time over all sessions of this run
         self._stop = False
@@ -192,6 +194,7 @@ class Trainer:
         want_values = [l for l in self.listeners if l.wants_values]
         ctx = Context(step=self.step, batch=model.batch, device=self.device, generator=self.generator)
         window_loss = None
+        scheduled = cfg.lr_schedule != "constant" or cfg.warmup_steps > 0
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if cfg.precision == "bf16" \
             else contextlib.nullcontext()
         t_start = time.perf_counter()
@@ -221,6 +224,10 @@ class Trainer:
                         self.dp.average_gradients(model)
                     if cfg.grad_clip > 0:
                         clip_grad_norm_(list(model.parameters()), cfg.grad_clip)
+                    if scheduled:
+                        factor = lr_factor(cfg, self.step)
+                        for group, base in zip(opt.param_groups, self.base_lrs):
+                            group["lr"] = base * factor
                     opt.step()
                 if end_of_window:
                     window_loss = None

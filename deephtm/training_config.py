@@ -1,6 +1,7 @@
 """The `training` section of a graph file, declared like node params."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 from .errors import GraphError
@@ -9,6 +10,12 @@ from .spec import Param
 TRAINING_PARAMS = (
     Param("optimizer", "str", "adam", "optimizer", choices=("adam", "adamw", "sgd")),
     Param("lr", "float", 1e-3, "learning rate", min=0.0, max=10.0),
+    Param("lr_schedule", "str", "constant", "learning-rate schedule over 'steps' (every optimizer group, "
+          "the TM's synapses included): constant, or cosine/linear decay to min_lr_ratio; decay "
+          "removes the noise floor that online steps at a fixed rate leave",
+          choices=("constant", "cosine", "linear")),
+    Param("min_lr_ratio", "float", 0.0, "lr_schedule: the final rate as a fraction of lr", min=0.0, max=1.0),
+    Param("warmup_steps", "int", 0, "steps of linear warm-up from 0 to lr", min=0, max=10**9),
     Param("steps", "int", 10000, "time steps to train", min=0, max=10**9),
     Param("seed", "int", 0, "random seed; the same seed gives the same run on the CPU", min=0, max=2**31 - 1),
     Param("device", "str", "auto", "auto picks cuda when available, else cpu", choices=("auto", "cpu", "cuda")),
@@ -31,6 +38,9 @@ TRAINING_PARAMS = (
 class TrainingConfig:
     optimizer: str = "adam"
     lr: float = 1e-3
+    lr_schedule: str = "constant"
+    min_lr_ratio: float = 0.0
+    warmup_steps: int = 0
     steps: int = 10000
     seed: int = 0
     device: str = "auto"
@@ -67,3 +77,14 @@ class TrainingConfig:
             if v is not None and k in names:
                 d[k] = v
         return TrainingConfig(**d)
+
+
+def lr_factor(cfg: TrainingConfig, step: int) -> float:
+    """The multiplier of every group's learning rate at `step` (0-based)."""
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if cfg.lr_schedule == "constant" or cfg.steps <= cfg.warmup_steps:
+        return 1.0
+    progress = min((step - cfg.warmup_steps) / (cfg.steps - cfg.warmup_steps), 1.0)
+    shape = 0.5 * (1 + math.cos(math.pi * progress)) if cfg.lr_schedule == "cosine" else 1 - progress
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * shape

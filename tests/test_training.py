@@ -36,8 +36,8 @@ def test_seed_graph_learns():
     assert last < first / 2, (first, last)
 
 
-@pytest.mark.xfail(reason="issue 2 target not met yet: NRMSE falls about 2-3x in 3,000 steps, not 10x",
-                   strict=False)
+@pytest.mark.xfail(reason="issue 2 target not met for every seed: over 3,000 steps NRMSE falls 8x with "
+                          "seed 0 (15x and 10x with seeds 1 and 2)", strict=False)
 def test_seed_graph_nrmse_falls_tenfold():
     first, last = seed_graph_nrmse(3000)
     assert last < first / 10, (first, last)
@@ -67,7 +67,9 @@ def test_resume_matches_an_uninterrupted_run(tmp_path):
 def test_tbptt_and_batched_modes_learn():
     for training in ({"mode": "tbptt", "bptt": 4}, {"batch_size": 8}):
         d = small_sine_dict(steps=600)
-        d["training"].update(training)
+        # At a constant rate: tbptt makes a quarter of the updates, too few to learn in 600
+        # steps when the seed graph's cosine decay shrinks them too.
+        d["training"].update(training, lr_schedule="constant")
         d["nodes"][-1]["params"]["window"] = 100
         t = Trainer(graph(d))
         start = nrmse_after(t, 100)

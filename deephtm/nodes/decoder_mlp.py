@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..node import Node, flat_size
+from ..node import Node, lr_scale_param, flat_size
 from ..spec import Param, Port
 
 
@@ -19,6 +19,7 @@ class MLPDecoder(Node):
         Param("hidden", "int", 256, "units in each hidden ReLU layer", min=1, max=65536),
         Param("layers", "int", 1, "hidden layers (0: a linear readout)", min=0, max=64),
         Param("outputs", "int", 1, "output size", min=1, max=65536),
+        lr_scale_param(),
     )
 
     @classmethod

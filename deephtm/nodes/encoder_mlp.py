@@ -1,7 +1,7 @@
 """encoder.mlp: a stack of fully connected ReLU layers."""
 from torch import nn
 
-from ..node import Node, flat_size, require
+from ..node import Node, lr_scale_param, flat_size, require
 from ..spec import Param, Port
 
 
@@ -14,6 +14,7 @@ class MLPEncoder(Node):
     params = (
         Param("hidden", "int", 256, "units per layer", min=1, max=65536),
         Param("layers", "int", 2, "number of layers", min=1, max=64),
+        lr_scale_param(),
     )
 
     @classmethod

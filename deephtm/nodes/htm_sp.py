@@ -10,7 +10,7 @@ import math
 import torch
 from torch import nn
 
-from ..node import Node, flat_size, require
+from ..node import Node, lr_scale_param, flat_size, require
 from ..spec import Param, Port
 
 
@@ -44,6 +44,7 @@ class SpatialPooler(Node):
               "multiple of it)", min=1, max=65536),
         Param("neighbourhood", "int", 16, "local inhibition: side of a neighbourhood in columns (a "
               "segment in 1-D, a square in 2-D); must divide the layout", min=1, max=65536),
+        lr_scale_param(),
     )
 
     @classmethod
