@@ -50,6 +50,12 @@ class TemporalMemory(Node):
         Param("false_prediction_weight", "float", 0.1,
               "weight of the loss on cells predicted in inactive columns; small, so that a context "
               "followed by either of two elements keeps predicting both", min=0.0, max=100.0),
+        Param("match_threshold", "float", 0.0,
+              "a bursting column's winner is its best matching cell only when that cell's distal "
+              "input from the previous winners reaches this; otherwise it is the column's least "
+              "used cell, as in HTM, so that a new context gets cells of its own instead of "
+              "reusing the cells of a context it merely overlaps (0: always the best matching)",
+              min=0.0, max=1e3),
         Param("downstream_grad", "bool", True,
               "let downstream losses (e.g. a decoder's) reach the distal weights through the winners"),
     )
@@ -70,7 +76,7 @@ class TemporalMemory(Node):
     def param_count(cls, p, shapes):
         n = (shapes["columns"] or (1,))[0] * p["cells_per_column"]
         apical = (shapes.get("apical") or (0,))[0]
-        return n * n + apical * n
+        return n * n + apical * n + n  # distal and apical synapses, cell usage
 
     def __init__(self, p, shapes):
         super().__init__(p, shapes)
@@ -83,6 +89,12 @@ class TemporalMemory(Node):
         ap = shapes.get("apical")
         self.apical = nn.Parameter(torch.randn(ap[0], n) * p["init_std"]) if ap else None
         self.used_outputs = {port.name for port in self.outputs}  # until the graph says
+        # How often each cell was picked as a new (least used) winner, per stream: HTM's segment count.
+        self.register_buffer("usage", torch.zeros(self.C, self.K))
+        self.generator = None
+
+    def setup(self, batch, generator):
+        self.generator = generator
 
     def param_groups(self):
         synapses = [self.distal] + ([self.apical] if self.apical is not None else [])
@@ -96,6 +108,20 @@ class TemporalMemory(Node):
         d = F.embedding_bag(unit_idx, weights, offsets, mode="sum", per_sample_weights=per_sample,
                             sparse=True)  # row-sparse gradient: SGD touches only these rows
         return d.view(-1, self.C, self.K)
+
+    def least_used_unless_matching(self, winner, best, col_active):
+        """Winners of bursting columns whose best cell does not match: the least used cell
+        (ties broken at random), whose usage then grows."""
+        fresh = (best < self.p["match_threshold"]) & col_active
+        # Usage grows by the fraction of streams that picked a cell, so that data-parallel
+        # ranks, which average it, agree with one process; the noise only breaks ties.
+        noise = torch.rand(self.usage.shape, generator=self.generator).to(self.usage.device)
+        fresh_cell = (self.usage + noise * (0.5 / fresh.shape[0])).argmin(-1)  # [C]
+        winner = torch.where(fresh, fresh_cell, winner)
+        if self.training:
+            share = fresh.to(self.usage.dtype).mean(0)
+            self.usage.add_(F.one_hot(fresh_cell, self.K).to(self.usage.dtype) * share.unsqueeze(-1))
+        return winner
 
     def forward(self, ctx, columns, context=None, winner_context=None, apical=None):
         B, C, K = columns.shape[0], self.C, self.K
@@ -113,10 +139,13 @@ class TemporalMemory(Node):
         col = columns.unsqueeze(-1)
         out = {}
         # The winner of an active column is the cell the previous winners depolarize most:
-        # the one they predict, or, when they predict none, the best matching one. Choosing
+        # the one they predict, or, when they predict none, the best matching one (with a
+        # match threshold: only a cell that matches well enough; else the least used). Choosing
         # it from the winners rather than from all active cells keeps contexts apart: after
         # a burst the union of contexts predicts a cell, but the new context gets its own.
-        winner = z_learn.argmax(-1)
+        best, winner = d_learn.max(-1)
+        if p["match_threshold"] > 0:
+            winner = self.least_used_unless_matching(winner, best, col_active)
         w_hard = F.one_hot(winner, K).to(z.dtype)
         if p["downstream_grad"]:
             # Softmax over the few cells of each column, computed along the column axis of the
