@@ -227,7 +227,7 @@ class TrainingProcess:
     def send(self, kind: str, *args) -> None:
         if kind not in COMMANDS:
             raise ValueError(f"unknown command {kind!r}")
-        if not self.done and self.process.is_alive():
+        if not self.done and self.process.exitcode is None:  # before start() too: it waits in the queue
             self.commands.put((kind, *args))
 
     def poll(self, limit: int = 10_000) -> list[tuple]:

@@ -36,6 +36,7 @@ def test_process_start_pause_step_resume_stop_with_live_plots(qtbot, panel, tmp_
     assert panel.worker_kind == "process"
     panel.set_graph(small_graph(tmp_path))
     view = panel.show_node_view("sp")
+    enc_view = panel.show_node_view("encoder")  # its output is sampled only while watched
     assert panel.start_training()
     pid = panel.thread.process.process.pid
     assert pid != os.getpid()
@@ -68,6 +69,8 @@ def test_process_start_pause_step_resume_stop_with_live_plots(qtbot, panel, tmp_
     assert list(plots.loss.view()[0])[:1] == [50]
     _, rows = view.ports[("sp", "columns")][2].view()  # the node view's snapshot stream
     assert len(rows) >= 20 and ((rows != 0).sum(1) == 4).all()
+    _, enc = enc_view.ports[("encoder", "y")][2].view()
+    assert len(enc) >= 20 and enc.shape[1] == 32 and np.isfinite(enc).all() and enc.std() > 0
 
     panel.resume()
     wait_state(qtbot, panel, RUNNING)

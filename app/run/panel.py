@@ -201,7 +201,12 @@ class RunPanel(QWidget):
         if old is not None:  # done: drop its model (memory), its process and its Qt object
             old.release()
             old.deleteLater()
-        self.thread = t = make_worker(self.worker_kind, self.graph, options, self)
+        try:
+            self.thread = t = make_worker(self.worker_kind, self.graph, options, self)
+        except (OSError, ValueError) as exc:  # e.g. the OS refused the pipes for a new process
+            self.thread = None
+            self._show_error(f"training could not start: {exc}")
+            return False
         t.signals.started.connect(self._on_started)
         t.signals.sampled.connect(self._on_sampled)
         t.signals.paused.connect(self._on_paused)
@@ -212,7 +217,13 @@ class RunPanel(QWidget):
         t.watch_nodes(self.node_views)
         self._set_state(STARTING)
         self.status.setText(f"building the model on {options.device}…")
-        t.start()
+        try:
+            t.start()
+        except (OSError, RuntimeError) as exc:  # no process could be started: say so, stay usable
+            self.thread = None
+            self._set_state(IDLE)
+            self._show_error(f"training could not start: {exc}")
+            return False
         self.timer.start()
         return True
 
