@@ -21,6 +21,7 @@ import os
 import queue
 import sys
 import threading
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,6 +221,9 @@ class TrainingProcess:
 
     def start(self) -> None:
         self.process.start()
+        # The app only reads the events queue: drop its copy of the writing end, so that a worker
+        # killed halfway through a message reads as end-of-file here instead of a read that never ends.
+        self.events._writer.close()
 
     def is_alive(self) -> bool:
         return self.process.is_alive()
@@ -256,6 +260,13 @@ class TrainingProcess:
                                   "training stopped (the last checkpoint is kept)"))
         return out
 
+    def _discard_events(self) -> None:
+        try:
+            for _ in range(EVENT_QUEUE_SIZE):
+                self.events.get_nowait()
+        except (queue.Empty, EOFError, OSError, ValueError):
+            pass
+
     def _track(self, msg: tuple) -> None:
         kind = msg[0]
         if kind in ("paused", "resumed", "checkpointed"):
@@ -282,7 +293,11 @@ class TrainingProcess:
                 self.commands.put(("stop",))
             except (OSError, ValueError):
                 pass
-            if not self.join(timeout_s):
+            deadline = time.monotonic() + timeout_s
+            while self.process.exitcode is None and time.monotonic() < deadline:
+                self._discard_events()  # a worker blocked on a full queue could not finish
+                self.join(0.05)
+            if self.process.exitcode is None:
                 self.process.terminate()
                 if not self.join(2.0):
                     self.process.kill()

@@ -48,3 +48,23 @@ def test_the_worker_stops_and_saves_when_its_app_is_killed(tmp_path):
         assert (run / "checkpoint" / "model.safetensors").exists()  # it stopped the CLI's way
     finally:
         app.kill()
+
+
+def test_close_finishes_the_session_even_when_the_app_stopped_reading(tmp_path, monkeypatch):
+    """The worker blocks on a full events queue for its last messages; close() drains it, so
+    the worker stops the normal way (checkpoint, summary, exit 0) instead of being terminated."""
+    import deephtm.worker_process as wp
+    from deephtm.graphfile import Graph
+    from tests.helpers import small_sine_dict
+
+    monkeypatch.setattr(wp, "EVENT_QUEUE_SIZE", 2)
+    worker = wp.TrainingProcess(Graph.from_dict(small_sine_dict(steps=10**6)),
+                                wp.RunOptions(out=str(tmp_path / "run"), steps=10**6))
+    worker.start()
+    log, deadline = tmp_path / "run" / "metrics.jsonl", time.monotonic() + 60
+    while not (log.exists() and log.stat().st_size > 0):  # until it has trained a while, unread
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    worker.close(timeout_s=30)
+    assert worker.process.exitcode == 0
+    assert (tmp_path / "run" / "summary.json").exists()
