@@ -58,6 +58,12 @@ class TemporalMemory(Node):
               min=0.0, max=1e3),
         Param("downstream_grad", "bool", True,
               "let downstream losses (e.g. a decoder's) reach the distal weights through the winners"),
+        Param("fan_out", "int", 0,
+              "distal synapses per presynaptic cell, onto random cells drawn when the node is built "
+              "(0: a dense cells x cells matrix); as in HTM, a new winner grows synapses from the "
+              "previous winners (their weakest ones re-pointed). Large TMs (htm.core's 2,048 x 32) "
+              "need it: memory and step time grow with cells x fan_out instead of cells^2",
+              min=0, max=65536),
     )
 
     @classmethod
@@ -76,7 +82,9 @@ class TemporalMemory(Node):
     def param_count(cls, p, shapes):
         n = (shapes["columns"] or (1,))[0] * p["cells_per_column"]
         apical = (shapes.get("apical") or (0,))[0]
-        return n * n + apical * n + n  # distal and apical synapses, cell usage
+        fan_out = p.get("fan_out", 0)
+        distal = 2 * n * fan_out if fan_out else n * n  # fan-out: a weight and a target per synapse
+        return distal + apical * n + n  # distal and apical synapses, cell usage
 
     def __init__(self, p, shapes):
         super().__init__(p, shapes)
@@ -85,7 +93,21 @@ class TemporalMemory(Node):
         n = self.C * self.K
         # Row i holds the synapses from presynaptic cell i onto every cell. A step gathers only
         # the rows of the active cells (an embedding bag), never a dense matmul over all cells.
-        self.distal = nn.Parameter(torch.randn(n, n) * p["init_std"])
+        # With a fan-out F, row i holds F synapses onto the cells distal_to[i] (presynaptic-major
+        # lists, drawn from the seeded global RNG; a buffer, so checkpoints keep them).
+        self.fan_out = p.get("fan_out", 0)
+        if self.fan_out:
+            self.distal = nn.Parameter(torch.randn(n, self.fan_out) * p["init_std"])
+            self.register_buffer("distal_to", torch.randint(0, n, (n, self.fan_out), dtype=torch.int32))
+        else:
+            self.distal = nn.Parameter(torch.randn(n, n) * p["init_std"])
+        self._sources: dict[str, tuple] = {}  # output port -> (tensor, version, active indices)
+        self._growth = None  # synapses to grow before the next step (fan-out)
+        if self.fan_out:
+            # A checkpoint taken between steps holds the synapses the next step would grow
+            # first, so a resumed run continues exactly; loaded weights drop a pending growth.
+            self.register_state_dict_pre_hook(lambda module, *_: module._growth and module.grow())
+            self.register_load_state_dict_pre_hook(lambda module, *_: setattr(module, "_growth", None))
         ap = shapes.get("apical")
         self.apical = nn.Parameter(torch.randn(ap[0], n) * p["init_std"]) if ap else None
         self.used_outputs = {port.name for port in self.outputs}  # until the graph says
@@ -102,6 +124,8 @@ class TemporalMemory(Node):
 
     def gather(self, active: torch.Tensor, weights: torch.Tensor, binary: bool = True) -> torch.Tensor:
         """Sum of the rows of `weights` picked by the non-zero units of `active`: [B, C, K]."""
+        if self.fan_out and weights is self.distal:
+            return self.spread(active).view(-1, self.C, self.K)
         b_idx, unit_idx = active.nonzero(as_tuple=True)
         offsets = torch.searchsorted(b_idx, torch.arange(active.shape[0], device=active.device))
         per_sample = None if binary else active[b_idx, unit_idx]
@@ -124,6 +148,8 @@ class TemporalMemory(Node):
         return winner
 
     def forward(self, ctx, columns, context=None, winner_context=None, apical=None):
+        if self.fan_out:
+            return self.forward_fanout(columns, context, winner_context, apical)
         B, C, K = columns.shape[0], self.C, self.K
         p = self.p
         col_active = columns != 0
@@ -177,6 +203,176 @@ class TemporalMemory(Node):
         if "predicted" in self.used_outputs:
             d_next = self.gather(out["cells"].detach(), self.distal)
             out["predicted"] = torch.sigmoid((d_next.max(-1).values - p["threshold"]) / p["temperature"])
+        return out
+
+    # ---- fan-out synapses (fan_out > 0): work on the active columns and the synapses of the
+    # active cells only; the few whole-layer ops left are cheap elementwise ones or scans.
+
+    def active_units(self, active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(stream, cell) indices of the non-zero units of `active`. When `active` is this
+        node's own output of the previous step (a delayed edge: same storage, unchanged), the
+        indices it was built from are reused instead of scanning every cell."""
+        for kept, version, idx in self._sources.values():
+            if (active.data_ptr() == kept.data_ptr() and active.shape == kept.shape
+                    and active.stride() == kept.stride() and active._version == version):
+                return idx
+        return active.nonzero(as_tuple=True)
+
+    def remember(self, port: str, out: torch.Tensor, b_idx: torch.Tensor, flat_idx: torch.Tensor) -> None:
+        n = self.C * self.K
+        kept = out.detach()
+        self._sources[port] = (kept, kept._version, (b_idx, flat_idx - b_idx * n))
+
+    def spread(self, active: torch.Tensor, with_synapses: bool = False):
+        """Distal input from the active units through their fan-out synapses: flat [B * C*K]
+        (with_synapses: also the active (stream, cell) indices and the synapses' flat targets)."""
+        B, n = active.shape[0], self.C * self.K
+        b_idx, i_idx = self.active_units(active)
+        rows = F.embedding(i_idx, self.distal, sparse=True)  # [A, F]: row-sparse gradient
+        to = self.distal_to[i_idx]
+        if B > 1:
+            to = to.long() + (b_idx * n).unsqueeze(1)
+        d = rows.new_zeros(B * n).index_add(0, to.flatten(), rows.flatten())
+        return (d, (b_idx, i_idx), to.flatten()) if with_synapses else d
+
+    def plan_growth(self, units, to, b_win, win_cell, B: int) -> None:
+        """HTM's synapse growth, which fixed random synapses need to learn a new transition:
+        a winner cell that fewer than half of the previous winners reach gets a synapse from
+        each of them. Each re-points its weakest synapse at the winner, with a weight that makes
+        the whole context give threshold / 2 (a match, not yet a prediction). Applied at the
+        start of the next step, after the optimizer has used this step's gradients."""
+        b_src, i_src = units
+        if i_src.numel() == 0:
+            return
+        n, thr = self.C * self.K, self.p["threshold"]
+        reach = self.distal.new_zeros(B * n).index_add(0, to, self.distal.new_ones(to.shape[0]))
+        if B == 1:  # every previous winner grows a synapse to every winner that needs one
+            need = reach[win_cell] < i_src.shape[0] / 2
+            if bool(need.any()):
+                self._growth = ("grid", i_src, win_cell[need], thr / (2 * i_src.shape[0]))
+            return
+        sources = torch.bincount(b_src, minlength=B).to(self.distal.dtype)  # previous winners per stream
+        need = reach[win_cell] < sources[b_win] / 2
+        if not bool(need.any()):
+            return
+        gb, gj = b_win[need], win_cell[need] - b_win[need] * n
+        ai, gi = (b_src.unsqueeze(1) == gb.unsqueeze(0)).nonzero(as_tuple=True)  # same-stream pairs
+        self._growth = ("pairs", i_src[ai], gj[gi], thr / (2 * sources[gb[gi]]))
+
+    @torch.no_grad()
+    def grow(self) -> None:
+        kind, rows, targets, weights = self._growth
+        self._growth = None
+        if kind == "grid":
+            k = min(targets.shape[0], self.fan_out)
+            slots = self.distal[rows].abs().topk(k, dim=1, largest=False).indices  # the weakest
+            self.distal[rows.unsqueeze(1), slots] = weights
+            self.distal_to[rows.unsqueeze(1), slots] = targets[:k].to(self.distal_to.dtype).expand(rows.shape[0], -1)
+            return
+        order = torch.argsort(rows, stable=True)  # group the pairs by presynaptic cell
+        rows, targets, weights = rows[order], targets[order], weights[order]
+        uniq, counts = torch.unique_consecutive(rows, return_counts=True)
+        k = min(int(counts.max()), self.fan_out)
+        rank = torch.arange(rows.shape[0], device=rows.device) - (counts.cumsum(0) - counts).repeat_interleave(counts)
+        slots = self.distal[uniq].abs().topk(k, dim=1, largest=False).indices
+        pos = torch.arange(uniq.shape[0], device=rows.device).repeat_interleave(counts)
+        keep = rank < k
+        slot = slots[pos[keep], rank[keep]]
+        self.distal[rows[keep], slot] = weights[keep]
+        self.distal_to[rows[keep], slot] = targets[keep].to(self.distal_to.dtype)
+
+    @staticmethod
+    def per_stream(values: torch.Tensor, b_idx: torch.Tensor, B: int) -> torch.Tensor:
+        if B == 1:
+            return values.sum().reshape(1)
+        return values.new_zeros(B).index_add(0, b_idx, values)
+
+    def least_used_sparse(self, winner, best, c_act, B):
+        """least_used_unless_matching for the active (stream, column) pairs only."""
+        fresh = best < self.p["match_threshold"]
+        cols, inv = (c_act, None) if B == 1 else torch.unique(c_act, return_inverse=True)
+        noise = torch.rand((cols.shape[0], self.K), generator=self.generator).to(self.usage.device)
+        fresh_cell = (self.usage[cols] + noise * (0.5 / B)).argmin(-1)
+        if inv is not None:
+            fresh_cell = fresh_cell[inv]  # one choice per column, shared by its streams
+        winner = torch.where(fresh, fresh_cell, winner)
+        if self.training:
+            self.usage.view(-1).index_add_(0, c_act * self.K + fresh_cell, fresh.to(self.usage.dtype) / B)
+        return winner
+
+    def forward_fanout(self, columns, context, winner_context, apical):
+        """The same step as forward() with fan-out synapses; identical semantics (ports, winner
+        choice, losses and gradients, including the straight-through ones to the columns)."""
+        B, C, K = columns.shape[0], self.C, self.K
+        n, p = C * K, self.p
+        thr, temp = p["threshold"], p["temperature"]
+        col_active = columns != 0
+        b_act, c_act = col_active.nonzero(as_tuple=True)  # [M] active (stream, column) pairs
+        first = (b_act * C + c_act) * K  # flat index of each pair's first cell
+        cell_idx = first.unsqueeze(1) + torch.arange(K, device=columns.device)  # [M, K]
+        if self._growth is not None:
+            self.grow()
+        zero = columns.new_zeros(B * n)
+        d, units, to = self.spread(context, True) if context is not None else (zero, None, None)
+        d_learn = None
+        if winner_context is not None:
+            d_learn, units, to = self.spread(winner_context, True)
+        if apical is not None:
+            d_apical = self.gather(apical.flatten(1), self.apical, binary=False).reshape(-1)
+            d = d + d_apical
+            d_learn = d_learn + d_apical if d_learn is not None else None
+        d_learn = d if d_learn is None else d_learn
+        d_act = d[cell_idx]
+        dl_act = d_learn[cell_idx] if d_learn is not d else d_act
+        z = (d_act - thr) / temp  # [M, K]: only active columns fire, win or get the hit loss
+        z_learn = (dl_act - thr) / temp if dl_act is not d_act else z
+        pred = z > 0
+        col_pred = pred.any(-1)
+        out = {}
+        best, winner = dl_act.max(-1)
+        if p["match_threshold"] > 0:
+            winner = self.least_used_sparse(winner, best, c_act, B)
+        if self.training and units is not None:
+            self.plan_growth(units, to, b_act, first + winner, B)
+        col_vals = columns[b_act, c_act].unsqueeze(1)
+        w_out = F.one_hot(winner, K).to(z.dtype)
+        if p["downstream_grad"]:
+            w_soft = torch.softmax(z_learn, -1)
+            w_out = w_out + (w_soft - w_soft.detach())
+        winners = zero.index_add(0, cell_idx.flatten(), (col_vals * w_out).flatten())
+        if columns.requires_grad:
+            # Inactive columns output zeros but, as in forward(), pass the gradient at their
+            # best matching cell back to the column (a straight-through SP learns from it).
+            win_all = d_learn.view(B * C, K).argmax(-1) + torch.arange(B * C, device=d.device) * K
+            winners = winners.index_add(0, win_all, (columns * ~col_active).flatten())
+        out["winners"] = winners.view(B, n)
+        self.remember("winners", out["winners"], b_act, first + winner)
+        if self.used_outputs & {"cells", "predicted"}:
+            fire = pred.to(z.dtype) + (~col_pred).to(z.dtype).unsqueeze(-1)
+            if columns.requires_grad:  # exact straight-through gradient for every column
+                pred_all = (d > thr).view(B, C, K)
+                fire_all = pred_all.to(z.dtype) + (~pred_all.any(-1, keepdim=True)).to(z.dtype)
+                out["cells"] = (columns.unsqueeze(-1) * fire_all).reshape(B, n)
+            else:
+                out["cells"] = zero.index_put((cell_idx.flatten(),), (col_vals * fire).flatten()).view(B, n)
+            fired = fire > 0
+            self.remember("cells", out["cells"], b_act.unsqueeze(1).expand(-1, K)[fired], cell_idx[fired])
+
+        n_active = col_active.sum(1).clamp_min(1)
+        out["anomaly"] = 1 - self.per_stream(col_pred.to(z.dtype), b_act, B) / n_active
+        if context is not None or winner_context is not None or apical is not None:
+            z_win = z_learn.gather(-1, winner.unsqueeze(-1)).squeeze(-1)
+            hit = self.per_stream(F.relu(1 - z_win), b_act, B)
+            # relu(1 + z) over every cell (an elementwise pass: cheaper than finding the cells
+            # the context reached), minus the active columns' cells.
+            false_all = F.relu(d_learn - (thr - temp)).view(B, n).sum(1) / temp
+            false = false_all - self.per_stream(F.relu(1 + z_learn).sum(-1), b_act, B)
+            out["loss"] = ((hit + p["false_prediction_weight"] * false) / n_active).mean()
+        else:
+            out["loss"] = columns.new_zeros(())
+        if "predicted" in self.used_outputs:
+            d_next = self.spread(out["cells"].detach()).view(B, C, K)
+            out["predicted"] = torch.sigmoid((d_next.max(-1).values - thr) / temp)
         return out
 
 
