@@ -7,8 +7,10 @@ cells^2 weights; skipped when it would exceed --max-distal-gb) and fan-out synap
 - `network`: graphs/sine.json with the SP and TM resized, trained online (batch 1); the SP
   keeps 2% of the columns active (at least 5), the decoder reads the TM's winner cells;
 - `tm`: the htm.tm node alone, as the network drives it (context = its winners of the previous
-  step, match_threshold 0.2, straight-through gradient to the columns), fed a sequence of
-  --sequence random column sets of the same sparsity: forward, backward and the SGD step.
+  step, match_threshold 0.2, straight-through gradient to the columns), fed a repeating
+  sequence of --sequence random column sets of the same sparsity: forward, backward, SGD step;
+- `tm_htm`: the same with HTM's wiring (context = the previous active cells, learning from the
+  previous winners), which learns the sequence: bursting steps first, predicted ones later.
 
     .venv/bin/python benchmarks/scaling.py [--steps 60] [--fan-out 256] [--grid] [--max-distal-gb 1.1]
 """
@@ -62,7 +64,7 @@ def network(columns: int, cells: int, fan_out: int, steps: int) -> dict:
             "peak_rss_mb": peak_rss_mb()}
 
 
-def tm_alone(columns: int, cells: int, fan_out: int, steps: int, sequence: int) -> dict:
+def tm_alone(columns: int, cells: int, fan_out: int, steps: int, sequence: int, wiring: str = "sine") -> dict:
     import torch
 
     from deephtm.node import Context
@@ -74,9 +76,11 @@ def tm_alone(columns: int, cells: int, fan_out: int, steps: int, sequence: int) 
     p = {prm.name: prm.default for prm in TemporalMemory.params}
     p.update(cells_per_column=cells, fan_out=fan_out, match_threshold=0.2, distal_lr=0.05)
     t0 = time.perf_counter()
-    tm = TemporalMemory(p, {"columns": (columns,), "context": (n,), "winner_context": None, "apical": None})
+    htm = wiring == "htm"  # context = previous active cells, learning from the previous winners
+    tm = TemporalMemory(p, {"columns": (columns,), "context": (n,), "winner_context": (n,) if htm else None,
+                            "apical": None})
     build_s = time.perf_counter() - t0
-    tm.used_outputs = {"winners", "loss", "anomaly"}  # what sine.json reads
+    tm.used_outputs = {"winners", "loss", "anomaly"} | ({"cells"} if htm else set())  # sine.json: no cells
     g = torch.Generator().manual_seed(0)
     tm.setup(1, g)
     ctx = Context(step=0, batch=1, device=torch.device("cpu"), generator=g)
@@ -86,12 +90,16 @@ def tm_alone(columns: int, cells: int, fan_out: int, steps: int, sequence: int) 
         cols[0, torch.randperm(columns, generator=g)[:active_columns(columns)]] = 1.0
         seq.append(cols)
     readout = torch.randn(n, generator=g)  # stands in for a decoder's gradient
-    prev = [torch.zeros(1, n)]
+    prev = [torch.zeros(1, n), torch.zeros(1, n)]  # winners, cells
     anomaly = []
 
     def step(i):
         cols = seq[i % sequence].clone().requires_grad_(True)
-        out = tm(ctx, columns=cols, context=prev[0])
+        if htm:
+            out = tm(ctx, columns=cols, context=prev[1], winner_context=prev[0])
+            prev[1] = out["cells"].detach()
+        else:
+            out = tm(ctx, columns=cols, context=prev[0])
         loss = out["loss"] + 1e-3 * (out["winners"] @ readout).sum()
         grad, = torch.autograd.grad(loss, tm.distal)
         with torch.no_grad():
@@ -105,8 +113,9 @@ def tm_alone(columns: int, cells: int, fan_out: int, steps: int, sequence: int) 
     for i in range(10, 10 + steps):
         step(i)
     cpu = time.process_time() - c0
-    return {"ms_per_step": round(1000 * cpu / steps, 3), "steps_per_s": round(steps / cpu, 1),
-            "build_s": round(build_s, 2), "anomaly_last_pass": round(sum(anomaly[-sequence:]) / sequence, 3),
+    return {"wiring": wiring, "ms_per_step": round(1000 * cpu / steps, 3), "steps_per_s": round(steps / cpu, 1),
+            "build_s": round(build_s, 2), "anomaly_first_pass": round(sum(anomaly[:sequence]) / sequence, 3),
+            "anomaly_last_pass": round(sum(anomaly[-sequence:]) / sequence, 3),
             "tm_state_mb": round(sum(x.numel() * x.element_size() for x in
                                      list(tm.parameters()) + list(tm.buffers())) / 2**20, 1),
             "peak_rss_mb": peak_rss_mb()}
@@ -134,7 +143,10 @@ def main():
     args = ap.parse_args()
     if args.one:
         kind, c, k, f = args.one[0], *map(int, args.one[1:])
-        row = network(c, k, f, args.steps) if kind == "network" else tm_alone(c, k, f, args.steps, args.sequence)
+        if kind == "network":
+            row = network(c, k, f, args.steps)
+        else:
+            row = tm_alone(c, k, f, args.steps, args.sequence, "htm" if kind == "tm_htm" else "sine")
         print(json.dumps(row))
         return
     sizes = [(c, k) for c in (256, 512, 1024, 2048, 4096) for k in (5, 8, 16, 32)] if args.grid else CROSS
@@ -152,6 +164,7 @@ def main():
             row["network"] = run_one("network", c, k, fan_out, args)
             tm_args = argparse.Namespace(steps=args.tm_steps, sequence=args.sequence)
             row["tm"] = run_one("tm", c, k, fan_out, tm_args)
+            row["tm_htm"] = run_one("tm_htm", c, k, fan_out, tm_args)
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)  # progress
     print(json.dumps({"benchmark": "scaling", "graph": "graphs/sine.json (SP 2% active, TM sizes varied)",

@@ -165,12 +165,18 @@ def test_a_new_transition_grows_synapses_from_the_previous_winners():
     out = tm(step_ctx(), columns=cols, winner_context=prev, context=prev)
     winner = int(out["winners"][0].nonzero())
     assert winner // 4 == 5
-    tm(step_ctx(), columns=cols, context=prev)  # the growth lands before the next step
     for source in (1, 9):
         assert winner in tm.distal_to[source].tolist()
     d = tm.gather(prev, tm.distal).detach().reshape(-1)
     assert abs(float(d[winner]) - 0.25) < 1e-6  # threshold / 2: a match, not yet a prediction
     assert float(d[winner]) < tm.p["threshold"]
+    # The step learns through the grown synapses at once: its loss reaches them.
+    out["loss"].backward()
+    grad = tm.distal.grad.coalesce()
+    rows = grad.indices()[0].tolist()
+    assert sorted(set(rows)) == [1, 9]
+    grown = (tm.distal_to[[1, 9]] == winner)
+    assert (grad.to_dense()[[1, 9]][grown] < 0).all()  # SGD raises them towards the threshold
 
 
 def test_own_output_as_context_reuses_its_indices():

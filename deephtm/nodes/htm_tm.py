@@ -102,12 +102,6 @@ class TemporalMemory(Node):
         else:
             self.distal = nn.Parameter(torch.randn(n, n) * p["init_std"])
         self._sources: dict[str, tuple] = {}  # output port -> (tensor, version, active indices)
-        self._growth = None  # synapses to grow before the next step (fan-out)
-        if self.fan_out:
-            # A checkpoint taken between steps holds the synapses the next step would grow
-            # first, so a resumed run continues exactly; loaded weights drop a pending growth.
-            self.register_state_dict_pre_hook(lambda module, *_: module._growth and module.grow())
-            self.register_load_state_dict_pre_hook(lambda module, *_: setattr(module, "_growth", None))
         ap = shapes.get("apical")
         self.apical = nn.Parameter(torch.randn(ap[0], n) * p["init_std"]) if ap else None
         self.used_outputs = {port.name for port in self.outputs}  # until the graph says
@@ -235,40 +229,42 @@ class TemporalMemory(Node):
         d = rows.new_zeros(B * n).index_add(0, to.flatten(), rows.flatten())
         return (d, (b_idx, i_idx), to.flatten()) if with_synapses else d
 
-    def plan_growth(self, units, to, b_win, win_cell, B: int) -> None:
-        """HTM's synapse growth, which fixed random synapses need to learn a new transition:
-        a winner cell that fewer than half of the previous winners reach gets a synapse from
-        each of them. Each re-points its weakest synapse at the winner, with a weight that makes
-        the whole context give threshold / 2 (a match, not yet a prediction). Applied at the
-        start of the next step, after the optimizer has used this step's gradients."""
+    def grow(self, units, to, b_win, win_cell, B: int) -> bool:
+        """HTM's synapse growth, which random synapses need to learn a new transition: a winner
+        cell that fewer than half of the previous winners reach gets a synapse from each of
+        them. Each re-points its weakest synapse at the winner, with a weight that makes the
+        whole context give threshold / 2 (a match, not yet a prediction). True if any grew."""
         b_src, i_src = units
         if i_src.numel() == 0:
-            return
+            return False
         n, thr = self.C * self.K, self.p["threshold"]
         reach = self.distal.new_zeros(B * n).index_add(0, to, self.distal.new_ones(to.shape[0]))
         if B == 1:  # every previous winner grows a synapse to every winner that needs one
             need = reach[win_cell] < i_src.shape[0] / 2
-            if bool(need.any()):
-                self._growth = ("grid", i_src, win_cell[need], thr / (2 * i_src.shape[0]))
-            return
+            if not bool(need.any()):
+                return False
+            self.repoint_grid(i_src, win_cell[need], thr / (2 * i_src.shape[0]))
+            return True
         sources = torch.bincount(b_src, minlength=B).to(self.distal.dtype)  # previous winners per stream
         need = reach[win_cell] < sources[b_win] / 2
         if not bool(need.any()):
-            return
+            return False
         gb, gj = b_win[need], win_cell[need] - b_win[need] * n
         ai, gi = (b_src.unsqueeze(1) == gb.unsqueeze(0)).nonzero(as_tuple=True)  # same-stream pairs
-        self._growth = ("pairs", i_src[ai], gj[gi], thr / (2 * sources[gb[gi]]))
+        self.repoint_pairs(i_src[ai], gj[gi], thr / (2 * sources[gb[gi]]))
+        return True
 
     @torch.no_grad()
-    def grow(self) -> None:
-        kind, rows, targets, weights = self._growth
-        self._growth = None
-        if kind == "grid":
-            k = min(targets.shape[0], self.fan_out)
-            slots = self.distal[rows].abs().topk(k, dim=1, largest=False).indices  # the weakest
-            self.distal[rows.unsqueeze(1), slots] = weights
-            self.distal_to[rows.unsqueeze(1), slots] = targets[:k].to(self.distal_to.dtype).expand(rows.shape[0], -1)
-            return
+    def repoint_grid(self, rows, targets, weight: float) -> None:
+        """Every row re-points its weakest synapses at all of `targets`."""
+        k = min(targets.shape[0], self.fan_out)
+        slots = self.distal[rows].abs().topk(k, dim=1, largest=False).indices
+        self.distal[rows.unsqueeze(1), slots] = weight
+        self.distal_to[rows.unsqueeze(1), slots] = targets[:k].to(self.distal_to.dtype).expand(rows.shape[0], -1)
+
+    @torch.no_grad()
+    def repoint_pairs(self, rows, targets, weights) -> None:
+        """Row rows[j] re-points one of its weakest synapses at targets[j]."""
         order = torch.argsort(rows, stable=True)  # group the pairs by presynaptic cell
         rows, targets, weights = rows[order], targets[order], weights[order]
         uniq, counts = torch.unique_consecutive(rows, return_counts=True)
@@ -310,13 +306,14 @@ class TemporalMemory(Node):
         b_act, c_act = col_active.nonzero(as_tuple=True)  # [M] active (stream, column) pairs
         first = (b_act * C + c_act) * K  # flat index of each pair's first cell
         cell_idx = first.unsqueeze(1) + torch.arange(K, device=columns.device)  # [M, K]
-        if self._growth is not None:
-            self.grow()
         zero = columns.new_zeros(B * n)
         d, units, to = self.spread(context, True) if context is not None else (zero, None, None)
+        source = context  # what learning grows synapses from
         d_learn = None
         if winner_context is not None:
             d_learn, units, to = self.spread(winner_context, True)
+            source = winner_context
+        d_apical = None
         if apical is not None:
             d_apical = self.gather(apical.flatten(1), self.apical, binary=False).reshape(-1)
             d = d + d_apical
@@ -325,15 +322,20 @@ class TemporalMemory(Node):
         d_act = d[cell_idx]
         dl_act = d_learn[cell_idx] if d_learn is not d else d_act
         z = (d_act - thr) / temp  # [M, K]: only active columns fire, win or get the hit loss
-        z_learn = (dl_act - thr) / temp if dl_act is not d_act else z
         pred = z > 0
         col_pred = pred.any(-1)
         out = {}
         best, winner = dl_act.max(-1)
         if p["match_threshold"] > 0:
             winner = self.least_used_sparse(winner, best, c_act, B)
-        if self.training and units is not None:
-            self.plan_growth(units, to, b_act, first + winner, B)
+        d_choice = d_learn  # the input the winners were chosen by
+        if self.training and units is not None and self.grow(units, to, b_act, first + winner, B):
+            # This step already learns through the grown synapses (as a dense matrix would,
+            # whose synapses all exist): the learning input is read again. The input read
+            # before growing only chose the winners and gives no gradient.
+            d_learn = self.spread(source) + (d_apical if d_apical is not None else 0)
+            dl_act = d_learn[cell_idx]
+        z_learn = (dl_act - thr) / temp if dl_act is not d_act else z
         col_vals = columns[b_act, c_act].unsqueeze(1)
         w_out = F.one_hot(winner, K).to(z.dtype)
         if p["downstream_grad"]:
@@ -343,7 +345,7 @@ class TemporalMemory(Node):
         if columns.requires_grad:
             # Inactive columns output zeros but, as in forward(), pass the gradient at their
             # best matching cell back to the column (a straight-through SP learns from it).
-            win_all = d_learn.view(B * C, K).argmax(-1) + torch.arange(B * C, device=d.device) * K
+            win_all = d_choice.view(B * C, K).argmax(-1) + torch.arange(B * C, device=d.device) * K
             winners = winners.index_add(0, win_all, (columns * ~col_active).flatten())
         out["winners"] = winners.view(B, n)
         self.remember("winners", out["winners"], b_act, first + winner)
