@@ -35,7 +35,17 @@ class ShapeFailAfter(NaNAfter):
         return {"loss": x.pow(2).mean()}
 
 
-FAILING = (NaNAfter, ShapeFailAfter)
+class OOMAfter(NaNAfter):
+    """Raises what torch raises when CUDA runs out of memory, from 'after' on (no GPU needed)."""
+    type_name = "test.oom_after"
+
+    def forward(self, ctx, x):
+        if ctx.step >= self.p["after"]:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return {"loss": x.pow(2).mean()}
+
+
+FAILING = (NaNAfter, ShapeFailAfter, OOMAfter)
 
 
 def register_failing():

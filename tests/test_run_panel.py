@@ -154,7 +154,8 @@ def graph_with(tmp_path, node_type: str) -> Graph:
 
 
 @pytest.mark.parametrize("node_type, message", [("test.nan_after", "NaN"),
-                                                ("test.shape_fail_after", "RuntimeError")])
+                                                ("test.shape_fail_after", "RuntimeError"),
+                                                ("test.oom_after", "out of memory")])
 def test_app_survives_a_graph_that_fails_while_training(qtbot, panel, tmp_path, failing_nodes, node_type, message):
     panel.set_graph(graph_with(tmp_path, node_type))
     with qtbot.waitSignal(panel.training_failed, timeout=WAIT_MS) as sig:

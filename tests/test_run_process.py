@@ -110,7 +110,8 @@ def test_process_stop_leaves_checkpoint_and_resume_continues(qtbot, panel, tmp_p
 def test_process_failures_show_in_the_ui_and_the_app_survives(qtbot, panel, tmp_path):
     register_failing()  # registered in this process only: the panel names them to the worker
     try:
-        for node_type, message in (("test.nan_after", "NaN"), ("test.shape_fail_after", "RuntimeError")):
+        for node_type, message in (("test.nan_after", "NaN"), ("test.shape_fail_after", "RuntimeError"),
+                                   ("test.oom_after", "out of memory")):
             panel.set_graph(graph_with(tmp_path, node_type))
             with qtbot.waitSignal(panel.training_failed, timeout=WAIT_MS) as sig:
                 panel.start_training()
