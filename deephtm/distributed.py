@@ -47,6 +47,10 @@ class DataParallel:
         a node's setup() registers with the batch as its first dimension (phases, offsets)
         is cut to this rank's rows, so the ranks together run exactly the streams of one
         process with the whole batch."""
+        for nid, node in model.nodes.items():
+            problem = node.data_parallel_problem()
+            if problem:
+                raise TrainingError(f"node '{nid}' cannot train with --distributed: {problem}")
         before = {name for name, _ in model.named_buffers()}
         model.setup(batch, generator)
         share = self.local_batch(batch)

@@ -90,6 +90,10 @@ class Node(nn.Module):
     def forward(self, ctx: Context, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
+    def data_parallel_problem(self) -> str | None:
+        """Why this node cannot train data-parallel (its ranks would drift apart), or None."""
+        return None
+
     def value(self) -> float | None:
         """Metric nodes: the metric's current value."""
         return None

@@ -49,3 +49,20 @@ def test_two_gloo_processes_match_one_process_with_the_combined_batch(tmp_path):
     assert any(not torch.allclose(fresh[n].detach(), saved[f"model/{n}"]) for n in params)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 30
+
+
+def test_a_fan_out_tm_is_refused_before_training():
+    """Synapse growth is per process: data-parallel copies would drift, so --distributed says so."""
+    import pytest
+    from deephtm.distributed import DataParallel
+    from deephtm.errors import TrainingError
+
+    d = small_sine_dict(steps=10, columns=32, cells=4, hidden=16)
+    for n in d["nodes"]:
+        if n["id"] == "tm":
+            n["params"]["fan_out"] = 8
+    g = Graph.from_dict(d)
+    g.path = str(SINE)
+    dp = DataParallel.__new__(DataParallel)  # the check runs before any process group is needed
+    with pytest.raises(TrainingError, match="node 'tm' cannot train with --distributed: fan_out"):
+        Trainer(g, distributed=dp)

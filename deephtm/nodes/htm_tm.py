@@ -112,6 +112,12 @@ class TemporalMemory(Node):
     def setup(self, batch, generator):
         self.generator = generator
 
+    def data_parallel_problem(self):
+        if self.fan_out:
+            return ("fan_out > 0 grows synapses from each process's own streams, so the processes' "
+                    "synapses would drift apart; use fan_out 0 with --distributed")
+        return None
+
     def param_groups(self):
         synapses = [self.distal] + ([self.apical] if self.apical is not None else [])
         return [{"params": synapses, "lr": self.p["distal_lr"], "optimizer": "sgd"}]
