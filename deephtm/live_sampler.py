@@ -23,7 +23,7 @@ CLONE_BYTES = 64 * 1024  # bigger values are cut to stream 0 at once, so a batch
 class Sampler(TrainerListener):
     wants_values = True
 
-    def __init__(self, probes: Probes, send: Callable[[dict], None], interval_s: float = 0.05,
+    def __init__(self, probes: Probes, send: Callable[[dict], None], interval_s: float = 0.045,
                  max_pending: int = 256):
         self.probes = probes
         self.send = send

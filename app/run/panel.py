@@ -20,7 +20,7 @@ from .node_view import NodeActivityView
 from .plots import LivePlots
 from .worker import RunOptions, default_worker_kind, make_worker
 
-REFRESH_HZ = 20  # the issue asks for 20 Hz or more; each tick also drains the worker's messages
+REFRESH_HZ = 25  # the issue asks for 20 Hz or more; data comes every 45 ms, about 22 frames/s (at 50 ms, 19.5-19.9 were measured); each tick also drains the worker's messages
 IDLE, STARTING, RUNNING, PAUSED, STOPPING = "idle", "starting", "running", "paused", "stopping"
 MAX_HISTORY_LINES = 200_000  # metrics.jsonl lines read back when a run resumes
 
@@ -68,6 +68,7 @@ class RunPanel(QWidget):
         self._build()
         self.node_activity_requested.connect(self.show_node_view)
         self.timer = QTimer(self)
+        self.timer.setTimerType(Qt.TimerType.PreciseTimer)  # a coarse timer drifts below the rate
         self.timer.setInterval(int(1000 / REFRESH_HZ))
         self.timer.timeout.connect(self._tick)
         app = QCoreApplication.instance()
