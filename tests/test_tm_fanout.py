@@ -1,5 +1,6 @@
 """htm.tm with fan-out synapse lists (fan_out > 0): the same step as the dense matrix, a
 budget that grows with cells x fan_out, learning (with synapse growth) and checkpoints."""
+import copy
 import pytest
 import torch
 
@@ -214,3 +215,44 @@ def test_checkpoint_round_trip_keeps_synapses_and_resumes_exactly(tmp_path):
     for (k, va), (_, vb) in zip(full.model.state_dict().items(), resumed.model.state_dict().items()):
         assert torch.equal(va, vb), k
     assert "nodes.tm.distal_to" in full.model.state_dict()
+
+
+@pytest.mark.parametrize("columns_grad", [True, False])
+def test_decoder_gradient_on_the_tm_support_only_changes_nothing_upstream(columns_grad):
+    """decoder.mlp reading a fan-out TM computes its input gradient only where the TM uses
+    it (grad_support); every gradient the TM and the columns receive is the same as with
+    the full input gradient."""
+    from deephtm.nodes.decoder_mlp import MLPDecoder
+
+    torch.manual_seed(3)
+    C, K, B = 16, 8, 2  # few active inputs: the decoder takes its sparse path
+    tm = make_tm(16, C, K, B, init_std=0.3)
+    dp = {prm.name: prm.default for prm in MLPDecoder.params}
+    dp.update(hidden=16)
+    decoder = MLPDecoder(dp, {"x": (C * K,)})
+    g = torch.Generator().manual_seed(5)
+    cols = (torch.rand(B, C, generator=g) < 0.2).float() * (torch.rand(B, C, generator=g) + 0.5)
+    cols[:, 0] = 1.0
+    context = (torch.rand(B, C * K, generator=g) < 0.2).float()
+    grads, computed = [], []
+    original = (tm, decoder)
+    for use_support in (True, False):
+        tm, decoder = copy.deepcopy(original)  # a step grows synapses: both start from the same ones
+        c = cols.clone().requires_grad_(columns_grad)
+        out = tm(step_ctx(B), columns=c, context=context)
+        x = out["winners"]
+        assert hasattr(x, "grad_support")
+        if not use_support:
+            del x.grad_support
+        x.retain_grad()
+        y = decoder(step_ctx(B), x=x)["y"]
+        (y.square().sum() + out["loss"]).backward()
+        grads.append((tm.distal.grad.to_dense(), c.grad, decoder.net[0].weight.grad.to_dense()))
+        computed.append(int((x.grad != 0).sum()))
+    for a, b in zip(*grads):
+        if a is None:
+            assert b is None
+        else:
+            assert torch.allclose(a, b, atol=1e-6), (a - b).abs().max()
+    assert grads[0][0].abs().sum() > 0  # the decoder's loss reached the synapses
+    assert computed[0] < computed[1] / 2, computed  # the hint really narrowed the input gradient

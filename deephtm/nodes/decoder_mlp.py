@@ -52,7 +52,10 @@ class SparseInputLinear(nn.Module):
     The weight is stored input-major, [in, out], so the forward pass sums the rows of the
     active inputs (an embedding bag) and the weight's gradient is row-sparse: the optimizer
     then updates only those rows. The input still gets its full gradient (a TM's soft
-    winners need it for the cells that did not fire). Dense inputs take a plain matmul."""
+    winners need it for the cells that did not fire), unless the input carries a
+    `grad_support` attribute: the flat indices into [batch, n] outside which its producer
+    ignores the gradient (htm.tm with fan-out sets it); then only those entries are
+    computed. Dense inputs take a plain matmul."""
 
     DENSE_ABOVE = 0.1  # fraction of non-zero inputs above which a matmul is cheaper
 
@@ -66,28 +69,38 @@ class SparseInputLinear(nn.Module):
         b_idx, i_idx = x.detach().nonzero(as_tuple=True)
         if i_idx.numel() > self.DENSE_ABOVE * x.numel():
             return torch.addmm(self.bias, x, self.weight)
-        return _SparseRowsMatmul.apply(x, self.weight, b_idx, i_idx) + self.bias
+        support = getattr(x, "grad_support", None)
+        return _SparseRowsMatmul.apply(x, self.weight, b_idx, i_idx, support) + self.bias
 
 
 class _SparseRowsMatmul(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, b_idx, i_idx):
+    def forward(ctx, x, weight, b_idx, i_idx, support=None):
         vals = x[b_idx, i_idx].to(weight.dtype)  # under autocast x may be bf16
         offsets = torch.searchsorted(b_idx, torch.arange(x.shape[0], device=x.device))
-        ctx.x_dtype = x.dtype
-        ctx.save_for_backward(weight, b_idx, i_idx, vals)
+        ctx.x_dtype, ctx.x_shape = x.dtype, x.shape
+        ctx.save_for_backward(weight, b_idx, i_idx, vals, support)
         return F.embedding_bag(i_idx, weight, offsets, mode="sum", per_sample_weights=vals)
 
     @staticmethod
     def backward(ctx, grad_y):
-        weight, b_idx, i_idx, vals = ctx.saved_tensors
+        weight, b_idx, i_idx, vals, support = ctx.saved_tensors
         grad_x = grad_w = None
-        if ctx.needs_input_grad[0]:
+        if ctx.needs_input_grad[0] and support is not None:
+            n = ctx.x_shape[1]
+            g = grad_y.to(weight.dtype)
+            if g.shape[0] == 1:  # online: one gather and a matrix-vector product
+                rows = weight.index_select(0, support) @ g[0]
+            else:
+                rows = (g.index_select(0, support // n) * weight.index_select(0, support % n)).sum(1)
+            grad_x = rows.new_zeros(ctx.x_shape[0] * n).index_put((support,), rows)  # repeats hold equal values
+            grad_x = grad_x.view(ctx.x_shape).to(ctx.x_dtype)
+        elif ctx.needs_input_grad[0]:
             grad_x = (grad_y.to(weight.dtype) @ weight.t()).to(ctx.x_dtype)
         if ctx.needs_input_grad[1]:
             rows = vals.unsqueeze(1) * grad_y[b_idx].to(weight.dtype)
             grad_w = torch.sparse_coo_tensor(i_idx.unsqueeze(0), rows, weight.shape, check_invariants=False)
-        return grad_x, grad_w, None, None
+        return grad_x, grad_w, None, None, None
 
 
 NODE = MLPDecoder

@@ -354,6 +354,14 @@ class TemporalMemory(Node):
             win_all = d_choice.view(B * C, K).argmax(-1) + torch.arange(B * C, device=d.device) * K
             winners = winners.index_add(0, win_all, (columns * ~col_active).flatten())
         out["winners"] = winners.view(B, n)
+        if out["winners"].requires_grad:
+            # The only entries whose gradient this step uses: the cells of the active columns
+            # (their soft winners) and the inactive columns' best cells. A reader such as
+            # decoder.mlp then computes its input gradient there only, not over all n cells.
+            support = cell_idx.flatten()
+            if columns.requires_grad:
+                support = torch.cat([support, win_all])
+            out["winners"].grad_support = support
         self.remember("winners", out["winners"], b_act, first + winner)
         if self.used_outputs & {"cells", "predicted"}:
             fire = pred.to(z.dtype) + (~col_pred).to(z.dtype).unsqueeze(-1)
