@@ -6,37 +6,16 @@ import pytest
 import torch
 
 from deephtm.graphfile import Graph
-from deephtm.node import Context
 from deephtm.trainer import Trainer
 
-SYMBOLS = 16
+from helpers import replay_symbols, sequence_tm_dict
 
 
 def train(sequences: str, steps: int, after: str = "", swap_step: int = 0, columns: int = 64,
           winners: int = 4, cells: int = 8, boost: float = 0.0) -> Trainer:
-    """Train one-hot symbols -> SP -> TM on the given sequences (one unused-symbol noise
-    element between sequences), the TM learning from its own self-supervised loss."""
-    d = {
-        "format_version": 1, "name": "props",
-        "nodes": [
-            {"id": "seq", "type": "source.sequence", "params": {
-                "symbols": SYMBOLS, "sequences": sequences, "sequences_after": after,
-                "swap_step": swap_step, "noise": 1, "noise_from": "unused"}},
-            {"id": "sp", "type": "htm.sp", "params": {"columns": columns, "winners": winners,
-                                                      "output": "binary", "boost_strength": boost}},
-            {"id": "tm", "type": "htm.tm", "params": {"cells_per_column": cells, "match_threshold": 0.2}},
-            {"id": "tm_loss", "type": "loss.term", "params": {}},
-        ],
-        "edges": [
-            {"from": "seq.onehot", "to": "sp.x"},
-            {"from": "sp.columns", "to": "tm.columns"},
-            {"from": "tm.cells", "to": "tm.context", "delay": 1},
-            {"from": "tm.winners", "to": "tm.winner_context", "delay": 1},
-            {"from": "tm.loss", "to": "tm_loss.value"},
-        ],
-        "training": {"steps": steps, "lr": 0.01, "seed": 0, "device": "cpu", "log_every": 100,
-                     "checkpoint_every": 0},
-    }
+    """Train the sequence graph of tests/helpers.py on the given sequences."""
+    d = sequence_tm_dict(sequences, steps, after=after, swap_step=swap_step, columns=columns,
+                         winners=winners, cells=cells, boost=boost)
     trainer = Trainer(Graph.from_dict(d))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one small step at a time: more threads only add overhead
@@ -47,22 +26,7 @@ def train(sequences: str, steps: int, after: str = "", swap_step: int = 0, colum
     return trainer
 
 
-def replay(trainer: Trainer, symbols: list[int]) -> list[dict]:
-    """Feed symbols through the trained SP and TM (no learning); the outputs of each step."""
-    sp, tm = trainer.model.nodes["sp"], trainer.model.nodes["tm"]
-    sp.eval()
-    tm.eval()
-    tm.used_outputs = {p.name for p in tm.outputs}
-    ctx = Context(step=0, batch=1, device=torch.device("cpu"), generator=torch.Generator())
-    context, winners, steps = None, None, []
-    with torch.no_grad():
-        for s in symbols:
-            cols = sp(ctx, torch.nn.functional.one_hot(torch.tensor([s]), SYMBOLS).float())["columns"]
-            out = tm(ctx, cols, context=context, winner_context=winners)
-            out["columns"] = cols
-            context, winners = out["cells"], out["winners"]
-            steps.append(out)
-    return steps
+replay = replay_symbols
 
 
 def columns_of(trainer: Trainer, symbol: int) -> torch.Tensor:

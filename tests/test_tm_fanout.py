@@ -11,9 +11,9 @@ from deephtm.nodes.htm_tm import TemporalMemory
 from deephtm.resolve import resolve
 from deephtm.trainer import Trainer
 
-from helpers import SINE, small_sine_dict
+from helpers import SINE, replay_symbols, sequence_tm_dict, small_sine_dict
 
-SYMBOLS, NOISE = 16, 15
+NOISE = 15
 
 
 def make_tm(fan_out, C=6, K=4, B=1, apical=None, **params):
@@ -29,43 +29,12 @@ def step_ctx(B=1):
 
 
 def sequence_graph(steps: int, fan_out: int) -> Graph:
-    return Graph.from_dict({
-        "format_version": 1, "name": "fanout",
-        "nodes": [
-            {"id": "seq", "type": "source.sequence", "params": {
-                "symbols": SYMBOLS, "sequences": "0 1 2 3 4 5", "swap_step": 0, "noise": 1,
-                "noise_from": "unused"}},
-            {"id": "sp", "type": "htm.sp", "params": {"columns": 128, "winners": 4, "output": "binary",
-                                                      "boost_strength": 0.0}},
-            {"id": "tm", "type": "htm.tm", "params": {"cells_per_column": 8, "match_threshold": 0.2,
-                                                      "fan_out": fan_out}},
-            {"id": "tm_loss", "type": "loss.term", "params": {}},
-        ],
-        "edges": [
-            {"from": "seq.onehot", "to": "sp.x"},
-            {"from": "sp.columns", "to": "tm.columns"},
-            {"from": "tm.cells", "to": "tm.context", "delay": 1},
-            {"from": "tm.winners", "to": "tm.winner_context", "delay": 1},
-            {"from": "tm.loss", "to": "tm_loss.value"},
-        ],
-        "training": {"steps": steps, "lr": 0.01, "seed": 0, "device": "cpu", "log_every": 100,
-                     "checkpoint_every": 0},
-    })
+    return Graph.from_dict(sequence_tm_dict("0 1 2 3 4 5", steps, columns=128, fan_out=fan_out))
 
 
 def replay(trainer: Trainer, symbols: list[int]) -> list[float]:
     """Anomaly of each step when the trained SP and TM see `symbols` (learning off)."""
-    sp, tm = trainer.model.nodes["sp"], trainer.model.nodes["tm"]
-    sp.eval()
-    tm.eval()
-    ctx, context, winners, anomaly = step_ctx(), None, None, []
-    with torch.no_grad():
-        for s in symbols:
-            cols = sp(ctx, torch.nn.functional.one_hot(torch.tensor([s]), SYMBOLS).float())["columns"]
-            out = tm(ctx, cols, context=context, winner_context=winners)
-            context, winners = out["cells"], out["winners"]
-            anomaly.append(float(out["anomaly"]))
-    return anomaly
+    return [float(out["anomaly"]) for out in replay_symbols(trainer, symbols)]
 
 
 @pytest.mark.parametrize("B", [1, 3])
