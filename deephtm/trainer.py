@@ -65,7 +65,7 @@ class Trainer:
             self.dp.broadcast_weights(self.model)
         self.optimizer = make_optimizer(self.config.optimizer, self.model.param_groups(self.config.lr),
                                         self.config.lr, self.device)
-        self.base_lrs = [g["lr"] for g in self.optimizer.param_groups] if self.optimizer else []
+        self.base_lrs = [g["lr"] for g in self.optimizer.param_groups] if self.optimizer is not None else []
         self.step = 0
         self.wall_s = 0.0  # training time over all sessions of this run
         self._stop = False
