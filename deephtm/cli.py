@@ -126,6 +126,7 @@ def _train_distributed(args, graph, out: str, overrides: dict) -> int:
         # Rank 0's checkpoint holds only rank 0's streams (their phases, delayed values).
         raise DeepHTMError("--resume is not supported with --distributed", where="--resume")
     dp = DataParallel()
+    finished = False
     try:
         listeners = [RunLogger(out)] + ([] if args.quiet else [ProgressListener()]) if dp.is_main else []
         trainer = Trainer(graph, out=out if dp.is_main else None, device=args.device, listeners=listeners,
@@ -134,8 +135,9 @@ def _train_distributed(args, graph, out: str, overrides: dict) -> int:
         if dp.is_main and not args.quiet:
             print(f"trained {summary['steps']} steps on {dp.world} processes in {summary['wall_s']:.1f} s "
                   f"({summary['steps_per_s']:.0f} steps/s, batch {trainer.config.batch_size} in all); run in {out}")
+        finished = True
     finally:
-        dp.close()
+        dp.close(finished)
     return 0
 
 
