@@ -82,7 +82,7 @@ class OnlineFastPath:
         ids |= {nid for nid, _, _ in self.tail}
         self.tail_inputs = {nid: {port: [] for port, _, _ in feeds} for nid, _, feeds in self.tail}
         self.rest = [entry for entry in model.plan if entry[0] not in ids]
-        wanted = {key for _, _, feeds in self.rest for _, key, _ in feeds}
+        wanted = {key for _, _, feeds in self.rest + self.tail for _, key, _ in feeds}
         wanted |= set(model.delayed_keys) | set(model.loss_keys) | set(extra_keys)
         tail_ids = {nid for nid, _, _ in self.tail}
         self.block_keys = sorted(k for k in wanted if k[0] in ids and k[0] not in tail_ids)

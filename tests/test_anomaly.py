@@ -53,7 +53,7 @@ def make_source(path, **params):
     p = check_params(CSVSource, "source", dict(path=str(path), **params))
     node = CSVSource(p, {})
     node.node_id, node.base_dir = "source", None
-    node.used_outputs = {"value", "target", "time_of_day", "day_of_week"}
+    node.used_outputs = {"value", "target", "time_of_day", "day_of_week", "raw"}
     node.setup(1, torch.Generator())
     return node
 
@@ -141,6 +141,59 @@ def test_log_scale_and_flags():
     assert sum(flags) == 1 and flags.index(1.0) >= 300  # one flag, then the refractory period
 
 
+def likelihood_with_values(values, raw=0.1, **params):
+    """Flags and scores of an anomaly.likelihood fed a calm raw anomaly and these values."""
+    p = check_params(AnomalyLikelihood, "l", dict(dict(learning_period=50, estimation_samples=50,
+                                                       threshold=0.5, range_warmup=300), **params))
+    node = AnomalyLikelihood(p, {"raw": (), "value": (1,)})
+    node.setup(1, torch.Generator())
+    outs = [node(None, raw=torch.tensor([raw]), value=torch.tensor([[v]])) for v in values]
+    return [o["flag"].item() for o in outs], [o["score"].item() for o in outs]
+
+
+def wave(n, amplitude=5.0):
+    return [amplitude * math.sin(2 * math.pi * i / 50) for i in range(n)]
+
+
+def test_range_check_flags_a_jump_past_the_range_but_not_a_slow_drift():
+    values = wave(600)
+    values[520] = 5.0 + 0.5  # range [-5, 5]: margin 0.02 * 10 = 0.2, so 5.5 is out of range
+    drift = [5.0 + 0.01 * k for k in range(1, 500)]  # 0.01 a step past the top: never a jump
+    flags, scores = likelihood_with_values(values + drift)
+    assert scores[520] == 1.0 and [i for i, f in enumerate(flags) if f] == [520]
+    assert max(scores[600:]) < 0.5  # the drift moved the range up step by step
+    # The same values without a 'value' input: no range check, no flag.
+    p = check_params(AnomalyLikelihood, "l", dict(learning_period=50, estimation_samples=50, threshold=0.5))
+    plain = AnomalyLikelihood(p, {"raw": ()})
+    plain.setup(1, torch.Generator())
+    assert sum(plain(None, raw=torch.tensor([0.1]))["flag"].item() for _ in values + drift) == 0
+
+
+def test_range_check_waits_for_its_warm_up():
+    values = wave(400)
+    values[200] = 9.0  # out of range, but before range_warmup
+    flags, scores = likelihood_with_values(values, range_warmup=300)
+    assert sum(flags) == 0 and scores[200] < 1.0
+    flags, _ = likelihood_with_values(values, range_warmup=100)
+    assert [i for i, f in enumerate(flags) if f] == [200]
+
+
+def test_refractory_period_suppresses_the_second_flag():
+    values = wave(700)
+    values[500], values[540] = 6.0, -7.0  # two jumps out of the range, 40 rows apart
+    flags, scores = likelihood_with_values(values, refractory=100)
+    assert scores[500] == scores[540] == 1.0
+    assert [i for i, f in enumerate(flags) if f] == [500]  # the second falls in the refractory period
+    flags, _ = likelihood_with_values(values, refractory=30)
+    assert [i for i, f in enumerate(flags) if f] == [500, 540]
+
+
+def test_likelihood_value_port_must_hold_one_value():
+    assert AnomalyLikelihood.infer({}, {"raw": (), "value": (1,)}) == {"likelihood": (), "score": (), "flag": ()}
+    with pytest.raises(GraphError, match="one value per stream"):
+        AnomalyLikelihood.infer({}, {"raw": (), "value": (3,)})
+
+
 # ---- deephtm detect --------------------------------------------------------------------
 
 def test_detect_writes_one_row_per_input_row(tmp_path, capsys):
@@ -212,8 +265,10 @@ def test_source_rows_match_forward_row_by_row(tmp_path):
     for i in range(12):
         ctx.step = 20 + i
         one = src(ctx)
-        for port in ("value", "target", "time_of_day", "day_of_week"):
+        for port in ("value", "target", "time_of_day", "day_of_week", "raw"):
             assert block[port][i].tolist() == one[port][0].tolist(), (port, i)
+    expected = periodic(30)[20:28] + periodic(30)[:4]  # as read; wraps at 30 - horizon rows, as forward does
+    assert block["raw"][:, 0].tolist() == pytest.approx(expected, abs=1e-4)
 
 
 def test_fast_path_batches_the_frozen_encoders_and_scores_like_the_per_row_path(tmp_path):
@@ -264,3 +319,30 @@ def test_likelihood_forward_steps_matches_step_by_step():
     for k in ("likelihood", "score", "flag"):
         assert together[k].tolist() == [r[k].item() for r in rows]
     assert together["flag"].sum() >= 1
+
+
+def test_likelihood_forward_steps_matches_step_by_step_with_values():
+    rng = random.Random(4)
+    raw = [rng.random() * 0.2 for _ in range(500)]
+    values = [rng.gauss(0, 1) for _ in range(500)]
+    values[400] = 8.0
+    p = check_params(AnomalyLikelihood, "lik", {"learning_period": 50, "estimation_samples": 20,
+                                                 "threshold": 0.3, "refractory": 30, "range_warmup": 100})
+    one, block = AnomalyLikelihood(p, {}), AnomalyLikelihood(p, {})
+    one.setup(1, None), block.setup(1, None)
+    rows = [one(None, raw=torch.tensor([r]), value=torch.tensor([[v]])) for r, v in zip(raw, values)]
+    blocks = [block.forward_steps(None, raw=torch.tensor(raw[a:a + 64]), value=torch.tensor(values[a:a + 64]).unsqueeze(1))
+              for a in range(0, len(raw), 64)]
+    for k in ("likelihood", "score", "flag"):
+        assert torch.cat([b[k] for b in blocks]).tolist() == [r[k].item() for r in rows]
+    assert rows[400]["flag"].item() == 1.0
+
+
+def test_detect_flags_an_injected_spike(tmp_path):
+    values = periodic(700)
+    values[600] += 25  # far beyond anything seen: the range check flags it on its row
+    path = write_series(tmp_path / "spike.csv", values)
+    res = Detector(load_graph(GRAPH), str(path)).run()
+    flagged = [i for i, f in enumerate(res.flagged) if f]
+    assert 600 in flagged and res.score[600] == 1.0
+    assert max(res.score[300:600]) < res.threshold  # calm before it

@@ -11,6 +11,7 @@ import math
 
 import torch
 
+from ..errors import GraphError
 from ..node import Node
 from ..spec import Param, Port
 
@@ -26,7 +27,9 @@ class AnomalyLikelihood(Node):
     doc = ("Tail probability of the recent raw-anomaly average against its long-run Gaussian "
            "distribution (HTM's anomaly likelihood). 0.5 while learning; near 1 when the raw "
            "anomaly stays unusually high. No gradients.")
-    inputs = (Port("raw", "scalar", "raw anomaly in [0, 1] per stream, e.g. htm.tm's 'anomaly'"),)
+    inputs = (Port("raw", "scalar", "raw anomaly in [0, 1] per stream, e.g. htm.tm's 'anomaly'"),
+              Port("value", "tensor", "optional: the input value as read, shape [1] (source.csv's 'raw'); "
+                   "turns on the range check", optional=True))
     outputs = (
         Port("likelihood", "scalar", "1 - P(average >= the recent average), in [0, 1]"),
         Port("score", "scalar", "the final anomaly score in [0, 1]: the likelihood, log-scaled if asked"),
@@ -47,26 +50,37 @@ class AnomalyLikelihood(Node):
         Param("threshold", "float", 0.5, "score at or above which a step is flagged", min=0.0, max=1.0),
         Param("refractory", "int", 0, "steps after a flag during which no new flag is raised", min=0,
               max=10**6),
+        Param("range_tolerance", "float", 0.02, "with a 'value' input: a value outside the range seen "
+              "so far by more than this fraction of that range scores 1", min=0.0, max=100.0),
+        Param("range_warmup", "int", 300, "with a 'value' input: steps before the range check starts "
+              "(the range is still being learned)", min=0, max=10**7),
     )
 
     @classmethod
     def infer(cls, p, shapes):
+        if shapes.get("value") not in (None, (), (1,)):
+            raise GraphError(f"expected one value per stream (shape [1]), got {list(shapes['value'])}",
+                             where="port 'value'")
         return {"likelihood": (), "score": (), "flag": ()}
 
     def setup(self, batch, generator):
         # Plain Python floats per stream: a few numbers per step cost far less than tensor ops.
         self.streams = [_Stream(self.p) for _ in range(batch)]
 
-    def forward(self, ctx, raw):
-        rows = [s.update(r) for s, r in zip(self.streams, raw.detach().reshape(-1).tolist())]
+    def forward(self, ctx, raw, value=None):
+        values = value.detach().reshape(-1).tolist() if value is not None else [None] * len(self.streams)
+        rows = [s.update(r, v) for s, r, v in zip(self.streams, raw.detach().reshape(-1).tolist(), values)]
         lik, score, flag = torch.tensor(rows, dtype=torch.float32, device=raw.device).unbind(1)
         return {"likelihood": lik, "score": score, "flag": flag}
 
-    def forward_steps(self, ctx, raw):
-        """Consecutive steps of a one-stream run at once (raw [T]): the outputs forward would
-        give step by step, as [T] tensors. deephtm detect calls it once per block of rows."""
+    def forward_steps(self, ctx, raw, value=None):
+        """Consecutive steps of a one-stream run at once (raw [T], value [T] or [T, 1]): the
+        outputs forward would give step by step, as [T] tensors. deephtm detect calls it
+        once per block of rows."""
         (stream,) = self.streams
-        rows = [stream.update(r) for r in raw.detach().reshape(-1).tolist()]
+        raws = raw.detach().reshape(-1).tolist()
+        values = value.detach().reshape(-1).tolist() if value is not None else [None] * len(raws)
+        rows = [stream.update(r, v) for r, v in zip(raws, values)]
         lik, score, flag = torch.tensor(rows, dtype=torch.float32, device=raw.device).reshape(-1, 3).unbind(1)
         return {"likelihood": lik, "score": score, "flag": flag}
 
@@ -84,8 +98,9 @@ class _Stream:
         self.hist_sum = 0.0
         self.hist_sq = 0.0
         self.since_flag = 10**9
+        self.lo = self.hi = None  # the range of the values seen so far (range check)
 
-    def update(self, r: float) -> tuple[float, float, float]:
+    def update(self, r: float, v: float | None = None) -> tuple[float, float, float]:
         p, t = self.p, self.t
         self.t += 1
         w = p["averaging_window"]
@@ -104,9 +119,24 @@ class _Stream:
             self._remember(avg, t - p["learning_period"])
         # The log scale is computed from the tail itself: 1 - likelihood loses digits near 1.
         score = math.log(min(max(tail, LOG_FLOOR), 1.0)) / LOG_OF_FLOOR if p["log_scale"] else 1.0 - tail
+        if v is not None and self._out_of_range(v, t):
+            score = 1.0  # a value never seen before, by a margin: anomalous whatever the TM says
         flag = score >= p["threshold"] and self.since_flag >= p["refractory"] and t >= p["learning_period"]
         self.since_flag = 0 if flag else self.since_flag + 1
         return 1.0 - tail, score, float(flag)
+
+    def _out_of_range(self, v: float, t: int) -> bool:
+        """Is v beyond the range of the earlier values by more than range_tolerance of it?
+        Then add v to the range. A slow drift past the range moves it step by step and is
+        left to the likelihood; a jump past it is flagged."""
+        lo, hi = self.lo, self.hi
+        if lo is None:
+            self.lo = self.hi = v
+            return False
+        margin = self.p["range_tolerance"] * (hi - lo)
+        out = t >= self.p["range_warmup"] and (v > hi + margin or v < lo - margin)
+        self.lo, self.hi = min(lo, v), max(hi, v)
+        return out
 
     def _remember(self, avg: float, k: int) -> None:
         """Add an average to the history ring, dropping the oldest when full."""

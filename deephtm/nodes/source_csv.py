@@ -26,7 +26,9 @@ class CSVSource(Node):
                Port("time_of_day", "tensor", "time of day on the unit circle (sin, cos), shape [2]; "
                                              "zeros without a timestamp column"),
                Port("day_of_week", "tensor", "day of the week (Monday 0) on the unit circle (sin, cos), "
-                                             "shape [2]; zeros without a timestamp column"))
+                                             "shape [2]; zeros without a timestamp column"),
+               Port("raw", "tensor", "the current value as read, not normalized, shape [1] "
+                                     "(e.g. for anomaly.likelihood's range check)"))
     params = (
         Param("path", "str", "data.csv", "CSV file, relative to the graph file"),
         Param("column", "str", "value", "column to read"),
@@ -45,7 +47,7 @@ class CSVSource(Node):
 
     @classmethod
     def infer(cls, p, shapes):
-        return {"value": (1,), "target": (1,), "time_of_day": (2,), "day_of_week": (2,)}
+        return {"value": (1,), "target": (1,), "time_of_day": (2,), "day_of_week": (2,), "raw": (1,)}
 
     def setup(self, batch, generator):
         p = self.p
@@ -68,6 +70,7 @@ class CSVSource(Node):
         elif p["normalize"] == "online":
             x = torch.tensor(running_zscore(values), dtype=torch.float64)
         self.register_buffer("series", x.float(), persistent=False)
+        self.register_buffer("raw_series", torch.tensor(values, dtype=torch.float32), persistent=False)
         self.register_buffer("dates", date_features(stamps, len(values)), persistent=False)
         # Streams of a batch start at evenly spaced offsets of the series.
         self.register_buffer("offsets", (torch.arange(batch) * len(x)) // batch, persistent=False)
@@ -107,6 +110,8 @@ class CSVSource(Node):
             out = {"value": self.series[j:j + 1].view(1, 1), "target": self.series[h:h + 1].view(1, 1)}
             if "time_of_day" in self.used_outputs or "day_of_week" in self.used_outputs:
                 out["time_of_day"], out["day_of_week"] = self.dates[j:j + 1, :2], self.dates[j:j + 1, 2:]
+            if "raw" in self.used_outputs:
+                out["raw"] = self.raw_series[j:j + 1].view(1, 1)
             return out
         i = (self.offsets + ctx.step) % n
         out = {"value": self.series[i].unsqueeze(1),
@@ -114,6 +119,8 @@ class CSVSource(Node):
         if "time_of_day" in self.used_outputs or "day_of_week" in self.used_outputs:
             d = self.dates[i]
             out["time_of_day"], out["day_of_week"] = d[:, :2], d[:, 2:]
+        if "raw" in self.used_outputs:
+            out["raw"] = self.raw_series[i].unsqueeze(1)
         return out
 
     def rows(self, start: int, count: int) -> dict:
@@ -123,9 +130,9 @@ class CSVSource(Node):
         i = torch.arange(start, start + count, device=self.series.device) % n
         d = self.dates[i]
         return {"value": self.series[i].unsqueeze(1), "target": self.series[i + self.p["horizon"]].unsqueeze(1),
-                "time_of_day": d[:, :2], "day_of_week": d[:, 2:]}
+                "time_of_day": d[:, :2], "day_of_week": d[:, 2:], "raw": self.raw_series[i].unsqueeze(1)}
 
-    used_outputs: set = {"value", "target", "time_of_day", "day_of_week"}  # until the graph says
+    used_outputs: set = {"value", "target", "time_of_day", "day_of_week", "raw"}  # until the graph says
 
 
 def parse_value(text: str, column: str) -> float:
