@@ -1,17 +1,24 @@
 """Hand-written torch versions of graphs/sine.json, for benchmarks/online.py and batched.py.
 
-The network (the seed's): sine value -> MLP encoder (2 x 256 ReLU) -> SP (256 columns, the
-5 best win, magnitude output) -> TM (5 cells per column, context = the previous step's
-winner cells) -> MLP decoder (256 ReLU, 1) -> MSE on the next value, plus the TM's
-self-supervised loss. The TM math follows deephtm/nodes/htm_tm.py as of 07:20 UTC
-(threshold 0.5, temperature 0.1, argmax winners with a softmax straight-through, hit +
-0.1 * false-prediction loss; distal synapses by plain SGD, lr 0.02).
+The network (the seed's, with today's sine.json settings): sine value -> MLP encoder
+(2 x 256 ReLU) -> SP (256 columns, the 5 best win after duty-cycle boosting of strength 1,
+magnitude output) -> TM (5 cells per column, context = the previous step's winner cells)
+-> MLP decoder (256 ReLU, 1) -> MSE on the next value, plus the TM's self-supervised loss.
+The TM math follows deephtm/nodes/htm_tm.py (threshold 0.5, temperature 0.1; a column's
+winner is its best matching cell, or its least used cell when the best match is under 0.2;
+softmax straight-through; hinge losses, hit + 0.1 * false prediction; distal synapses by
+plain SGD, lr 0.05). Adam lr 0.002 with a cosine schedule over 10,000 steps; the encoder
+and SP learn at 0.3 of it (their lr_scale).
 
-- DenseSine: what a plain torch user writes: the distal input is a dense matmul of the
-  context with the n x n distal matrix, every weight gets a dense gradient, fused Adam.
-- SparseSine: the same math written by hand the sparse way: the distal input gathers the
-  rows of the active context cells (embedding bag, sparse gradient), SGD touches only those
-  rows, fused Adam for the rest. It is what the engine should cost without its own overhead.
+- DenseSine (sparse=False): what a plain torch user writes: the distal input is a dense
+  matmul of the context with the n x n distal matrix, the decoder reads all n cells, every
+  weight gets a dense gradient, fused Adam.
+- sparse=True: the same math written by hand the sparse way: the distal input gathers the
+  rows of the active context cells (embedding bag, sparse gradient, SGD on those rows only);
+  the decoder's first layer reads only the cells of the active columns (the only cells
+  whose gradient changes a weight), its weight rows by a sparse embedding lookup updated by
+  lazy Adam (Adam on the rows that got a gradient; dense Adam also moves rows whose
+  gradient is zero by their momentum, so the two versions part after the first step). It is what the engine should cost without its own overhead.
 """
 from __future__ import annotations
 
@@ -22,8 +29,17 @@ import torch.nn.functional as F
 from torch import nn
 
 C, K, HIDDEN, WINNERS = 256, 5, 256, 5
-THRESHOLD, TEMPERATURE, FALSE_WEIGHT, TM_WEIGHT = 0.5, 0.1, 0.1, 1.0
-STEP_SIZE, LR, DISTAL_LR = 0.25, 1e-3, 0.02
+THRESHOLD, TEMPERATURE, FALSE_WEIGHT, TM_WEIGHT, MATCH_THRESHOLD = 0.5, 0.1, 0.1, 1.0, 0.2
+BOOST_STRENGTH, DUTY_INERTIA = 1.0, 0.99
+STEP_SIZE, LR, DISTAL_LR, SLOW_LR_SCALE, SCHEDULE_STEPS = 0.25, 2e-3, 0.05, 0.3, 10_000
+
+
+def init_linear(n_in: int, n_out: int, g: torch.Generator) -> tuple[nn.Parameter, nn.Parameter]:
+    """nn.Linear's initialization, stored input-major [in, out] (rows = inputs)."""
+    bound = 1 / math.sqrt(n_in)
+    w = (torch.rand(n_in, n_out, generator=g) * 2 - 1) * bound
+    b = (torch.rand(n_out, generator=g) * 2 - 1) * bound
+    return nn.Parameter(w), nn.Parameter(b)
 
 
 class SineNet(nn.Module):
@@ -35,46 +51,93 @@ class SineNet(nn.Module):
         self.encoder = nn.Sequential(nn.Linear(1, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU())
         self.sp = nn.Linear(HIDDEN, columns)
         self.distal = nn.Parameter(torch.randn(n, n, generator=g) * 0.01)
-        self.decoder = nn.Sequential(nn.Linear(n, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, 1))
+        self.dec_w, self.dec_b = init_linear(n, HIDDEN, g)
+        self.dec_out = nn.Linear(HIDDEN, 1)
+        self.duty_target = WINNERS / columns
+        self.register_buffer("duty", torch.full((columns,), self.duty_target))
+        self.register_buffer("usage", torch.zeros(columns, cells))
         self.register_buffer("phase", torch.rand(batch, 1, generator=g) * 2 * math.pi)
         self.register_buffer("context", torch.zeros(batch, n))
         self.t = 0
 
+    def param_groups(self) -> tuple[list[dict], list[dict]]:
+        """(Adam groups, SGD groups) with their base rates."""
+        slow = list(self.encoder.parameters()) + list(self.sp.parameters())
+        fast = [self.dec_w, self.dec_b] + list(self.dec_out.parameters())
+        return ([{"params": slow, "lr": LR * SLOW_LR_SCALE}, {"params": fast, "lr": LR}],
+                [{"params": [self.distal], "lr": DISTAL_LR}])
+
     def optimizers(self) -> list[torch.optim.Optimizer]:
-        rest = [p for name, p in self.named_parameters() if name != "distal"]
-        return [torch.optim.Adam(rest, lr=LR, fused=True), torch.optim.SGD([self.distal], lr=DISTAL_LR)]
+        adam, sgd = self.param_groups()
+        if not self.sparse:
+            opts = [torch.optim.Adam(adam, fused=True)]
+        else:  # the decoder's input weight gets row-sparse gradients: lazy Adam for it
+            # (deephtm's LazyAdam: torch's SparseAdam puts eps outside the bias correction,
+            # which is not Adam's math)
+            from deephtm.optim import LazyAdam
+
+            adam[1]["params"] = adam[1]["params"][1:]
+            opts = [torch.optim.Adam(adam, fused=True), LazyAdam([self.dec_w], lr=LR)]
+        opts.append(torch.optim.SGD(sgd))
+        for o in opts:
+            for group in o.param_groups:
+                group["base_lr"] = group["lr"]
+        return opts
 
     def distal_input(self, context: torch.Tensor) -> torch.Tensor:
-        if not self.sparse:
-            return context @ self.distal
+        if not self.sparse:  # an active cell counts 1, whatever its value (as the engine's TM)
+            return (context != 0).to(self.distal.dtype) @ self.distal
         b_idx, cell_idx = context.nonzero(as_tuple=True)
         offsets = torch.searchsorted(b_idx, torch.arange(context.shape[0], device=context.device))
         return F.embedding_bag(cell_idx, self.distal, offsets, mode="sum", sparse=True)
+
+    def decoder_hidden(self, winners: torch.Tensor, col_active: torch.Tensor) -> torch.Tensor:
+        if not self.sparse:
+            return winners @ self.dec_w + self.dec_b
+        # Only the cells of active columns carry a value or a gradient that moves a weight.
+        cols = col_active.any(0).nonzero().squeeze(1)
+        cells = (cols.unsqueeze(1) * self.K + torch.arange(self.K, device=cols.device)).flatten()
+        return winners[:, cells] @ F.embedding(cells, self.dec_w, sparse=True) + self.dec_b
 
     def step_loss(self) -> torch.Tensor:
         B, Cn, Kn = self.context.shape[0], self.C, self.K
         t = self.phase + self.t * STEP_SIZE
         x, target = torch.sin(t), torch.sin(t + STEP_SIZE)
         overlap = self.sp(self.encoder(x))
-        mask = torch.zeros_like(overlap).scatter_(1, overlap.detach().topk(WINNERS, dim=1).indices, 1.0)
+        boost = torch.exp(BOOST_STRENGTH * (self.duty_target - self.duty))
+        score = (overlap.detach().clamp_min(0) + 1) * boost
+        mask = torch.zeros_like(overlap).scatter_(1, score.topk(WINNERS, dim=1).indices, 1.0)
         columns = torch.where(overlap == 0, overlap + 1e-6, overlap) * mask
+        self.duty.mul_(DUTY_INERTIA).add_(mask.mean(0), alpha=1 - DUTY_INERTIA)
         col_active = mask.bool()
         context = self.context.clone()  # the buffer is overwritten in place below
-        z = (self.distal_input(context).view(B, Cn, Kn) - THRESHOLD) / TEMPERATURE
-        winner = z.argmax(-1)
+        d = self.distal_input(context).view(B, Cn, Kn)
+        z = (d - THRESHOLD) / TEMPERATURE
+        best, winner = d.max(-1)
+        # A bursting column whose best cell does not match takes its least used cell.
+        fresh = (best < MATCH_THRESHOLD) & col_active
+        noise = torch.rand(self.usage.shape, device=d.device)
+        fresh_cell = (self.usage + noise * (0.5 / B)).argmin(-1)
+        winner = torch.where(fresh, fresh_cell, winner)
+        picked = torch.zeros_like(self.usage).scatter_(-1, fresh_cell.unsqueeze(-1), 1.0)
+        self.usage.add_(picked * fresh.to(picked.dtype).mean(0).unsqueeze(-1))
         w_soft = torch.softmax(z, -1)
         # one-hot by scatter: F.one_hot checks its input on the host, which CUDA graphs forbid
         w = torch.zeros_like(z).scatter_(-1, winner.unsqueeze(-1), 1.0) + (w_soft - w_soft.detach())
         winners = (columns.unsqueeze(-1) * w).reshape(B, Cn * Kn)
         n_active = col_active.sum(1).clamp_min(1)
         z_win = z.gather(-1, winner.unsqueeze(-1)).squeeze(-1)
-        hit = -(F.logsigmoid(z_win) * col_active).sum(1)
-        false = (F.softplus(z) * (~col_active).unsqueeze(-1)).sum((1, 2))
+        hit = (F.relu(1 - z_win) * col_active).sum(1)
+        false = (F.relu(1 + z) * (~col_active).unsqueeze(-1)).sum((1, 2))
         tm_loss = ((hit + FALSE_WEIGHT * false) / n_active).mean()
-        pred = self.decoder(winners)
+        pred = self.dec_out(F.relu(self.decoder_hidden(winners, col_active)))
         self.context.copy_(winners.detach())  # in place: a CUDA graph replay sees it (gpu.py)
         self.t += 1
         return (pred - target).pow(2).mean() + TM_WEIGHT * tm_loss
+
+
+def cosine_factor(step: int) -> float:
+    return 0.5 * (1 + math.cos(math.pi * min(step / SCHEDULE_STEPS, 1.0)))
 
 
 class Runner:
@@ -84,16 +147,22 @@ class Runner:
         torch.manual_seed(0)
         self.net = SineNet(batch, sparse, **sizes).to(device)
         self.opts = self.net.optimizers()
+        self.step = 0
 
     def run(self, steps: int) -> None:
         net, opts = self.net, self.opts
         for _ in range(steps):
+            f = cosine_factor(self.step)
+            for o in opts:
+                for group in o.param_groups:
+                    group["lr"] = group["base_lr"] * f
             loss = net.step_loss()
             for o in opts:
                 o.zero_grad(set_to_none=True)
             loss.backward()
             for o in opts:
                 o.step()
+            self.step += 1
 
     def weight_bytes(self) -> int:
         """Weights plus optimizer state."""
