@@ -37,4 +37,5 @@ BUILTIN_MODULES = (
     "source_objects",
     "sensorimotor_object_layer",
     "metric_touch_accuracy",
+    "htm_tm_segments",
 )

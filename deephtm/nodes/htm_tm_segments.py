@@ -1,0 +1,298 @@
+"""htm.tm_segments: a temporal memory whose cells have distal segments, as in HTM.
+
+Hawkins & Ahmad (2016), "Why neurons have thousands of synapses": each cell has several
+dendritic segments; a segment is a short list of presynaptic cells with permanence-like
+weights, and it is active when enough of ITS OWN synapses see active cells. A context that
+shares most of its cells with another does not activate the other's segments, so two
+contexts stay on different cells. htm.tm sums all of a cell's input (one segment per cell)
+and merges such contexts; this node does not.
+
+The forward state is exact HTM (active segments, predicted cells, bursting, winners, segment
+growth). The weights learn by SGD on hinge losses with a temperature (see 'loss'), and a
+downstream loss reaches them through a softmax relaxation of each column's winner.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..node import Node, require
+from ..spec import Param, Port
+
+
+class SegmentTemporalMemory(Node):
+    type_name = "htm.tm_segments"
+    category = "htm"
+    doc = ("Columns x cells, each cell with up to 'segments_per_cell' distal segments (lists of "
+           "presynaptic cells and weights). A segment whose weights from the previous step's "
+           "active cells sum past the threshold predicts its cell; in an active column the "
+           "predicted cells fire and win, a column with none bursts and its winner is the cell "
+           "of the best matching segment, else its least used cell, which grows a new segment "
+           "from the previous winners. Learning segments grow synapses only up to 'sample_size' "
+           "active ones, so a burst (a union of contexts) does not merge contexts.")
+    inputs = (
+        Port("columns", "sdr", "active columns from the SP, shape [C]"),
+        Port("context", "sdr", "previous step's active cells (delayed edge from 'cells'), shape [C*K]",
+             optional=True),
+        Port("winner_context", "sdr", "previous step's winner cells (delayed edge from 'winners'), "
+                                      "shape [C*K]; new synapses come from these only (default: the context)",
+             optional=True),
+    )
+    outputs = (
+        Port("cells", "sdr", "active cells: the predicted cells of active columns, or all their cells "
+                             "when a column bursts; shape [C*K]"),
+        Port("winners", "sdr", "the predicted cells of each active column, or the one winner of a "
+                               "bursting column; shape [C*K]"),
+        Port("predicted", "tensor", "probability that each column is active next step (sigmoid of its "
+                                    "best segment's margin over the threshold; no gradient), shape [C]"),
+        Port("anomaly", "scalar", "raw anomaly 1 - |predicted & active| / |active|, per stream"),
+        Port("loss", "loss", "hinge losses on the segments' weights: learning segments reach the "
+                             "threshold (active synapses grow, inactive ones decay), segments that "
+                             "predicted an inactive column weaken"),
+    )
+    params = (
+        Param("cells_per_column", "int", 32, "cells per column (K)", min=1, max=256),
+        Param("segments_per_cell", "int", 4, "most distal segments a cell holds; a new one replaces "
+              "the cell's least recently used", min=1, max=1024),
+        Param("synapses_per_segment", "int", 16, "most synapses a segment holds; growth replaces the "
+              "weakest", min=1, max=1024),
+        Param("sample_size", "int", 8, "a learning segment grows synapses from the previous winners "
+              "until this many of its synapses see active cells (HTM's new-synapse count)", min=1, max=1024),
+        Param("threshold", "float", 4.0, "summed weight (each in [0, 1]) of a segment's active synapses "
+              "above which it is active and predicts its cell", min=1e-3, max=1e4),
+        Param("match_threshold", "int", 5, "synapses (weight > 0) onto active cells at which a segment "
+              "matches: a bursting column's winner is the cell of its best matching segment, which "
+              "grows; keep it a majority of sample_size, or a half-burst (two contexts' cells active "
+              "at once) lets one context's segment grow onto the other's cells", min=1, max=1024),
+        Param("initial_weight", "float", 0.2, "weight of a newly grown synapse: well below threshold / "
+              "sample_size, so a transition predicts after a few presentations, and one seen only now "
+              "and then (a noise element's successor) never does", min=0.0, max=1.0),
+        Param("temperature", "float", 1.0, "temperature of the threshold's relaxation: learning stops "
+              "one temperature past it, punishment one temperature below it", min=1e-4, max=100.0),
+        Param("distal_lr", "float", 0.1, "SGD rate of the segment weights: the step of an active "
+              "synapse of a learning segment (HTM's permanence increment)", min=0.0, max=100.0),
+        Param("decay", "float", 0.2, "inactive synapses of a learning segment shrink by decay x "
+              "distal_lr per step (an L1 term; HTM's permanence decrement)", min=0.0, max=100.0),
+        Param("false_prediction_weight", "float", 0.5, "active synapses of a segment that matched "
+              "a column that stays inactive shrink by this x distal_lr", min=0.0, max=100.0),
+        Param("downstream_grad", "bool", False,
+              "let downstream losses (e.g. a decoder's) reach the segment weights through the winners"),
+    )
+
+    @classmethod
+    def infer(cls, p, shapes):
+        cols = shapes["columns"]
+        require(cols is not None and len(cols) == 1, "columns", f"expected a 1-D column vector, got {list(cols or [])}")
+        n = cols[0] * p["cells_per_column"]
+        for port in ("context", "winner_context"):
+            ctx = shapes.get(port)
+            require(ctx is None or tuple(ctx) == (n,), port, f"expected shape [{n}], got {list(ctx or [])}")
+        return {"cells": (n,), "winners": (n,), "predicted": (cols[0],), "anomaly": (), "loss": ()}
+
+    @classmethod
+    def param_count(cls, p, shapes):
+        segments = (shapes["columns"] or (1,))[0] * p["cells_per_column"] * p["segments_per_cell"]
+        # per synapse a weight and a presynaptic index; per segment a last-used stamp
+        return segments * (2 * p["synapses_per_segment"] + 1) + 1
+
+    def __init__(self, p, shapes):
+        super().__init__(p, shapes)
+        self.C, self.K, self.S = shapes["columns"][0], p["cells_per_column"], p["segments_per_cell"]
+        self.M = p["synapses_per_segment"]
+        segments = self.C * self.K * self.S  # segment s belongs to cell s // S
+        self.syn_w = nn.Parameter(torch.zeros(segments, self.M))
+        self.register_buffer("syn_pre", torch.full((segments, self.M), -1, dtype=torch.int32))  # -1: empty
+        # Step at which a segment was last active or learned (-1: free), for replacing the oldest.
+        self.register_buffer("seg_stamp", torch.full((segments,), -1, dtype=torch.int64))
+        self.register_buffer("clock", torch.zeros((), dtype=torch.int64))
+        self.used_outputs = {port.name for port in self.outputs}
+        self.generator = None
+
+    def setup(self, batch, generator):
+        self.generator = generator
+
+    def data_parallel_problem(self):
+        return ("htm.tm_segments grows segments from each process's own streams, so the processes' "
+                "segments would drift apart")
+
+    def param_groups(self):
+        return [{"params": [self.syn_w], "lr": self.p["distal_lr"], "optimizer": "sgd"}]
+
+    # ---- segment activity ------------------------------------------------------------------
+
+    def overlaps(self, active: torch.Tensor, segs: torch.Tensor):
+        """For segments `segs` and presynaptic activity `active` [B, n] (bool): the summed
+        weight of their active synapses [B, U] and the count of active synapses with weight > 0."""
+        pre = self.syn_pre[segs].long()
+        w = self.syn_w.detach()[segs]
+        on = active[:, pre.clamp_min(0)] & (pre >= 0)  # [B, U, M]: gathers only the segments' synapses
+        drive = (on * w.clamp(0, 1)).sum(-1)
+        potential = (on & (w > 0)).sum(-1)
+        return drive, potential
+
+    def used_segments(self) -> torch.Tensor:
+        return (self.seg_stamp >= 0).nonzero().squeeze(1)
+
+    def predicted_cells(self, drive: torch.Tensor, segs: torch.Tensor, B: int) -> torch.Tensor:
+        """[B, C, K] bool: cells with an active segment."""
+        n = self.C * self.K
+        pred = torch.zeros(B, n, dtype=torch.bool, device=drive.device)
+        b, u = (drive > self.p["threshold"]).nonzero(as_tuple=True)
+        pred[b, segs[u] // self.S] = True
+        return pred.view(B, self.C, self.K)
+
+    # ---- one stream's winners and growth (no gradient) -----------------------------------------
+
+    @torch.no_grad()
+    def choose_and_grow(self, b, segs, drive, potential, col_active, cell_pred, prev_win, learn_mask):
+        """Winners of stream b [C, K] (bool); in training, marks the learning segments in
+        learn_mask[b] and grows new segments and synapses."""
+        C, K, S, M, p = self.C, self.K, self.S, self.M, self.p
+        seg_cell = segs // S
+        seg_col = seg_cell // K
+        col_pred = cell_pred.any(-1)
+        burst = col_active & ~col_pred
+        winners = cell_pred & col_active.unsqueeze(-1)
+        # Learning segments of predicted columns: their active segments.
+        learn = (drive > p["threshold"]) & col_active[seg_col]
+        # Bursting columns: the best matching segment (most active potential synapses).
+        match = (potential >= p["match_threshold"]) & burst[seg_col]
+        P = self.seg_stamp.shape[0]
+        score = potential[match] * P + (P - 1 - segs[match])  # ties: the lower segment index
+        best = torch.full((C,), -1, dtype=torch.int64, device=segs.device)
+        best.scatter_reduce_(0, seg_col[match], score, "amax")
+        matched = best >= 0
+        best_seg = P - 1 - best[matched] % P
+        winners.view(-1)[best_seg // S] = True
+        learn_segs = torch.cat([segs[learn], best_seg])
+        top_up = torch.cat([potential[learn], potential[torch.searchsorted(segs, best_seg)]])  # segs is sorted
+        # Bursting columns with no match: the least used cell (fewest segments, ties at random).
+        fresh_cols = (burst & ~matched).nonzero().squeeze(1)
+        if fresh_cols.numel():
+            counts = (self.seg_stamp.view(C, K, S)[fresh_cols] >= 0).sum(-1).float()
+            noise = torch.rand(counts.shape, generator=self.generator).to(counts.device)
+            fresh_cell = fresh_cols * K + (counts + 0.5 * noise).argmin(-1)
+            winners.view(-1)[fresh_cell] = True
+        if not self.training:
+            return winners
+        if fresh_cols.numel() and prev_win.numel():
+            new_segs = self.new_segments(fresh_cell)
+            learn_segs = torch.cat([learn_segs, new_segs])
+            top_up = torch.cat([top_up, top_up.new_zeros(new_segs.shape[0])])
+        if learn_segs.numel():
+            learn_mask[b, learn_segs] = True
+            self.seg_stamp[learn_segs] = self.clock
+            self.grow(learn_segs, (p["sample_size"] - top_up).clamp_min(0), prev_win)
+        return winners
+
+    def new_segments(self, cells: torch.Tensor) -> torch.Tensor:
+        """A fresh segment on each cell: a free slot, else the cell's least recently used one."""
+        slot = self.seg_stamp.view(-1, self.S)[cells].argmin(-1)  # free slots hold -1
+        segs = cells * self.S + slot
+        self.syn_pre[segs] = -1
+        self.syn_w.data[segs] = 0.0
+        self.seg_stamp[segs] = self.clock
+        return segs
+
+    def grow(self, segs: torch.Tensor, want: torch.Tensor, prev_win: torch.Tensor) -> None:
+        """Segment segs[i] grows up to want[i] synapses from a random sample of the previous
+        winners it has no synapse from, into its empty or dead slots first, then its weakest."""
+        if prev_win.numel() == 0 or int(want.max()) == 0:
+            return
+        pre = self.syn_pre[segs].long()  # [L, M]
+        w = self.syn_w.data[segs]
+        has = (pre.unsqueeze(-1) == prev_win.view(1, 1, -1)).any(1)  # [L, W]
+        pick = torch.rand(has.shape, generator=self.generator).to(w.device)
+        pick[has] = 2.0  # already presynaptic: never picked
+        cand = pick.argsort(1)
+        G = min(prev_win.shape[0], self.M)
+        n_grow = torch.minimum(want, (~has).sum(1)).clamp_max(G)
+        key = torch.where(pre < 0, -2.0, torch.where(w <= 0, -1.0, w))  # empty, dead, then weakest
+        slots = key.argsort(1)[:, :G]
+        ok = torch.arange(G, device=w.device).unsqueeze(0) < n_grow.unsqueeze(1)  # [L, G]
+        rows = segs.unsqueeze(1).expand(-1, G)[ok]
+        cols = slots[ok]
+        self.syn_pre[rows, cols] = prev_win[cand[:, :G]][ok].to(self.syn_pre.dtype)
+        self.syn_w.data[rows, cols] = self.p["initial_weight"]
+
+    # ---- the step ---------------------------------------------------------------------------
+
+    def forward(self, ctx, columns, context=None, winner_context=None):
+        B, C, K, p = columns.shape[0], self.C, self.K, self.p
+        n, temp, thr = C * K, p["temperature"], p["threshold"]
+        col_active = columns != 0
+        prev_act = context != 0 if context is not None else None
+        prev_win = winner_context != 0 if winner_context is not None else prev_act
+        if prev_act is None:
+            prev_act = prev_win if prev_win is not None else torch.zeros(B, n, dtype=torch.bool, device=columns.device)
+            prev_win = prev_act
+        segs = self.used_segments()
+        drive, potential = self.overlaps(prev_act, segs)
+        cell_pred = self.predicted_cells(drive, segs, B)
+        learn_mask = torch.zeros(B, self.seg_stamp.shape[0], dtype=torch.bool, device=columns.device)
+        winners = torch.stack([
+            self.choose_and_grow(b, segs, drive[b], potential[b], col_active[b], cell_pred[b],
+                                 prev_win[b].nonzero().squeeze(1), learn_mask) for b in range(B)])
+        if self.training:
+            active_segs = drive > thr
+            self.seg_stamp[segs[active_segs.any(0)]] = self.clock
+            self.clock += 1
+        col_pred = cell_pred.any(-1)
+        out = {}
+        # Exact HTM: predicted cells of an active column fire; with none predicted, all fire.
+        fire = cell_pred.to(columns.dtype) + (~col_pred).to(columns.dtype).unsqueeze(-1)
+        out["cells"] = (columns.unsqueeze(-1) * fire).reshape(B, n)
+        n_active = col_active.sum(1).clamp_min(1)
+        out["anomaly"] = 1 - (col_pred & col_active).sum(1) / n_active
+
+        # Segments that learn by gradient: the learning ones, those that predicted a column that
+        # stayed inactive and, for the winners' relaxation, every segment of an active column.
+        seg_col = segs // (self.S * K)
+        false_mask = torch.zeros_like(learn_mask)
+        # As in HTM, matching segments too (not only active ones) of columns that stay inactive.
+        wrong = (drive > thr) | (potential >= p["match_threshold"])
+        b_f, u_f = (wrong & ~col_active[:, seg_col]).nonzero(as_tuple=True)
+        false_mask[b_f, segs[u_f]] = True
+        rows = learn_mask | false_mask
+        soft = p["downstream_grad"] and torch.is_grad_enabled()
+        if soft:
+            now = self.used_segments()
+            in_active = torch.zeros_like(rows)
+            b_a, u_a = col_active[:, now // (self.S * K)].nonzero(as_tuple=True)
+            in_active[b_a, now[u_a]] = True
+            rows = rows | in_active
+        b_r, s_r = rows.nonzero(as_tuple=True)
+        w = F.embedding(s_r, self.syn_w, sparse=True).clamp(0, 1)  # row-sparse gradient
+        pre = self.syn_pre[s_r].long()
+        exists = pre >= 0
+        on = prev_act[b_r.unsqueeze(1), pre.clamp_min(0)] & exists
+        z = ((on * w).sum(-1) - thr) / temp
+        learning, falsely = learn_mask[b_r, s_r], false_mask[b_r, s_r]
+        hit = temp * F.relu(1 - z[learning]).sum()
+        decay = p["decay"] * (w * (exists & ~on))[learning].sum()
+        false = p["false_prediction_weight"] * temp * F.relu(1 + z[falsely]).sum()
+        out["loss"] = (hit + decay + false) / B
+
+        hard = winners.to(columns.dtype)
+        if soft:
+            # Softmax over each column's cells of their best segment's margin: the relaxed winner.
+            z_cell = z.new_full((B * n,), -thr / temp)
+            keep = in_active[b_r, s_r]
+            z_cell = z_cell.scatter_reduce(0, (b_r * n + s_r // self.S)[keep], z[keep], "amax")
+            z_cell = z_cell.view(B, C, K)
+            # Inactive columns output zeros but pass their gradient to the column at one cell.
+            idle = F.one_hot(z_cell.detach().argmax(-1), K).to(hard.dtype) * (~col_active).unsqueeze(-1)
+            w_soft = torch.softmax(z_cell, -1)
+            w_out = hard + idle + (w_soft - w_soft.detach())
+        else:
+            w_out = hard
+        out["winners"] = (columns.unsqueeze(-1) * w_out).reshape(B, n)
+        if "predicted" in self.used_outputs:
+            with torch.no_grad():
+                now = self.used_segments()
+                d_next, _ = self.overlaps(out["cells"].detach() != 0, now)
+                best = d_next.new_zeros(B, C).scatter_reduce(1, (now // (self.S * K)).expand(B, -1), d_next, "amax")
+                out["predicted"] = torch.sigmoid((best - thr) / temp)
+        return out
+
+
+NODE = SegmentTemporalMemory
