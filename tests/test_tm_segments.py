@@ -1,0 +1,203 @@
+"""htm.tm_segments: HTM's segment-level matching, growth and winners, on hand-made column SDRs,
+plus its checkpoint round trip and its errors."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from deephtm.errors import DeepHTMError, GraphError, ShapeError
+from deephtm.graphfile import load_graph
+from deephtm.node import Context
+from deephtm.registry import get
+from deephtm.resolve import check_params, resolve
+from deephtm.trainer import Trainer
+
+ROOT_GRAPH = Path(__file__).resolve().parent.parent / "graphs" / "high_order.json"
+C, K, W = 32, 4, 4  # columns, cells per column, active columns per symbol
+SMALL = {"cells_per_column": K, "segments_per_cell": 4, "synapses_per_segment": 8, "sample_size": W,
+         "threshold": 2.0, "match_threshold": 3, "initial_weight": 0.3, "temperature": 0.5,
+         "false_prediction_weight": 0.5}
+
+
+def make_tm(**params):
+    cls = get("htm.tm_segments")
+    p = check_params(cls, "tm", {**SMALL, **params})
+    shapes = {"columns": (C,), "context": (C * K,), "winner_context": (C * K,)}
+    cls.infer(p, shapes)
+    tm = cls(p, shapes)
+    tm.setup(1, torch.Generator().manual_seed(0))
+    return tm
+
+
+def ctx():
+    return Context(step=0, batch=1, device=torch.device("cpu"), generator=torch.Generator())
+
+
+def sdr(symbol: int) -> torch.Tensor:
+    cols = torch.zeros(1, C)
+    cols[0, symbol * W:(symbol + 1) * W] = 1.0
+    return cols
+
+
+class Runner:
+    """Feeds symbols to a TM, wiring cells -> context and winners -> winner_context as a
+    graph's delayed edges do; each learning step ends with the graph's SGD step."""
+
+    def __init__(self, tm):
+        self.tm = tm
+        self.opt = torch.optim.SGD([tm.syn_w], lr=tm.p["distal_lr"])
+        self.reset()
+
+    def reset(self):
+        self.cells = self.winners = None
+
+    def step(self, symbol: int) -> dict:
+        out = self.tm(ctx(), sdr(symbol), context=self.cells, winner_context=self.winners)
+        if self.tm.training:
+            self.opt.zero_grad()
+            out["loss"].backward()
+            self.opt.step()
+        self.cells, self.winners = out["cells"].detach(), out["winners"].detach()
+        return out
+
+    def sequence(self, symbols) -> list[dict]:
+        self.reset()  # no context before the first element: it bursts
+        return [self.step(s) for s in symbols]
+
+
+def winner_set(out) -> set[int]:
+    return set(out["winners"][0].nonzero().squeeze(1).tolist())
+
+
+def test_a_new_context_grows_a_new_segment_from_the_previous_winners():
+    tm = make_tm()
+    run = Runner(tm)
+    a = run.step(0)
+    assert int((tm.seg_stamp >= 0).sum()) == 0  # no previous winners: nothing to grow from
+    prev = winner_set(a)
+    assert len(prev) == W  # a bursting column has one winner
+    b = run.step(1)
+    assert float(b["anomaly"]) == 1.0
+    segs = (tm.seg_stamp >= 0).nonzero().squeeze(1)
+    assert segs.numel() == W  # one new segment per bursting column, on its winner cell
+    assert {int(s) // tm.S for s in segs} == winner_set(b)
+    for s in segs:
+        pre = tm.syn_pre[s]
+        assert set(pre[pre >= 0].tolist()) == prev  # sampled from the previous winners
+    # A context it has never seen (symbol 2 before 1) grows further segments on other cells.
+    run.reset()
+    run.step(2)
+    c = run.step(1)
+    assert int((tm.seg_stamp >= 0).sum()) == 2 * W
+    assert winner_set(c).isdisjoint(winner_set(b))
+
+
+def test_a_transition_is_learned_within_a_few_presentations():
+    tm = make_tm()
+    run = Runner(tm)
+    anomalies = [float(run.sequence([0, 1])[1]["anomaly"]) for _ in range(5)]
+    assert anomalies[0] == 1.0
+    assert anomalies[-1] == 0.0, anomalies
+    assert anomalies.index(0.0) <= 3, anomalies
+    tm.eval()
+    out = run.sequence([0])[0]
+    tm.used_outputs = {p.name for p in tm.outputs}
+    pred = out["predicted"][0]
+    assert float(pred[W:2 * W].min()) > 0.5 and float(pred[2 * W:].max()) < 0.5
+
+
+def test_a_burst_does_not_merge_two_contexts_of_a_shared_middle():
+    """A-B-C-D and X-B-C-D: after training, C and D get other cells in each context, even though
+    in learning the shared part was often reached through a burst (the union of both contexts)."""
+    tm = make_tm()
+    run = Runner(tm)
+    A, X, B, Cs, D, NOISE = 0, 5, 1, 2, 3, 7
+    for i in range(30):
+        run.step(NOISE)  # an unpredictable first element: A and X burst
+        for s in ([A, B, Cs, D] if i % 2 == 0 else [X, B, Cs, D]):
+            run.step(s)
+    tm.eval()
+    with torch.no_grad():
+        in_a = run.sequence([NOISE, A, B, Cs, D])
+        in_x = run.sequence([NOISE, X, B, Cs, D])
+    for k in (2, 3, 4):  # B, C, D
+        assert float(in_a[k]["anomaly"]) == 0.0 and float(in_x[k]["anomaly"]) == 0.0
+        assert winner_set(in_a[k]).isdisjoint(winner_set(in_x[k])), k
+
+
+def test_growth_only_tops_a_segment_up_to_the_sample_size():
+    tm = make_tm()
+    run = Runner(tm)
+    for _ in range(4):
+        run.sequence([0, 1])
+    before = tm.syn_pre.clone()
+    # Now 1 follows a burst of 0 whose winners differ from the learned ones: the learned
+    # segments see W active synapses already (all of 0's cells fire), so nothing grows.
+    run.reset()
+    run.step(0)
+    out = run.step(1)
+    assert float(out["anomaly"]) == 0.0
+    assert torch.equal(tm.syn_pre, before)
+
+
+def test_downstream_gradient_reaches_the_segment_weights_through_the_winners():
+    tm = make_tm(downstream_grad=True)
+    run = Runner(tm)
+    for _ in range(3):
+        run.sequence([0, 1])
+    run.reset()
+    run.step(0)
+    out = tm(ctx(), sdr(1), context=run.cells, winner_context=run.winners)
+    tm.syn_w.grad = None
+    out["winners"][0, W * K:2 * W * K].sum().backward()
+    grad = tm.syn_w.grad.coalesce() if tm.syn_w.grad.is_sparse else tm.syn_w.grad
+    assert grad.is_sparse  # only the rows of the segments involved
+    assert float(grad.to_dense().abs().sum()) > 0
+
+
+def test_checkpoint_round_trip_keeps_the_segments_and_resumes_exactly(tmp_path):
+    d = json.loads(ROOT_GRAPH.read_text())
+    for n in d["nodes"]:
+        if n["id"] == "seq":
+            n["params"].update({"symbols": 12, "pairs": 1, "length": 4, "swap_step": 0})
+        if n["type"] == "decoder.classifier":
+            n["params"]["classes"] = 12
+        if n["type"] == "metric.accuracy":
+            n["params"].update({"swap_step": 0, "window": 20})
+    d["training"].update({"steps": 200, "checkpoint_every": 100, "log_every": 100})
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(d))
+    straight = Trainer(load_graph(path), out=tmp_path / "a")
+    straight.run()
+    d["training"]["steps"] = 100
+    path.write_text(json.dumps(d))
+    Trainer(load_graph(path), out=tmp_path / "b").run()
+    d["training"]["steps"] = 200
+    path.write_text(json.dumps(d))
+    resumed = Trainer(load_graph(path), out=tmp_path / "b", resume=True)
+    tm = resumed.model.nodes["tm"]
+    assert int((tm.seg_stamp >= 0).sum()) > 0 and int(tm.clock) == 100  # buffers came back
+    resumed.run()
+    a, b = straight.model.nodes["tm"], resumed.model.nodes["tm"]
+    for name in ("syn_pre", "seg_stamp", "clock"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    assert torch.allclose(a.syn_w, b.syn_w)
+
+
+def test_shape_and_param_errors():
+    cls = get("htm.tm_segments")
+    p = check_params(cls, "tm", SMALL)
+    with pytest.raises(ShapeError, match="context"):
+        cls.infer(p, {"columns": (C,), "context": (C * K + 1,)})
+    with pytest.raises(ShapeError, match="columns"):
+        cls.infer(p, {"columns": (4, 8)})
+    with pytest.raises(GraphError, match="segments_per_cell"):
+        check_params(cls, "tm", {"segments_per_cell": 0})
+    # param_count covers the segment pool, so an oversized one is refused before allocating.
+    g = load_graph(ROOT_GRAPH)
+    g.node("tm").params.update(cells_per_column=256, segments_per_cell=1024, synapses_per_segment=1024)
+    with pytest.raises(DeepHTMError, match="allocate"):
+        resolve(g)
+    small = dict(p, segments_per_cell=2, synapses_per_segment=3)
+    assert cls.param_count(small, {"columns": (C,)}) == C * K * 2 * (2 * 3 + 1) + 1
