@@ -70,9 +70,11 @@ class OnlineFastPath:
                 prefix.append((nid, node, feeds))
                 ids.add(nid)
         self.prefix = prefix[1:]  # the source's rows come from source.rows()
+        prefix_ids = set(ids)
         # Tail: nodes whose outputs no other node reads and that can take several steps of
         # one stream at once (forward_steps, e.g. anomaly.likelihood): their inputs are
-        # collected row by row and they run once per block, in flush().
+        # collected row by row (or, from the prefix, sliced from its blocks) and they run
+        # once per block, in flush().
         read = {(e.src, e.src_port) for e in model.resolved.graph.edges}
         self.tail = [(nid, node, feeds) for nid, node, feeds in model.plan
                      if nid not in ids and model.batch == 1 and hasattr(node, "forward_steps")
@@ -80,13 +82,20 @@ class OnlineFastPath:
                      and not any(p.requires_grad for p in node.parameters())
                      and not any(k[0] == nid for k in read) and all(not delay for _, _, delay in feeds)]
         ids |= {nid for nid, _, _ in self.tail}
-        self.tail_inputs = {nid: {port: [] for port, _, _ in feeds} for nid, _, feeds in self.tail}
+        self.tail_inputs = {nid: {port: [] for port, key, _ in feeds if key[0] not in prefix_ids}
+                            for nid, _, feeds in self.tail}
         self.rest = [entry for entry in model.plan if entry[0] not in ids]
-        wanted = {key for _, _, feeds in self.rest + self.tail for _, key, _ in feeds}
+        wanted = {key for _, _, feeds in self.rest for _, key, _ in feeds}
         wanted |= set(model.delayed_keys) | set(model.loss_keys) | set(extra_keys)
-        tail_ids = {nid for nid, _, _ in self.tail}
-        self.block_keys = sorted(k for k in wanted if k[0] in ids and k[0] not in tail_ids)
+        self.block_keys = sorted(k for k in wanted if k[0] in prefix_ids)
+        # Prefix outputs a tail node reads (e.g. source.raw for the likelihood's range check)
+        # are kept as whole blocks and sliced in flush(): nothing per row.
+        self.tail_block_keys = sorted({key for _, _, feeds in self.tail for _, key, _ in feeds
+                                       if key[0] in prefix_ids})
+        self.kept: list[tuple[int, dict[Key, torch.Tensor]]] = []  # (first row, outputs) per block
         self.next_row = start  # the step whose prefix outputs come next
+        self.row = start  # the step the next step() runs
+        self.flushed = start  # the first step the tail nodes have not seen
         self.block: list[tuple[torch.Tensor, ...]] = []
         self.pos = 0
 
@@ -104,14 +113,16 @@ class OnlineFastPath:
                 finally:
                     node.train(was_training)
                 values.update({(nid, port): v for port, v in outs.items()})
+        if self.tail_block_keys:
+            self.kept.append((self.next_row, {k: values[k] for k in self.tail_block_keys}))
         split = [values[k].split(1) for k in self.block_keys]
-        self.block = list(zip(*split))
+        self.block = list(zip(*split)) if split else [()] * BLOCK
         self.pos = 0
         self.next_row += BLOCK
 
     def step(self, ctx: Context) -> dict[Key, torch.Tensor]:
         values = {}
-        if self.block_keys:
+        if self.block_keys or self.tail_block_keys:
             if self.pos == len(self.block):
                 self._fill(ctx)
             values = dict(zip(self.block_keys, self.block[self.pos]))
@@ -124,20 +135,32 @@ class OnlineFastPath:
         for nid, _, feeds in self.tail:
             inputs = self.tail_inputs[nid]
             for port, key, _ in feeds:
-                inputs[port].append(values[key])
+                if port in inputs:
+                    inputs[port].append(values[key])
+        self.row += 1
         return values
 
     def flush(self, ctx: Context) -> dict[Key, torch.Tensor]:
         """Run the tail nodes on the rows stepped since the last flush: {key: [rows, ...]}."""
         values: dict[Key, torch.Tensor] = {}
+        if self.row == self.flushed:
+            return values
+        from_blocks = {}
+        for key in self.tail_block_keys:  # rows flushed .. row - 1 of the kept blocks
+            pieces = [block[key][max(self.flushed - first, 0):self.row - first]
+                      for first, block in self.kept if first < self.row and first + BLOCK > self.flushed]
+            from_blocks[key] = torch.cat(pieces)
+        self.kept = [(first, block) for first, block in self.kept if first + BLOCK > self.row]
+        self.flushed = self.row
         for nid, node, feeds in self.tail:
             inputs = self.tail_inputs[nid]
-            if not any(inputs.values()):
-                continue
             kwargs = {}
-            for port, _, _ in feeds:
-                kwargs[port] = torch.cat(inputs[port])
-                inputs[port] = []
+            for port, key, _ in feeds:
+                if port in inputs:
+                    kwargs[port] = torch.cat(inputs[port])
+                    inputs[port] = []
+                else:
+                    kwargs[port] = from_blocks[key]
             for port, value in node.forward_steps(ctx, **kwargs).items():
                 values[(nid, port)] = value
         return values

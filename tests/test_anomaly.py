@@ -292,6 +292,9 @@ def test_fast_path_batches_the_frozen_encoders_and_scores_like_the_per_row_path(
     diff = sum(abs(x - y) for x, y in zip(a.raw, b.raw)) / len(a.raw)
     assert diff < 0.01  # batched products may round differently in the last bits
     assert a.flagged == b.flagged and max(b.likelihood[600:630]) > 0.9
+    # The range check sees source.raw on both paths: on the fast path it is sliced from the
+    # prefix's 256-row blocks (rows 1-256, 257-512, ...), which straddle detect's chunks.
+    assert a.score[600] == b.score[600] == 1.0 and 600 in [i for i, f in enumerate(b.flagged) if f]
 
 
 def test_plain_sgd_steps_are_recognised():
