@@ -141,6 +141,23 @@ def test_log_scale_and_flags():
     assert sum(flags) == 1 and flags.index(1.0) >= 300  # one flag, then the refractory period
 
 
+def test_long_window_flags_a_long_slightly_raised_stretch_the_short_one_misses():
+    rng = random.Random(5)
+    raw = [rng.random() * 0.2 for _ in range(2000)] + [0.05 + rng.random() * 0.2 for _ in range(400)]
+
+    def flagged(**params):
+        p = check_params(AnomalyLikelihood, "l", dict(dict(learning_period=50, estimation_samples=50,
+                                                           min_std=0.08, threshold=0.25, refractory=1000), **params))
+        node = AnomalyLikelihood(p, {"raw": ()})
+        node.setup(1, torch.Generator())
+        return [i for i, r in enumerate(raw) if node(None, raw=torch.tensor([r]))["flag"].item()]
+
+    assert flagged() == []  # +0.05 is well inside the 8-step average's spread (std floor 0.08)
+    hits = flagged(long_window=200, long_min_std=0.01)
+    assert len(hits) == 1 and 2000 < hits[0] < 2400  # over 200 steps it is far outside
+    assert flagged(long_window=200, long_min_std=0.01, threshold=0.99) == []
+
+
 def likelihood_with_values(values, raw=0.1, **params):
     """Flags and scores of an anomaly.likelihood fed a calm raw anomaly and these values."""
     p = check_params(AnomalyLikelihood, "l", dict(dict(learning_period=50, estimation_samples=50,

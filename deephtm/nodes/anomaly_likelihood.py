@@ -4,8 +4,14 @@ Written from the published description of HTM's anomaly likelihood: the raw anom
 averaged over a short window; the long-run distribution of that average (over the last
 'history' steps) is modelled as a Gaussian; the likelihood is 1 minus the probability of
 an average at least this high. A steady stream hovers near 0.5; a sustained rise in the
-raw anomaly pushes it towards 1. The statistics live on the host in float64: they are a
-handful of numbers per stream, and no gradient flows through them.
+raw anomaly pushes it towards 1.
+
+Two additions, both off unless asked for: 'long_window' scores a second, longer average
+the same way against its own history, and the larger likelihood counts (a long stretch of
+slightly raised raw anomaly stands out over a day even when no short average does); a
+'value' input turns on the range check (a value beyond the range seen so far, by a margin,
+scores 1). The statistics live on the host in float64: a handful of numbers per stream,
+and no gradient flows through them.
 """
 import math
 
@@ -46,6 +52,11 @@ class AnomalyLikelihood(Node):
               min=1, max=10000),
         Param("min_std", "float", 0.03, "floor on the distribution's std (a near-constant raw anomaly "
               "would otherwise make every wobble look unlikely)", min=1e-6, max=1.0),
+        Param("long_window", "int", 0, "steps in a second, longer moving average, scored against its own "
+              "history; the score is the larger of the two (catches a long stretch of slightly raised "
+              "raw anomaly; 0: off)", min=0, max=100000),
+        Param("long_min_std", "float", 0.01, "floor on the long average's std (a long average varies "
+              "less than a short one)", min=1e-6, max=1.0),
         Param("log_scale", "bool", True, "score = log(1 - L) / log(1e-10): spreads the values near 1"),
         Param("threshold", "float", 0.5, "score at or above which a step is flagged", min=0.0, max=1.0),
         Param("refractory", "int", 0, "steps after a flag during which no new flag is raised", min=0,
@@ -91,32 +102,17 @@ class _Stream:
     def __init__(self, p):
         self.p = p
         self.t = 0
-        self.short = [0.0] * p["averaging_window"]
-        self.short_sum = 0.0
-        self.hist = [0.0] * p["history"]
-        self.hist_n = 0
-        self.hist_sum = 0.0
-        self.hist_sq = 0.0
+        self.averages = [_Average(p["averaging_window"], p["min_std"], p["history"])]
+        if p["long_window"]:
+            self.averages.append(_Average(p["long_window"], p["long_min_std"], p["history"]))
         self.since_flag = 10**9
         self.lo = self.hi = None  # the range of the values seen so far (range check)
 
     def update(self, r: float, v: float | None = None) -> tuple[float, float, float]:
         p, t = self.p, self.t
         self.t += 1
-        w = p["averaging_window"]
-        self.short_sum += r - self.short[t % w]
-        self.short[t % w] = r
-        if t % w == w - 1:  # re-sum once per lap: no drift
-            self.short_sum = sum(self.short)
-        avg = self.short_sum / min(t + 1, w)
-        tail = 0.5  # P(an average at least this high); 0.5 until the distribution is trusted
-        if t >= p["learning_period"]:
-            n = self.hist_n
-            if n >= p["estimation_samples"]:
-                mean = self.hist_sum / n
-                std = max(math.sqrt(max(self.hist_sq / n - mean * mean, 0.0)), p["min_std"])
-                tail = 0.5 * math.erfc((avg - mean) / (std * SQRT2))
-            self._remember(avg, t - p["learning_period"])
+        # P(an average at least this high), the smaller over the short and long averages.
+        tail = min([a.update(r, t, p["learning_period"], p["estimation_samples"]) for a in self.averages])
         # The log scale is computed from the tail itself: 1 - likelihood loses digits near 1.
         score = math.log(min(max(tail, LOG_FLOOR), 1.0)) / LOG_OF_FLOOR if p["log_scale"] else 1.0 - tail
         if v is not None and self._out_of_range(v, t):
@@ -137,6 +133,38 @@ class _Stream:
         out = t >= self.p["range_warmup"] and (v > hi + margin or v < lo - margin)
         self.lo, self.hi = min(lo, v), max(hi, v)
         return out
+
+
+class _Average:
+    """A moving average of the raw anomaly and the Gaussian of its recent history."""
+
+    def __init__(self, window: int, min_std: float, history: int):
+        self.min_std = min_std
+        self.recent = [0.0] * window
+        self.recent_sum = 0.0
+        self.hist = [0.0] * history
+        self.hist_n = 0
+        self.hist_sum = 0.0
+        self.hist_sq = 0.0
+
+    def update(self, r: float, t: int, learning_period: int, estimation_samples: int) -> float:
+        """Add step t's raw anomaly; P(an average at least this high) under the history's
+        Gaussian, 0.5 until the distribution is trusted."""
+        w = len(self.recent)
+        self.recent_sum += r - self.recent[t % w]
+        self.recent[t % w] = r
+        if t % w == w - 1:  # re-sum once per lap: no drift
+            self.recent_sum = sum(self.recent)
+        avg = self.recent_sum / min(t + 1, w)
+        tail = 0.5
+        if t >= learning_period:
+            n = self.hist_n
+            if n >= estimation_samples:
+                mean = self.hist_sum / n
+                std = max(math.sqrt(max(self.hist_sq / n - mean * mean, 0.0)), self.min_std)
+                tail = 0.5 * math.erfc((avg - mean) / (std * SQRT2))
+            self._remember(avg, t - learning_period)
+        return tail
 
     def _remember(self, avg: float, k: int) -> None:
         """Add an average to the history ring, dropping the oldest when full."""
