@@ -201,3 +201,19 @@ def test_shape_and_param_errors():
         resolve(g)
     small = dict(p, segments_per_cell=2, synapses_per_segment=3)
     assert cls.param_count(small, {"columns": (C,)}) == C * K * 2 * (2 * 3 + 1) + 1
+
+
+def test_anomaly_is_zero_on_a_learned_sequence_and_one_on_a_novel_one():
+    tm = make_tm()
+    run = Runner(tm)
+    NOISE = 7
+    for _ in range(8):
+        run.step(NOISE)
+        for s in (0, 1, 2, 3):
+            run.step(s)
+    tm.eval()
+    with torch.no_grad():
+        learned = run.sequence([NOISE, 0, 1, 2, 3])
+        novel = run.sequence([NOISE, 4, 6, 5, 0])
+    assert [float(o["anomaly"]) for o in learned[2:]] == [0.0, 0.0, 0.0]
+    assert [float(o["anomaly"]) for o in novel[1:]] == [1.0, 1.0, 1.0, 1.0]
