@@ -205,6 +205,26 @@ def test_refractory_period_suppresses_the_second_flag():
     assert [i for i, f in enumerate(flags) if f] == [500, 540]
 
 
+def test_quiet_period_gives_one_flag_per_excursion():
+    raw = [0.0] * 300 + [1.0] * 20  # the score stays above the threshold for many steps
+
+    def flag_rows(**params):
+        p = check_params(AnomalyLikelihood, "l", dict(dict(learning_period=50, estimation_samples=50,
+                                                           threshold=0.5), **params))
+        node = AnomalyLikelihood(p, {"raw": ()})
+        node.setup(1, torch.Generator())
+        return [i for i, r in enumerate(raw) if node(None, raw=torch.tensor([r]))["flag"].item()]
+
+    assert len(flag_rows()) > 5  # no refractory, no quiet period: every high step
+    assert len(flag_rows(quiet=5)) == 1  # one excursion, one flag
+    values = wave(700)
+    values[500], values[540] = 6.0, -7.0  # two range-check hits, 39 steps below the threshold between
+    flags, _ = likelihood_with_values(values, quiet=50)
+    assert [i for i, f in enumerate(flags) if f] == [500]
+    flags, _ = likelihood_with_values(values, quiet=30)
+    assert [i for i, f in enumerate(flags) if f] == [500, 540]
+
+
 def test_likelihood_value_port_must_hold_one_value():
     assert AnomalyLikelihood.infer({}, {"raw": (), "value": (1,)}) == {"likelihood": (), "score": (), "flag": ()}
     with pytest.raises(GraphError, match="one value per stream"):

@@ -39,7 +39,8 @@ class AnomalyLikelihood(Node):
     outputs = (
         Port("likelihood", "scalar", "1 - P(average >= the recent average), in [0, 1]"),
         Port("score", "scalar", "the final anomaly score in [0, 1]: the likelihood, log-scaled if asked"),
-        Port("flag", "scalar", "1 where score >= threshold (at most one flag per 'refractory' steps), else 0"),
+        Port("flag", "scalar", "1 where score >= threshold (at most one flag per 'refractory' steps, and "
+             "only after 'quiet' steps below it), else 0"),
     )
     params = (
         Param("learning_period", "int", 300, "first steps ignored (the model is still learning); score 0.5",
@@ -61,6 +62,8 @@ class AnomalyLikelihood(Node):
         Param("threshold", "float", 0.5, "score at or above which a step is flagged", min=0.0, max=1.0),
         Param("refractory", "int", 0, "steps after a flag during which no new flag is raised", min=0,
               max=10**6),
+        Param("quiet", "int", 0, "a flag also needs this many steps in a row below the threshold just "
+              "before it: one flag per excursion above it (0: off)", min=0, max=10**6),
         Param("range_tolerance", "float", 0.02, "with a 'value' input: a value outside the range seen "
               "so far by more than this fraction of that range scores 1", min=0.0, max=100.0),
         Param("range_warmup", "int", 300, "with a 'value' input: steps before the range check starts "
@@ -106,6 +109,7 @@ class _Stream:
         if p["long_window"]:
             self.averages.append(_Average(p["long_window"], p["long_min_std"], p["history"]))
         self.since_flag = 10**9
+        self.below = 10**9  # steps in a row with the score below the threshold
         self.lo = self.hi = None  # the range of the values seen so far (range check)
 
     def update(self, r: float, v: float | None = None) -> tuple[float, float, float]:
@@ -117,8 +121,11 @@ class _Stream:
         score = math.log(min(max(tail, LOG_FLOOR), 1.0)) / LOG_OF_FLOOR if p["log_scale"] else 1.0 - tail
         if v is not None and self._out_of_range(v, t):
             score = 1.0  # a value never seen before, by a margin: anomalous whatever the TM says
-        flag = score >= p["threshold"] and self.since_flag >= p["refractory"] and t >= p["learning_period"]
+        high = score >= p["threshold"]
+        flag = (high and self.since_flag >= p["refractory"] and self.below >= p["quiet"]
+                and t >= p["learning_period"])
         self.since_flag = 0 if flag else self.since_flag + 1
+        self.below = 0 if high else self.below + 1
         return 1.0 - tail, score, float(flag)
 
     def _out_of_range(self, v: float, t: int) -> bool:
