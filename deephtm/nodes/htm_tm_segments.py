@@ -66,13 +66,13 @@ class SegmentTemporalMemory(Node):
         Param("initial_weight", "float", 0.2, "weight of a newly grown synapse: well below threshold / "
               "sample_size, so a transition predicts after a few presentations, and one seen only now "
               "and then (a noise element's successor) never does", min=0.0, max=1.0),
-        Param("temperature", "float", 1.0, "temperature of the threshold's relaxation: learning stops "
+        Param("temperature", "float", 2.0, "temperature of the threshold's relaxation: learning stops "
               "one temperature past it, punishment one temperature below it", min=1e-4, max=100.0),
         Param("distal_lr", "float", 0.1, "SGD rate of the segment weights: the step of an active "
               "synapse of a learning segment (HTM's permanence increment)", min=0.0, max=100.0),
         Param("decay", "float", 0.2, "inactive synapses of a learning segment shrink by decay x "
               "distal_lr per step (an L1 term; HTM's permanence decrement)", min=0.0, max=100.0),
-        Param("false_prediction_weight", "float", 0.5, "active synapses of a segment that matched "
+        Param("false_prediction_weight", "float", 0.75, "active synapses of a segment that matched "
               "a column that stays inactive shrink by this x distal_lr", min=0.0, max=100.0),
         Param("downstream_grad", "bool", False,
               "let downstream losses (e.g. a decoder's) reach the segment weights through the winners"),
