@@ -66,7 +66,7 @@ class SegmentTemporalMemory(Node):
         Param("initial_weight", "float", 0.2, "weight of a newly grown synapse: well below threshold / "
               "sample_size, so a transition predicts after a few presentations, and one seen only now "
               "and then (a noise element's successor) never does", min=0.0, max=1.0),
-        Param("temperature", "float", 2.0, "temperature of the threshold's relaxation: learning stops "
+        Param("temperature", "float", 3.0, "temperature of the threshold's relaxation: learning stops "
               "one temperature past it, punishment one temperature below it", min=1e-4, max=100.0),
         Param("distal_lr", "float", 0.1, "SGD rate of the segment weights: the step of an active "
               "synapse of a learning segment (HTM's permanence increment)", min=0.0, max=100.0),
