@@ -8,8 +8,9 @@ contexts stay on different cells. htm.tm sums all of a cell's input (one segment
 and merges such contexts; this node does not.
 
 The forward state is exact HTM (active segments, predicted cells, bursting, winners, segment
-growth). The weights learn by SGD on hinge losses with a temperature (see 'loss'), and a
-downstream loss reaches them through a softmax relaxation of each column's winner.
+growth). The weights learn by SGD on hinge losses with a temperature (see 'loss'); with
+'downstream_grad', a downstream loss also reaches them through a softmax relaxation of each
+column's winner. Streams of a batch share the segments and learn in turn.
 """
 import torch
 import torch.nn.functional as F
@@ -47,7 +48,7 @@ class SegmentTemporalMemory(Node):
         Port("anomaly", "scalar", "raw anomaly 1 - |predicted & active| / |active|, per stream"),
         Port("loss", "loss", "hinge losses on the segments' weights: learning segments reach the "
                              "threshold (active synapses grow, inactive ones decay), segments that "
-                             "predicted an inactive column weaken"),
+                             "matched or predicted an inactive column weaken"),
     )
     params = (
         Param("cells_per_column", "int", 32, "cells per column (K)", min=1, max=256),
@@ -72,8 +73,10 @@ class SegmentTemporalMemory(Node):
               "synapse of a learning segment (HTM's permanence increment)", min=0.0, max=100.0),
         Param("decay", "float", 0.2, "inactive synapses of a learning segment shrink by decay x "
               "distal_lr per step (an L1 term; HTM's permanence decrement)", min=0.0, max=100.0),
-        Param("false_prediction_weight", "float", 0.75, "active synapses of a segment that matched "
-              "a column that stays inactive shrink by this x distal_lr", min=0.0, max=100.0),
+        Param("false_prediction_weight", "float", 0.75, "active synapses of a segment that matched or "
+              "predicted a column that stays inactive shrink by this x distal_lr (HTM's predicted-"
+              "segment decrement); >= 1 keeps a transition seen half the time from predicting",
+              min=0.0, max=100.0),
         Param("downstream_grad", "bool", False,
               "let downstream losses (e.g. a decoder's) reach the segment weights through the winners"),
     )
