@@ -217,3 +217,23 @@ def test_anomaly_is_zero_on_a_learned_sequence_and_one_on_a_novel_one():
         novel = run.sequence([NOISE, 4, 6, 5, 0])
     assert [float(o["anomaly"]) for o in learned[2:]] == [0.0, 0.0, 0.0]
     assert [float(o["anomaly"]) for o in novel[1:]] == [1.0, 1.0, 1.0, 1.0]
+
+
+def test_streams_of_a_batch_share_the_segments_and_learn_each_their_own_transition():
+    tm = make_tm()
+    tm.setup(2, torch.Generator().manual_seed(0))
+    opt = torch.optim.SGD([tm.syn_w], lr=tm.p["distal_lr"])
+    first, second = torch.cat([sdr(0), sdr(2)]), torch.cat([sdr(1), sdr(3)])  # stream 0: 0-1, stream 1: 2-3
+    for _ in range(5):
+        a = tm(ctx(), first)
+        b = tm(ctx(), second, context=a["cells"].detach(), winner_context=a["winners"].detach())
+        opt.zero_grad()
+        b["loss"].backward()
+        opt.step()
+    assert b["winners"].shape == (2, C * K) and b["anomaly"].shape == (2,)
+    assert b["anomaly"].tolist() == [0.0, 0.0]
+    tm.eval()
+    with torch.no_grad():  # stream 0 now sees 2: it predicts 3, what stream 1 taught
+        a = tm(ctx(), torch.cat([sdr(2), sdr(0)]))
+        b = tm(ctx(), torch.cat([sdr(3), sdr(1)]), context=a["cells"], winner_context=a["winners"])
+    assert b["anomaly"].tolist() == [0.0, 0.0]
