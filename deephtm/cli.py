@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("scores", nargs="+", help="scores CSV files (named after their series)")
     s.add_argument("--windows", required=True, help="NAB windows JSON")
     s.add_argument("--threshold", type=float, help="detections: anomaly_score >= this (default: 'flagged')")
+    s.add_argument("--quiet", type=int, default=0,
+                   help="with --threshold: a detection also needs this many rows below it just before "
+                        "(one per excursion, as anomaly.likelihood's 'quiet'; graphs/anomaly.json uses 20)")
     s.add_argument("--json", action="store_true")
     return ap
 
@@ -225,7 +228,12 @@ def cmd_detect(args) -> int:
 def cmd_score(args) -> int:
     from .nab_score import score_files
 
-    report = score_files(args.scores, args.windows, args.threshold)
+    if args.quiet < 0:
+        raise DeepHTMError(f"{args.quiet} is negative", where="--quiet")
+    if args.quiet and args.threshold is None:
+        raise DeepHTMError("needs --threshold (the 'flagged' column already applies the graph's rule)",
+                           where="--quiet")
+    report = score_files(args.scores, args.windows, args.threshold, args.quiet)
     report.pop("_results")
     if args.json:
         print(json.dumps(report, indent=2))

@@ -183,11 +183,14 @@ def match_series(scores_path: str | Path, keys: list[str]) -> str:
     return best
 
 
-def read_scores(path: str | Path, threshold: float | None = None) -> tuple[list[datetime], list[bool]]:
+def read_scores(path: str | Path, threshold: float | None = None,
+                quiet: int = 0) -> tuple[list[datetime], list[bool]]:
     """Timestamps and detections of a `deephtm detect` output (or any CSV with timestamp and
     anomaly_score columns). Detections: the 'flagged' column when present and no threshold
-    is given, else anomaly_score >= threshold (default 0.5). Rows without a valid timestamp
-    (rows detect skipped) are left out: they cannot be placed in time."""
+    is given, else anomaly_score >= threshold (default 0.5), and with `quiet` only where
+    that many rows in a row below it come just before (one detection per excursion, as
+    anomaly.likelihood's 'quiet' param). Rows without a valid timestamp (rows detect
+    skipped) are left out: they cannot be placed in time."""
     path = str(path)
     try:
         with open(path, newline="", encoding="utf-8") as f:
@@ -221,15 +224,26 @@ def read_scores(path: str | Path, threshold: float | None = None) -> tuple[list[
                                f"{cell!r:.30}", file=path) from None
         stamps.append(stamp)
         hits.append(v > 0.5 if fl_i is not None else v >= cut)
+    if quiet and fl_i is None:
+        hits = first_of_each_excursion(hits, quiet)
     return stamps, hits
 
 
-def score_files(paths: list[str], windows_path: str, threshold: float | None = None) -> dict:
+def first_of_each_excursion(high: list[bool], quiet: int) -> list[bool]:
+    """Keep a high row only when the `quiet` rows just before it were all low."""
+    kept, below = [], quiet  # the stream starts quiet, as the detector's does
+    for h in high:
+        kept.append(h and below >= quiet)
+        below = 0 if h else below + 1
+    return kept
+
+
+def score_files(paths: list[str], windows_path: str, threshold: float | None = None, quiet: int = 0) -> dict:
     windows = load_windows(windows_path)
     results = []
     for path in paths:
         key = match_series(path, list(windows))
-        stamps, hits = read_scores(path, threshold)
+        stamps, hits = read_scores(path, threshold, quiet)
         results.append(score_detections(hits, window_rows(stamps, windows[key]), name=key))
     return {"series": [r.to_dict() for r in results],
             "total": {k: round(v, 2) for k, v in combined(results).items()},

@@ -113,3 +113,25 @@ def test_score_cli_names_the_line_of_a_bad_score(tmp_path, capsys):
     assert main(["score", str(tmp_path / "demo.csv"), "--windows", str(tmp_path / "w.json")]) == 2
     err = capsys.readouterr().err
     assert "line 4: non-numeric anomaly_score 'high'" in err and err.count("\n") == 1
+
+
+def test_score_cli_quiet_keeps_one_detection_per_excursion(tmp_path, capsys):
+    """Re-thresholding a detect output: --quiet applies the detector's one-flag-per-excursion
+    rule, so an excursion of three high rows after a window is one false positive, not three."""
+    lines = ["timestamp,anomaly_score"]
+    high = {40, 120, 121, 122}  # a hit in the window, then one excursion of 3 rows outside it
+    for i in range(200):
+        lines.append(f"2020-01-01 00:{i // 60:02d}:{i % 60:02d},{0.9 if i in high else 0.1}")
+    (tmp_path / "demo.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "w.json").write_text(json.dumps(
+        {"demo.csv": [["2020-01-01 00:00:40.000000", "2020-01-01 00:00:49.000000"]]}))
+    args = ["score", str(tmp_path / "demo.csv"), "--windows", str(tmp_path / "w.json"), "--json", "--threshold", "0.5"]
+    fps = []
+    for extra in ([], ["--quiet", "5"]):
+        assert main(args + extra) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["series"][0]["detected"] == 1
+        fps.append(report["series"][0]["false_positives"])
+    assert fps == [3, 1]
+    assert main(["score", str(tmp_path / "demo.csv"), "--windows", str(tmp_path / "w.json"), "--quiet", "5"]) == 2
+    assert "--quiet" in capsys.readouterr().err
