@@ -9,6 +9,10 @@ from .resolve import Resolved
 Key = tuple  # (node id, port name)
 MAX_RASTER_UNITS = 2048  # wider rasters show their first units only
 
+# Temporal memories the TM cell view knows: same ports, a cells_per_column param and a
+# way to tell which cells a context predicts (see live_sampler._predicted).
+TM_TYPES = ("htm.tm", "htm.tm_segments")
+
 
 def is_image_shape(shape) -> bool:
     """[H, W], [C, H, W] or [H, W, C] with C in 1, 3, 4 and H, W > 1."""
@@ -57,7 +61,7 @@ class Probes:
             if rn.cls.type_name == "htm.sp" and p.sp is None:
                 p.sp, p.sp_columns = nid, int(rn.out_shapes["columns"][0])
                 p.sp_winners = int(rn.params["winners"])
-            elif rn.cls.type_name == "htm.tm" and p.tm is None:
+            elif rn.cls.type_name in TM_TYPES and p.tm is None:
                 p.tm, p.tm_columns = nid, int(rn.in_shapes["columns"][0])
                 p.tm_cells = int(rn.params["cells_per_column"])
                 p.anomalies.append((f"{nid}.anomaly", (nid, "anomaly")))

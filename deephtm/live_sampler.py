@@ -190,6 +190,8 @@ class Sampler(TrainerListener):
 def _predicted(tm, context: torch.Tensor, C: int, K: int) -> torch.Tensor | None:
     """Cells of stream 0 that `context` depolarizes past the TM's threshold: bool [C, K].
     Distal input only (an apical input, if wired, is left out of this view)."""
+    if hasattr(tm, "predicted_by"):  # a TM that says it itself (htm.tm_segments: active segments)
+        return tm.predicted_by(context[:1]).reshape(C, K)
     if hasattr(tm, "gather") and hasattr(tm, "distal"):
         d = tm.gather(context[:1], tm.distal)
     elif hasattr(tm, "depolarization"):

@@ -143,6 +143,13 @@ class SegmentTemporalMemory(Node):
         pred[b, segs[u] // self.S] = True
         return pred.view(B, self.C, self.K)
 
+    @torch.no_grad()
+    def predicted_by(self, context: torch.Tensor) -> torch.Tensor:
+        """Cells that `context` (active cells [B, n]) predicts, bool [B, C, K]: for live views."""
+        segs = self.used_segments()
+        drive, _ = self.overlaps(context != 0, segs)
+        return self.predicted_cells(drive, segs, context.shape[0])
+
     # ---- one stream's winners and growth (no gradient) -----------------------------------------
 
     @torch.no_grad()
