@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -141,7 +142,13 @@ def _train_distributed(args, graph, out: str, overrides: dict) -> int:
         finished = True
     finally:
         dp.close(finished)
-    return 0
+    # A finished rank skips the interpreter's teardown: even after destroy_process_group, a
+    # rank sometimes aborted there ("terminate called without an active exception", about 1
+    # run in 25), as gloo's threads were destroyed during finalization. The run directory is
+    # written and closed by now; only the standard streams need flushing.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _drop_log_lines_after(log: Path, step: int) -> None:
