@@ -7,6 +7,18 @@ from ..node import Node, require
 from ..spec import Param, Port
 
 
+def infer_tm_shapes(p, shapes) -> dict:
+    """Shape checks and output shapes shared by the temporal memories: C columns in, C x K
+    cells out, and a context of C x K cells when one is wired."""
+    cols = shapes["columns"]
+    require(cols is not None and len(cols) == 1, "columns", f"expected a 1-D column vector, got {list(cols or [])}")
+    n = cols[0] * p["cells_per_column"]
+    for port in ("context", "winner_context"):
+        ctx = shapes.get(port)
+        require(ctx is None or tuple(ctx) == (n,), port, f"expected shape [{n}], got {list(ctx or [])}")
+    return {"cells": (n,), "winners": (n,), "predicted": (cols[0],), "anomaly": (), "loss": ()}
+
+
 class TemporalMemory(Node):
     type_name = "htm.tm"
     category = "htm"
@@ -68,15 +80,10 @@ class TemporalMemory(Node):
 
     @classmethod
     def infer(cls, p, shapes):
-        cols = shapes["columns"]
-        require(cols is not None and len(cols) == 1, "columns", f"expected a 1-D column vector, got {list(cols or [])}")
-        n = cols[0] * p["cells_per_column"]
-        for port in ("context", "winner_context"):
-            ctx = shapes.get(port)
-            require(ctx is None or tuple(ctx) == (n,), port, f"expected shape [{n}], got {list(ctx or [])}")
+        out = infer_tm_shapes(p, shapes)
         ap = shapes.get("apical")
         require(ap is None or len(ap) == 1, "apical", f"expected a 1-D shape, got {list(ap or [])}")
-        return {"cells": (n,), "winners": (n,), "predicted": (cols[0],), "anomaly": (), "loss": ()}
+        return out
 
     @classmethod
     def param_count(cls, p, shapes):

@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..node import Node, require
+from ..node import Node
 from ..spec import Param, Port
+from .htm_tm import infer_tm_shapes
 
 
 class SegmentTemporalMemory(Node):
@@ -83,13 +84,7 @@ class SegmentTemporalMemory(Node):
 
     @classmethod
     def infer(cls, p, shapes):
-        cols = shapes["columns"]
-        require(cols is not None and len(cols) == 1, "columns", f"expected a 1-D column vector, got {list(cols or [])}")
-        n = cols[0] * p["cells_per_column"]
-        for port in ("context", "winner_context"):
-            ctx = shapes.get(port)
-            require(ctx is None or tuple(ctx) == (n,), port, f"expected shape [{n}], got {list(ctx or [])}")
-        return {"cells": (n,), "winners": (n,), "predicted": (cols[0],), "anomaly": (), "loss": ()}
+        return infer_tm_shapes(p, shapes)
 
     @classmethod
     def param_count(cls, p, shapes):
