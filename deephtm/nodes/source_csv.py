@@ -113,24 +113,25 @@ class CSVSource(Node):
             if "raw" in self.used_outputs:
                 out["raw"] = self.raw_series[j:j + 1].view(1, 1)
             return out
-        i = (self.offsets + ctx.step) % n
-        out = {"value": self.series[i].unsqueeze(1),
-               "target": self.series[i + self.p["horizon"]].unsqueeze(1)}
-        if "time_of_day" in self.used_outputs or "day_of_week" in self.used_outputs:
-            d = self.dates[i]
-            out["time_of_day"], out["day_of_week"] = d[:, :2], d[:, 2:]
-        if "raw" in self.used_outputs:
-            out["raw"] = self.raw_series[i].unsqueeze(1)
-        return out
+        return self.outputs_at((self.offsets + ctx.step) % n, self.used_outputs)
 
     def rows(self, start: int, count: int) -> dict:
         """What forward gives at steps start .. start + count - 1 of a one-stream run, as
         [count, ...] tensors in one go (deephtm detect batches its frozen encoders with it)."""
         n = self.series.shape[0] - self.p["horizon"]
         i = torch.arange(start, start + count, device=self.series.device) % n
-        d = self.dates[i]
-        return {"value": self.series[i].unsqueeze(1), "target": self.series[i + self.p["horizon"]].unsqueeze(1),
-                "time_of_day": d[:, :2], "day_of_week": d[:, 2:], "raw": self.raw_series[i].unsqueeze(1)}
+        return self.outputs_at(i, {port.name for port in self.outputs})
+
+    def outputs_at(self, i: torch.Tensor, wanted: set) -> dict:
+        """The outputs at series positions i, as [len(i), ...] tensors; of the optional
+        ones (dates, raw) only those in `wanted`."""
+        out = {"value": self.series[i].unsqueeze(1), "target": self.series[i + self.p["horizon"]].unsqueeze(1)}
+        if "time_of_day" in wanted or "day_of_week" in wanted:
+            d = self.dates[i]
+            out["time_of_day"], out["day_of_week"] = d[:, :2], d[:, 2:]
+        if "raw" in wanted:
+            out["raw"] = self.raw_series[i].unsqueeze(1)
+        return out
 
     used_outputs: set = {"value", "target", "time_of_day", "day_of_week", "raw"}  # until the graph says
 
