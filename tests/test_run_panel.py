@@ -33,13 +33,19 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture
-def panel(qtbot, tmp_path):
-    p = RunPanel(worker="thread")
+def open_panel(qtbot, tmp_path, worker: str) -> RunPanel:
+    """A shown run panel with its training worker kind and a run directory in tmp_path."""
+    p = RunPanel(worker=worker)
     qtbot.addWidget(p)
     p.resize(1200, 800)
     p.show()
     p.set_run_dir(str(tmp_path / "run"))
+    return p
+
+
+@pytest.fixture
+def panel(qtbot, tmp_path):
+    p = open_panel(qtbot, tmp_path, "thread")
     yield p
     p.shutdown()
 

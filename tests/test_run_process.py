@@ -9,19 +9,15 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file
 
-from app.run.panel import IDLE, PAUSED, RUNNING, RunPanel
+from app.run.panel import IDLE, PAUSED, RUNNING
 from deephtm.checkpoint import checkpoint_path
 from tests.failing_nodes import register_failing, unregister_failing
-from tests.test_run_panel import WAIT_MS, graph_with, small_graph, wait_state
+from tests.test_run_panel import WAIT_MS, graph_with, open_panel, small_graph, wait_state
 
 
 @pytest.fixture
 def panel(qtbot, tmp_path):
-    p = RunPanel(worker="process")
-    qtbot.addWidget(p)
-    p.resize(1200, 800)
-    p.show()
-    p.set_run_dir(str(tmp_path / "run"))
+    p = open_panel(qtbot, tmp_path, "process")
     yield p
     p.shutdown()
     if p.thread is not None:
