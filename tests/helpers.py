@@ -9,6 +9,7 @@ from deephtm.node import Context
 
 ROOT = Path(__file__).resolve().parent.parent
 SINE = ROOT / "graphs" / "sine.json"
+HIGH_ORDER = ROOT / "graphs" / "high_order.json"
 
 
 def sine_dict() -> dict:
@@ -23,6 +24,20 @@ def small_sine_dict(steps: int = 300, columns: int = 64, cells: int = 4, hidden:
     for n in d["nodes"]:
         n["params"].update(sizes.get(n["id"], {}))
     d["training"].update({"steps": steps, "log_every": 50, "checkpoint_every": 100})
+    return d
+
+
+def short_high_order_dict(pairs: int, swap_step: int, window: int, symbols: int = 12, length: int = 4) -> dict:
+    """graphs/high_order.json with fewer symbols and shorter sequences, for a short run; its
+    SP and TM settings are kept."""
+    d = json.loads(HIGH_ORDER.read_text())
+    for n in d["nodes"]:
+        if n["id"] == "seq":
+            n["params"].update({"symbols": symbols, "pairs": pairs, "length": length, "swap_step": swap_step})
+        if n["type"] == "decoder.classifier":
+            n["params"]["classes"] = symbols
+        if n["type"] == "metric.accuracy":
+            n["params"].update({"swap_step": swap_step, "window": window})
     return d
 
 

@@ -15,6 +15,8 @@ from deephtm.registry import get
 from deephtm.resolve import check_params
 from deephtm.trainer import Trainer
 
+from helpers import short_high_order_dict
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -202,14 +204,7 @@ def test_nyc_taxi_graph_beats_the_shift_baseline_in_a_short_run(tmp_path):
 def test_high_order_graph_learns_and_relearns_in_a_short_run(tmp_path):
     """Two pairs of length-4 sequences (two shared middle elements), endings swapped at 1,500.
     The SP keeps the graph's 8 active columns: the TM's segment thresholds are set for them."""
-    d = json.loads((ROOT / "graphs" / "high_order.json").read_text())
-    for n in d["nodes"]:
-        if n["id"] == "seq":
-            n["params"].update({"symbols": 12, "pairs": 2, "length": 4, "swap_step": 1500})
-        if n["type"] == "decoder.classifier":
-            n["params"]["classes"] = 12
-        if n["type"] == "metric.accuracy":
-            n["params"].update({"swap_step": 1500, "window": 50})
+    d = short_high_order_dict(pairs=2, swap_step=1500, window=50)
     d["training"].update({"steps": 3000})
     m = run_graph(d, tmp_path, "high_order")["metrics"]
     assert m["accuracy_before_swap"] >= 0.95, m

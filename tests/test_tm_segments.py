@@ -13,6 +13,8 @@ from deephtm.registry import get
 from deephtm.resolve import check_params, resolve
 from deephtm.trainer import Trainer
 
+from helpers import short_high_order_dict
+
 ROOT_GRAPH = Path(__file__).resolve().parent.parent / "graphs" / "high_order.json"
 C, K, W = 32, 4, 4  # columns, cells per column, active columns per symbol
 SMALL = {"cells_per_column": K, "segments_per_cell": 4, "synapses_per_segment": 8, "sample_size": W,
@@ -157,14 +159,7 @@ def test_downstream_gradient_reaches_the_segment_weights_through_the_winners():
 
 
 def test_checkpoint_round_trip_keeps_the_segments_and_resumes_exactly(tmp_path):
-    d = json.loads(ROOT_GRAPH.read_text())
-    for n in d["nodes"]:
-        if n["id"] == "seq":
-            n["params"].update({"symbols": 12, "pairs": 1, "length": 4, "swap_step": 0})
-        if n["type"] == "decoder.classifier":
-            n["params"]["classes"] = 12
-        if n["type"] == "metric.accuracy":
-            n["params"].update({"swap_step": 0, "window": 20})
+    d = short_high_order_dict(pairs=1, swap_step=0, window=20)
     d["training"].update({"steps": 200, "checkpoint_every": 100, "log_every": 100})
     path = tmp_path / "g.json"
     path.write_text(json.dumps(d))
