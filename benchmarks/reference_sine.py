@@ -76,7 +76,7 @@ class SineNet(nn.Module):
             # which is not Adam's math)
             from deephtm.optim import LazyAdam
 
-            adam[1]["params"] = adam[1]["params"][1:]
+            adam[1]["params"] = [p for p in adam[1]["params"] if p is not self.dec_w]
             opts = [torch.optim.Adam(adam, fused=True), LazyAdam([self.dec_w], lr=LR)]
         opts.append(torch.optim.SGD(sgd))
         for o in opts:
