@@ -53,7 +53,7 @@ def make_source(path, **params):
     p = check_params(CSVSource, "source", dict(path=str(path), **params))
     node = CSVSource(p, {})
     node.node_id, node.base_dir = "source", None
-    node.used_outputs = {"value", "target", "time_of_day", "day_of_week", "raw"}
+    node.used_outputs = {"value", "target", "time_of_day", "day_of_week", "raw", "gap"}
     node.setup(1, torch.Generator())
     return node
 
@@ -170,6 +170,46 @@ def likelihood_with_values(values, raw=0.1, **params):
 
 def wave(n, amplitude=5.0):
     return [amplitude * math.sin(2 * math.pi * i / 50) for i in range(n)]
+
+
+def test_source_marks_the_row_after_a_gap_in_the_sampling(tmp_path):
+    # Every 5 minutes, then one hour of silence before row 8, then every 10 minutes (2x the
+    # median: under the factor 3), then 16 minutes (3.2x) before row 12.
+    minutes = [5 * i for i in range(8)] + [95 + 10 * k for k in range(4)] + [141]
+    path = tmp_path / "g.csv"
+    path.write_text("timestamp,value\n" + "".join(
+        f"{(START + timedelta(minutes=m)).strftime('%Y-%m-%d %H:%M:%S')},{i}\n" for i, m in enumerate(minutes)))
+    src = make_source(path, timestamp_column="timestamp", horizon=0)
+    assert src.rows(0, len(minutes))["gap"][:, 0].tolist() == [0] * 8 + [1, 0, 0, 0, 1]
+    assert make_source(path, timestamp_column="timestamp", horizon=0, gap_factor=4.0).gaps.tolist() == \
+        [0] * 8 + [1] + [0] * 4
+    assert make_source(path, horizon=0).gaps.tolist() == [0] * len(minutes)  # no timestamps: no gaps
+
+
+def test_likelihood_leaves_out_the_raw_anomaly_after_a_gap():
+    rng = random.Random(0)
+    raw = [0.2 + 0.1 * rng.random() for _ in range(600)]
+    gaps = [0.0] * 600
+    for i in range(400, 600, 40):  # a burst of misses right after each gap
+        raw[i:i + 3], gaps[i:i + 3] = [1.0] * 3, [1.0] * 3
+
+    def scores(raw, gaps=None):
+        p = check_params(AnomalyLikelihood, "l", dict(learning_period=50, estimation_samples=50, threshold=0.5))
+        node = AnomalyLikelihood(p, {"raw": (), "gap": (1,)})
+        node.setup(1, torch.Generator())
+        g = gaps or [None] * len(raw)
+        return [node(None, raw=torch.tensor([r]), gap=None if x is None else torch.tensor([[x]]))["score"].item()
+                for r, x in zip(raw, g)]
+
+    without_gaps, with_gaps = scores(raw), scores(raw, gaps)
+    assert max(without_gaps[400:]) > 0.5  # the misses look anomalous to a gap-blind likelihood
+    zeroed = [0.0 if g else r for r, g in zip(raw, gaps)]
+    assert with_gaps == scores(zeroed) and max(with_gaps[400:]) < 0.1
+    steps = AnomalyLikelihood(check_params(AnomalyLikelihood, "l", dict(learning_period=50, estimation_samples=50,
+                                                                         threshold=0.5)), {"raw": (), "gap": (1,)})
+    steps.setup(1, torch.Generator())
+    batched = steps.forward_steps(None, raw=torch.tensor(raw), gap=torch.tensor(gaps).unsqueeze(1))
+    assert batched["score"].tolist() == pytest.approx(with_gaps, abs=1e-6)
 
 
 def test_range_check_flags_a_jump_past_the_range_but_not_a_slow_drift():
@@ -302,7 +342,7 @@ def test_source_rows_match_forward_row_by_row(tmp_path):
     for i in range(12):
         ctx.step = 20 + i
         one = src(ctx)
-        for port in ("value", "target", "time_of_day", "day_of_week", "raw"):
+        for port in ("value", "target", "time_of_day", "day_of_week", "raw", "gap"):
             assert block[port][i].tolist() == one[port][0].tolist(), (port, i)
     expected = periodic(30)[20:28] + periodic(30)[:4]  # as read; wraps at 30 - horizon rows, as forward does
     assert block["raw"][:, 0].tolist() == pytest.approx(expected, abs=1e-4)

@@ -10,7 +10,9 @@ Two additions, both off unless asked for: 'long_window' scores a second, longer 
 the same way against its own history, and the larger likelihood counts (a long stretch of
 slightly raised raw anomaly stands out over a day even when no short average does); a
 'value' input turns on the range check (a value beyond the range seen so far, by a margin,
-scores 1). The statistics live on the host in float64: a handful of numbers per stream,
+scores 1); a 'gap' input leaves out the raw anomaly of a row that follows a gap in the
+sampling (it counts as 0): the TM's sequence broke there, as at an HTM reset, so its miss
+says nothing about the signal. The statistics live on the host in float64: a handful of numbers per stream,
 and no gradient flows through them.
 """
 import math
@@ -35,7 +37,9 @@ class AnomalyLikelihood(Node):
            "anomaly stays unusually high. No gradients.")
     inputs = (Port("raw", "scalar", "raw anomaly in [0, 1] per stream, e.g. htm.tm's 'anomaly'"),
               Port("value", "tensor", "optional: the input value as read, shape [1] (source.csv's 'raw'); "
-                   "turns on the range check", optional=True))
+                   "turns on the range check", optional=True),
+              Port("gap", "tensor", "optional: 1 where the row follows a gap in the sampling (source.csv's "
+                   "'gap'), shape [1]; the raw anomaly there counts as 0", optional=True))
     outputs = (
         Port("likelihood", "scalar", "1 - P(average >= the recent average), in [0, 1]"),
         Port("score", "scalar", "the final anomaly score in [0, 1]: the likelihood, log-scaled if asked"),
@@ -72,31 +76,38 @@ class AnomalyLikelihood(Node):
 
     @classmethod
     def infer(cls, p, shapes):
-        if shapes.get("value") not in (None, (), (1,)):
-            raise GraphError(f"expected one value per stream (shape [1]), got {list(shapes['value'])}",
-                             where="port 'value'")
+        for port in ("value", "gap"):
+            if shapes.get(port) not in (None, (), (1,)):
+                raise GraphError(f"expected one value per stream (shape [1]), got {list(shapes[port])}",
+                                 where=f"port '{port}'")
         return {"likelihood": (), "score": (), "flag": ()}
 
     def setup(self, batch, generator):
         # Plain Python floats per stream: a few numbers per step cost far less than tensor ops.
         self.streams = [_Stream(self.p) for _ in range(batch)]
 
-    def forward(self, ctx, raw, value=None):
-        values = value.detach().reshape(-1).tolist() if value is not None else [None] * len(self.streams)
-        rows = [s.update(r, v) for s, r, v in zip(self.streams, raw.detach().reshape(-1).tolist(), values)]
+    def forward(self, ctx, raw, value=None, gap=None):
+        n = len(self.streams)
+        rows = [s.update(r, v, g) for s, r, v, g in zip(self.streams, raw.detach().reshape(-1).tolist(),
+                                                       _per_step(value, n), _per_step(gap, n))]
         lik, score, flag = torch.tensor(rows, dtype=torch.float32, device=raw.device).unbind(1)
         return {"likelihood": lik, "score": score, "flag": flag}
 
-    def forward_steps(self, ctx, raw, value=None):
-        """Consecutive steps of a one-stream run at once (raw [T], value [T] or [T, 1]): the
-        outputs forward would give step by step, as [T] tensors. deephtm detect calls it
-        once per block of rows."""
+    def forward_steps(self, ctx, raw, value=None, gap=None):
+        """Consecutive steps of a one-stream run at once (raw [T], value and gap [T] or
+        [T, 1]): the outputs forward would give step by step, as [T] tensors. deephtm
+        detect calls it once per block of rows."""
         (stream,) = self.streams
         raws = raw.detach().reshape(-1).tolist()
-        values = value.detach().reshape(-1).tolist() if value is not None else [None] * len(raws)
-        rows = [stream.update(r, v) for r, v in zip(raws, values)]
+        rows = [stream.update(r, v, g) for r, v, g in zip(raws, _per_step(value, len(raws)),
+                                                          _per_step(gap, len(raws)))]
         lik, score, flag = torch.tensor(rows, dtype=torch.float32, device=raw.device).reshape(-1, 3).unbind(1)
         return {"likelihood": lik, "score": score, "flag": flag}
+
+
+def _per_step(x, n: int) -> list:
+    """An optional input as one Python number per step (None where it is not connected)."""
+    return x.detach().reshape(-1).tolist() if x is not None else [None] * n
 
 
 class _Stream:
@@ -112,9 +123,11 @@ class _Stream:
         self.below = 10**9  # steps in a row with the score below the threshold
         self.lo = self.hi = None  # the range of the values seen so far (range check)
 
-    def update(self, r: float, v: float | None = None) -> tuple[float, float, float]:
+    def update(self, r: float, v: float | None = None, gap: float | None = None) -> tuple[float, float, float]:
         p, t = self.p, self.t
         self.t += 1
+        if gap:
+            r = 0.0
         # P(an average at least this high), the smaller over the short and long averages.
         tail = min([a.update(r, t, p["learning_period"], p["estimation_samples"]) for a in self.averages])
         # The log scale is computed from the tail itself: 1 - likelihood loses digits near 1.

@@ -1,5 +1,6 @@
 """source.csv: one numeric column of a CSV file, normalized, one row per step, with
 optional date encodings (time of day, day of week) from a timestamp column."""
+import bisect
 import math
 
 import torch
@@ -28,7 +29,10 @@ class CSVSource(Node):
                Port("day_of_week", "tensor", "day of the week (Monday 0) on the unit circle (sin, cos), "
                                              "shape [2]; zeros without a timestamp column"),
                Port("raw", "tensor", "the current value as read, not normalized, shape [1] "
-                                     "(e.g. for anomaly.likelihood's range check)"))
+                                     "(e.g. for anomaly.likelihood's range check)"),
+               Port("gap", "tensor", "1 where this row follows a gap in the sampling (an interval over "
+                                     "gap_factor x the median interval so far), else 0; shape [1]; "
+                                     "zeros without a timestamp column"))
     params = (
         Param("path", "str", "data.csv", "CSV file, relative to the graph file"),
         Param("column", "str", "value", "column to read"),
@@ -43,11 +47,13 @@ class CSVSource(Node):
         Param("bad_rows", "str", "error",
               "a row with a missing or bad value or timestamp: error (stop, naming the line) or skip "
               "(drop it; the skipped lines are kept in the node's 'skipped' list)", choices=("error", "skip")),
+        Param("gap_factor", "float", 3.0, "with a timestamp column: an interval longer than this many times "
+              "the median of the intervals so far is a gap in the sampling ('gap' output)", min=1.0, max=1e6),
     )
 
     @classmethod
     def infer(cls, p, shapes):
-        return {"value": (1,), "target": (1,), "time_of_day": (2,), "day_of_week": (2,), "raw": (1,)}
+        return {"value": (1,), "target": (1,), "time_of_day": (2,), "day_of_week": (2,), "raw": (1,), "gap": (1,)}
 
     def setup(self, batch, generator):
         p = self.p
@@ -72,6 +78,7 @@ class CSVSource(Node):
         self.register_buffer("series", x.float(), persistent=False)
         self.register_buffer("raw_series", torch.tensor(values, dtype=torch.float32), persistent=False)
         self.register_buffer("dates", date_features(stamps, len(values)), persistent=False)
+        self.register_buffer("gaps", sampling_gaps(stamps, len(values), p["gap_factor"]), persistent=False)
         # Streams of a batch start at evenly spaced offsets of the series.
         self.register_buffer("offsets", (torch.arange(batch) * len(x)) // batch, persistent=False)
 
@@ -112,6 +119,8 @@ class CSVSource(Node):
                 out["time_of_day"], out["day_of_week"] = self.dates[j:j + 1, :2], self.dates[j:j + 1, 2:]
             if "raw" in self.used_outputs:
                 out["raw"] = self.raw_series[j:j + 1].view(1, 1)
+            if "gap" in self.used_outputs:
+                out["gap"] = self.gaps[j:j + 1].view(1, 1)
             return out
         return self.outputs_at((self.offsets + ctx.step) % n, self.used_outputs)
 
@@ -124,16 +133,18 @@ class CSVSource(Node):
 
     def outputs_at(self, i: torch.Tensor, wanted: set) -> dict:
         """The outputs at series positions i, as [len(i), ...] tensors; of the optional
-        ones (dates, raw) only those in `wanted`."""
+        ones (dates, raw, gap) only those in `wanted`."""
         out = {"value": self.series[i].unsqueeze(1), "target": self.series[i + self.p["horizon"]].unsqueeze(1)}
         if "time_of_day" in wanted or "day_of_week" in wanted:
             d = self.dates[i]
             out["time_of_day"], out["day_of_week"] = d[:, :2], d[:, 2:]
         if "raw" in wanted:
             out["raw"] = self.raw_series[i].unsqueeze(1)
+        if "gap" in wanted:
+            out["gap"] = self.gaps[i].unsqueeze(1)
         return out
 
-    used_outputs: set = {"value", "target", "time_of_day", "day_of_week", "raw"}  # until the graph says
+    used_outputs: set = {"value", "target", "time_of_day", "day_of_week", "raw", "gap"}  # until the graph says
 
 
 def parse_value(text: str, column: str) -> float:
@@ -158,6 +169,22 @@ def running_zscore(values: list[float]) -> list[float]:
         std = math.sqrt(m2 / n)
         z = (v - mean) / std if std > 1e-12 * (abs(mean) + 1) else 0.0
         out.append(max(-ONLINE_CLAMP, min(ONLINE_CLAMP, z)))
+    return out
+
+
+def sampling_gaps(stamps, n: int, factor: float) -> torch.Tensor:
+    """[n]: 1 where the interval before a row exceeds factor x the median of the intervals
+    before it (online: later rows never count), else 0. Irregularly sampled series (traffic
+    sensors, say) go quiet at night; the row after such a gap breaks the learned sequence."""
+    out = torch.zeros(n)
+    if stamps is None:
+        return out
+    seen: list[float] = []  # the intervals so far, sorted
+    for i in range(1, n):
+        d = (stamps[i] - stamps[i - 1]).total_seconds()
+        if seen and d > factor * seen[len(seen) // 2]:
+            out[i] = 1.0
+        bisect.insort(seen, d)
     return out
 
 
