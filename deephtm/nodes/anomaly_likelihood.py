@@ -36,9 +36,9 @@ class AnomalyLikelihood(Node):
            "distribution (HTM's anomaly likelihood). 0.5 while learning; near 1 when the raw "
            "anomaly stays unusually high. No gradients.")
     inputs = (Port("raw", "scalar", "raw anomaly in [0, 1] per stream, e.g. htm.tm's 'anomaly'"),
-              Port("value", "tensor", "optional: the input value as read, shape [1] (source.csv's 'raw'); "
+              Port("value", "tensor", "the input value as read, shape [1] (source.csv's 'raw'); "
                    "turns on the range check", optional=True),
-              Port("gap", "tensor", "optional: 1 where the row follows a gap in the sampling (source.csv's "
+              Port("gap", "tensor", "1 where the row follows a gap in the sampling (source.csv's "
                    "'gap'), shape [1]; the raw anomaly there counts as 0", optional=True))
     outputs = (
         Port("likelihood", "scalar", "1 - P(average >= the recent average), in [0, 1]"),

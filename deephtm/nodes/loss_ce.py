@@ -14,7 +14,7 @@ class CrossEntropyLoss(Node):
     is_loss = True
     inputs = (Port("logits", "tensor", "logits, shape [classes]"),
               Port("target", "tensor", "class index, shape [1], or class probabilities, shape [classes]"),
-              Port("mask", "scalar", "optional per-stream weight (e.g. 1 only on scored steps)", optional=True))
+              Port("mask", "scalar", "per-stream weight (e.g. 1 only on scored steps)", optional=True))
     outputs = (Port("loss", "loss", "weight * mean cross-entropy"),)
     params = (Param("weight", "float", 1.0, "factor on this term", min=0.0, max=1e6),)
 

@@ -17,7 +17,7 @@ class PositionError(Node):
     inputs = (
         Port("pred", "tensor", "decoded position, shape [2]"),
         Port("target", "tensor", "true position, shape [2]"),
-        Port("mask", "scalar", "optional: score only where this is 1", optional=True),
+        Port("mask", "scalar", "score only where this is 1", optional=True),
     )
     outputs = ()
     params = (
