@@ -16,7 +16,7 @@ class Accuracy(Node):
     is_metric = True
     inputs = (Port("pred", "tensor", "predicted class index, shape [1], or logits/scores, shape [classes]"),
               Port("target", "tensor", "true class index, shape [1], or one-hot, shape [classes]"),
-              Port("mask", "scalar", "optional: score only where this is 1 (e.g. source.sequence's 'last')",
+              Port("mask", "scalar", "score only where this is 1 (e.g. source.sequence's 'last')",
                    optional=True))
     outputs = ()
     params = (
