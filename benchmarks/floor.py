@@ -5,8 +5,10 @@ front at full width each step: the encoder (1 -> 256 -> 256, ReLU) and the SP's 
 projection, forward, backward and Adam. This script times only that front, written as
 plainly and cheaply as eager PyTorch allows (nn.Linear, fused Adam, a sum as the loss),
 and the bare matrix products inside it (forward, weight gradient, input gradient of the
-two 256 x 256 layers, nothing else). Neither is a complete network, so both are upper
-bounds on the rate of any eager-PyTorch version of sine.json, the engine's included.
+two 256 x 256 layers, nothing else). It also times one fused Adam step over every weight
+Adam trains (the engine's math moves them all each step), and, at batch 1, the whole dense
+math with a hand-derived backward and no autograd (reference_sine.ManualRunner). The
+floors are not complete networks: they bound the rate of any version of sine.json from above.
 
 The engine (graphs/sine.json through the Trainer) and the whole network written by hand the
 sparse way (benchmarks/reference_sine.py) run at each batch size in the same process,
@@ -28,7 +30,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from online import Engine, interleaved  # noqa: E402
-from reference_sine import Runner  # noqa: E402
+from reference_sine import ManualRunner, Runner, SineNet  # noqa: E402
 
 HIDDEN, COLUMNS = 256, 256
 TARGETS = {"online_steps_per_s": 3000, "batched_samples_per_s": 100_000}
@@ -49,6 +51,23 @@ class DenseFront:
             loss = self.net(self.x).sum()
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
+            self.opt.step()
+
+
+class AdamOnly:
+    """One fused Adam step over every Adam-trained weight of the network (encoder, SP, decoder;
+    dense Adam moves every weight each step), with fixed gradients: nothing else."""
+
+    def __init__(self, batch: int):
+        torch.manual_seed(0)
+        adam_groups, _ = SineNet(1, sparse=False).param_groups()
+        self.params = [p for g in adam_groups for p in g["params"]]
+        for p in self.params:
+            p.grad = torch.randn_like(p)
+        self.opt = torch.optim.Adam(self.params, lr=1e-3, fused=True)
+
+    def run(self, steps: int) -> None:
+        for _ in range(steps):
             self.opt.step()
 
 
@@ -73,7 +92,10 @@ class BareProducts:
 def one_batch(batch: int, rounds: int) -> dict:
     steps = max(10, min(400, 8000 // batch))
     contenders = {"engine": Engine(batch), "handwritten_sparse": Runner(batch, sparse=True),
-                  "dense_front": DenseFront(batch), "bare_products": BareProducts(batch)}
+                  "dense_front": DenseFront(batch), "bare_products": BareProducts(batch),
+                  "adam_only": AdamOnly(batch)}
+    if batch == 1:  # the no-autograd version is written for one stream
+        contenders["manual_dense"] = ManualRunner()
     res = interleaved(contenders, rounds, steps)
     rate = {k: v["steps_per_cpu_s"] for k, v in res.items()}
     wall = {k: v["steps_per_wall_s"] for k, v in res.items()}

@@ -171,3 +171,95 @@ class Runner:
             for s in o.state.values():
                 n += sum(v.numel() * v.element_size() for v in s.values() if torch.is_tensor(v))
         return n
+
+
+class ManualRunner:
+    """The dense math of SineNet at batch 1 with no autograd: a hand-derived backward in a
+    few large ops and torch's fused Adam kernel called directly (one call per rate group).
+    It gives the weights Runner(1, sparse=False) gives (to float rounding; test_reference_sine.py),
+    and shows what an engine whose nodes carry their own backward could reach."""
+
+    def __init__(self):
+        net = Runner(1, sparse=False).net  # the same initial weights and RNG stream
+        self.C, self.K, self.duty_target = net.C, net.K, net.duty_target
+        t = lambda w: w.detach().t().contiguous()  # noqa: E731  (input-major: x @ W)
+        c = lambda w: w.detach().clone()  # noqa: E731
+        self.W1, self.b1 = t(net.encoder[0].weight), c(net.encoder[0].bias)
+        self.W2, self.b2 = t(net.encoder[2].weight), c(net.encoder[2].bias)
+        self.Ws, self.bs = t(net.sp.weight), c(net.sp.bias)
+        self.Wd, self.bd = c(net.dec_w), c(net.dec_b)
+        self.Wo, self.bo = t(net.dec_out.weight), c(net.dec_out.bias)
+        self.distal, self.duty, self.usage, self.phase = c(net.distal), c(net.duty), c(net.usage), c(net.phase)
+        self.groups = {"slow": [self.W1, self.b1, self.W2, self.b2, self.Ws, self.bs],
+                       "fast": [self.Wd, self.bd, self.Wo, self.bo]}
+        self.adam = {k: ([torch.zeros_like(p) for p in g], [torch.zeros_like(p) for p in g],
+                         [torch.zeros(()) for _ in g]) for k, g in self.groups.items()}
+        self.context = torch.zeros(0, dtype=torch.long)  # the previous step's winner cells
+        self.step = 0
+
+    def run(self, steps: int) -> None:
+        for _ in range(steps):
+            self.one_step()
+
+    @torch.no_grad()
+    def one_step(self) -> None:
+        C, K = self.C, self.K
+        f = cosine_factor(self.step)
+        t = self.phase + self.step * STEP_SIZE
+        x, target = torch.sin(t), torch.sin(t + STEP_SIZE)
+        # forward
+        h1 = torch.addmm(self.b1, x, self.W1).relu_()
+        h2 = torch.addmm(self.b2, h1, self.W2).relu_()
+        overlap = torch.addmm(self.bs, h2, self.Ws)
+        boost = torch.exp(BOOST_STRENGTH * (self.duty_target - self.duty))
+        top = ((overlap.clamp_min(0) + 1) * boost).topk(WINNERS, dim=1).indices[0]  # active columns
+        mask = torch.zeros(C).index_fill_(0, top, 1.0)
+        self.duty.mul_(DUTY_INERTIA).add_(mask, alpha=1 - DUTY_INERTIA)
+        ov = overlap[0, top]
+        colval = torch.where(ov == 0, ov + 1e-6, ov)
+        d = self.distal.index_select(0, self.context).sum(0).view(C, K)
+        z = (d - THRESHOLD) / TEMPERATURE
+        best, winner = d.max(-1)
+        fresh = (best < MATCH_THRESHOLD) & (mask > 0)
+        fresh_cell = (self.usage + torch.rand(self.usage.shape) * 0.5).argmin(-1)
+        winner = torch.where(fresh, fresh_cell, winner)
+        self.usage.view(-1).index_add_(0, torch.arange(C) * K + fresh_cell, fresh.float())
+        win = winner[top]
+        cells = top * K + win  # the winner cells: the only non-zero inputs of the decoder
+        pre = torch.addmm(self.bd, colval.unsqueeze(0), self.Wd.index_select(0, cells))
+        hidden = pre.relu()
+        pred = torch.addmm(self.bo, hidden, self.Wo)
+        # backward of (pred - target)^2 + TM_WEIGHT * tm_loss
+        g_pred = 2 * (pred - target)
+        g_pre = (g_pred * self.Wo.t()) * (pre > 0)
+        g_win = (self.Wd @ g_pre[0]).view(C, K)  # every cell's gradient (dense Adam's math)
+        z_act, g_act = z[top], g_win[top]
+        soft = torch.softmax(z_act, -1)  # straight-through winners: backward through softmax
+        g_w = g_act * colval.unsqueeze(1)
+        g_z = ((1 - mask).unsqueeze(1) * (z > -1)) * (FALSE_WEIGHT * TM_WEIGHT / WINNERS)
+        hit = torch.where(z_act.gather(1, win.unsqueeze(1)) < 1, -TM_WEIGHT / WINNERS, 0.0)
+        g_z_act = (soft * (g_w - (g_w * soft).sum(-1, keepdim=True))).scatter_add(1, win.unsqueeze(1), hit)
+        g_z.index_add_(0, top, g_z_act)
+        g_over = torch.zeros(1, C)  # the SP passes the gradient of its winners' magnitudes
+        g_over[0, top] = g_act.gather(1, win.unsqueeze(1)).squeeze(1)
+        g_h2 = (g_over @ self.Ws.t()) * (h2 > 0)
+        g_h1 = (g_h2 @ self.W2.t()) * (h1 > 0)
+        g_Wd = torch.zeros_like(self.Wd).index_put_((cells,), colval.unsqueeze(1) * g_pre)
+        grads = {"slow": [x.t() @ g_h1, g_h1[0], h1.t() @ g_h2, g_h2[0], h2.t() @ g_over, g_over[0]],
+                 "fast": [g_Wd, g_pre[0], hidden.t() * g_pred, g_pred[0]]}
+        # SGD on the distal rows of the previous winners (the only rows with a gradient)
+        if self.context.numel():
+            row = g_z.view(1, -1) * (-DISTAL_LR * f / TEMPERATURE)
+            self.distal.index_add_(0, self.context, row.expand(self.context.numel(), -1))
+        for name, lr in (("slow", LR * SLOW_LR_SCALE * f), ("fast", LR * f)):
+            m, v, steps = self.adam[name]
+            torch._foreach_add_(steps, 1)  # the fused kernel reads the step count, it does not count
+            torch._fused_adam_(self.groups[name], grads[name], m, v, [], steps, lr=lr, beta1=0.9,
+                               beta2=0.999, weight_decay=0.0, eps=1e-8, amsgrad=False, maximize=False)
+        self.context = cells
+        self.step += 1
+
+    def weight_bytes(self) -> int:
+        n = sum(p.numel() * p.element_size() for g in self.groups.values() for p in g)
+        n += self.distal.numel() * self.distal.element_size()
+        return n + sum(t.numel() * t.element_size() for m, v, _ in self.adam.values() for t in m + v)
