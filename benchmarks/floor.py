@@ -5,10 +5,10 @@ front at full width each step: the encoder (1 -> 256 -> 256, ReLU) and the SP's 
 projection, forward, backward and Adam. This script times only that front, written as
 plainly and cheaply as eager PyTorch allows (nn.Linear, fused Adam, a sum as the loss),
 and the bare matrix products inside it (forward, weight gradient, input gradient of the
-two 256 x 256 layers, nothing else). It also times one fused Adam step over every weight
-Adam trains (the engine's math moves them all each step), and, at batch 1, the whole dense
-math with a hand-derived backward and no autograd (reference_sine.ManualRunner). The
-floors are not complete networks: they bound the rate of any version of sine.json from above.
+two 256 x 256 layers, nothing else). It also times one fused Adam step over the weights
+with dense gradients, and, at batch 1, the whole network with a hand-derived backward and
+no autograd, dense and sparse (reference_sine.ManualRunner). The floors are not complete
+networks: they bound the rate of any version of sine.json from above.
 
 The engine (graphs/sine.json through the Trainer) and the whole network written by hand the
 sparse way (benchmarks/reference_sine.py) run at each batch size in the same process,
@@ -55,13 +55,15 @@ class DenseFront:
 
 
 class AdamOnly:
-    """One fused Adam step over every Adam-trained weight of the network (encoder, SP, decoder;
-    dense Adam moves every weight each step), with fixed gradients: nothing else."""
+    """One fused Adam step, with fixed gradients and nothing else, over the weights whose
+    gradient is dense in the engine: all that Adam trains but the decoder's input weight,
+    whose rows the engine updates lazily (decoder.mlp's row-sparse gradient)."""
 
     def __init__(self, batch: int):
         torch.manual_seed(0)
-        adam_groups, _ = SineNet(1, sparse=False).param_groups()
-        self.params = [p for g in adam_groups for p in g["params"]]
+        net = SineNet(1, sparse=False)
+        adam_groups, _ = net.param_groups()
+        self.params = [p for g in adam_groups for p in g["params"] if p is not net.dec_w]
         for p in self.params:
             p.grad = torch.randn_like(p)
         self.opt = torch.optim.Adam(self.params, lr=1e-3, fused=True)
@@ -94,8 +96,9 @@ def one_batch(batch: int, rounds: int) -> dict:
     contenders = {"engine": Engine(batch), "handwritten_sparse": Runner(batch, sparse=True),
                   "dense_front": DenseFront(batch), "bare_products": BareProducts(batch),
                   "adam_only": AdamOnly(batch)}
-    if batch == 1:  # the no-autograd version is written for one stream
-        contenders["manual_dense"] = ManualRunner()
+    if batch == 1:  # the no-autograd versions are written for one stream
+        contenders["manual_dense"] = ManualRunner(sparse=False)
+        contenders["manual_sparse"] = ManualRunner(sparse=True)
     res = interleaved(contenders, rounds, steps)
     rate = {k: v["steps_per_cpu_s"] for k, v in res.items()}
     wall = {k: v["steps_per_wall_s"] for k, v in res.items()}

@@ -174,13 +174,15 @@ class Runner:
 
 
 class ManualRunner:
-    """The dense math of SineNet at batch 1 with no autograd: a hand-derived backward in a
-    few large ops and torch's fused Adam kernel called directly (one call per rate group).
-    It gives the weights Runner(1, sparse=False) gives (to float rounding; test_reference_sine.py),
-    and shows what an engine whose nodes carry their own backward could reach."""
+    """SineNet's math at batch 1 with no autograd: a hand-derived backward in a few large
+    ops and torch's fused Adam kernel called directly (one call per rate group). It gives
+    the weights Runner(1, sparse) gives (to float rounding; tests/test_reference_sine.py) and
+    shows what an engine whose nodes carry their own backward could reach. sparse=True: the
+    decoder reads only the active columns' cells and their weight rows get lazy Adam."""
 
-    def __init__(self):
-        net = Runner(1, sparse=False).net  # the same initial weights and RNG stream
+    def __init__(self, sparse: bool = False):
+        net = Runner(1, sparse=sparse).net  # the same initial weights and RNG stream
+        self.sparse = sparse
         self.C, self.K, self.duty_target = net.C, net.K, net.duty_target
         t = lambda w: w.detach().t().contiguous()  # noqa: E731  (input-major: x @ W)
         c = lambda w: w.detach().clone()  # noqa: E731
@@ -191,7 +193,8 @@ class ManualRunner:
         self.Wo, self.bo = t(net.dec_out.weight), c(net.dec_out.bias)
         self.distal, self.duty, self.usage, self.phase = c(net.distal), c(net.duty), c(net.usage), c(net.phase)
         self.groups = {"slow": [self.W1, self.b1, self.W2, self.b2, self.Ws, self.bs],
-                       "fast": [self.Wd, self.bd, self.Wo, self.bo]}
+                       "fast": ([] if sparse else [self.Wd]) + [self.bd, self.Wo, self.bo]}
+        self.lazy = (torch.zeros_like(self.Wd), torch.zeros_like(self.Wd))  # sparse: Wd's Adam moments
         self.adam = {k: ([torch.zeros_like(p) for p in g], [torch.zeros_like(p) for p in g],
                          [torch.zeros(()) for _ in g]) for k, g in self.groups.items()}
         self.context = torch.zeros(0, dtype=torch.long)  # the previous step's winner cells
@@ -232,8 +235,12 @@ class ManualRunner:
         # backward of (pred - target)^2 + TM_WEIGHT * tm_loss
         g_pred = 2 * (pred - target)
         g_pre = (g_pred * self.Wo.t()) * (pre > 0)
-        g_win = (self.Wd @ g_pre[0]).view(C, K)  # every cell's gradient (dense Adam's math)
-        z_act, g_act = z[top], g_win[top]
+        if self.sparse:  # only the active columns' cells: the rest never reach a weight
+            rows = (top.sort().values.unsqueeze(1) * K + torch.arange(K)).flatten()
+            g_act = (self.Wd.index_select(0, rows) @ g_pre[0]).view(WINNERS, K)[top.argsort().argsort()]
+        else:
+            g_act = (self.Wd @ g_pre[0]).view(C, K)[top]
+        z_act = z[top]
         soft = torch.softmax(z_act, -1)  # straight-through winners: backward through softmax
         g_w = g_act * colval.unsqueeze(1)
         g_z = ((1 - mask).unsqueeze(1) * (z > -1)) * (FALSE_WEIGHT * TM_WEIGHT / WINNERS)
@@ -244,9 +251,15 @@ class ManualRunner:
         g_over[0, top] = g_act.gather(1, win.unsqueeze(1)).squeeze(1)
         g_h2 = (g_over @ self.Ws.t()) * (h2 > 0)
         g_h1 = (g_h2 @ self.W2.t()) * (h1 > 0)
-        g_Wd = torch.zeros_like(self.Wd).index_put_((cells,), colval.unsqueeze(1) * g_pre)
+        g_rows = colval.unsqueeze(1) * g_pre  # the winner cells' rows of the decoder's input weight
         grads = {"slow": [x.t() @ g_h1, g_h1[0], h1.t() @ g_h2, g_h2[0], h2.t() @ g_over, g_over[0]],
-                 "fast": [g_Wd, g_pre[0], hidden.t() * g_pred, g_pred[0]]}
+                 "fast": [g_pre[0], hidden.t() * g_pred, g_pred[0]]}
+        if self.sparse:
+            g = torch.zeros(WINNERS * K, g_pre.shape[1])  # the rows of all active columns' cells
+            g.index_copy_(0, top.argsort().argsort() * K + win, g_rows)
+            self.lazy_adam(rows, g, LR * f)
+        else:
+            grads["fast"].insert(0, torch.zeros_like(self.Wd).index_put_((cells,), g_rows))
         # SGD on the distal rows of the previous winners (the only rows with a gradient)
         if self.context.numel():
             row = g_z.view(1, -1) * (-DISTAL_LR * f / TEMPERATURE)
@@ -258,6 +271,16 @@ class ManualRunner:
                                beta2=0.999, weight_decay=0.0, eps=1e-8, amsgrad=False, maximize=False)
         self.context = cells
         self.step += 1
+
+    def lazy_adam(self, rows: torch.Tensor, grad: torch.Tensor, lr: float) -> None:
+        """Adam on these rows of the decoder's input weight only (deephtm.optim.LazyAdam's math)."""
+        t = self.step + 1
+        m = self.lazy[0].index_select(0, rows).mul_(0.9).add_(grad, alpha=0.1)
+        v = self.lazy[1].index_select(0, rows).mul_(0.999).addcmul_(grad, grad, value=0.001)
+        self.lazy[0].index_copy_(0, rows, m)
+        self.lazy[1].index_copy_(0, rows, v)
+        denom = (v.sqrt() / math.sqrt(1 - 0.999 ** t)).add_(1e-8)
+        self.Wd.index_add_(0, rows, m / denom, alpha=-lr / (1 - 0.9 ** t))
 
     def weight_bytes(self) -> int:
         n = sum(p.numel() * p.element_size() for g in self.groups.values() for p in g)
