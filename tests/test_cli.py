@@ -77,4 +77,8 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     assert "Traceback" not in err and "checkpoint saved" in err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["interrupted"] and summary["steps"] > 0
-    assert (out / "checkpoint" / "model.safetensors").exists()
+    assert f"interrupted at step {summary['steps']};" in err
+    # The checkpoint holds whole steps, so the run continues from it.
+    again = deephtm("train", path, "--resume", out, "--steps", summary["steps"] + 20, "--quiet")
+    assert again.returncode == 0, again.stderr
+    assert json.loads((out / "summary.json").read_text())["steps"] == summary["steps"] + 20
