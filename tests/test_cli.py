@@ -3,6 +3,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from helpers import ROOT, small_sine_dict, write
 
 
@@ -65,14 +67,19 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     d["training"]["checkpoint_every"] = 0  # only the interrupt can write it
     path = write(tmp_path, d)
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "deephtm", "train", str(path), "--out", str(out), "--quiet"],
+    proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "deephtm", "train", str(path), "--out", str(out),
+                             "--quiet"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     deadline = time.time() + 120
     while not (out / "metrics.jsonl").exists() or not (out / "metrics.jsonl").read_text():
         assert time.time() < deadline and proc.poll() is None
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # say where it hangs: faulthandler prints every thread's stack
+        proc.send_signal(signal.SIGABRT)
+        pytest.fail(f"still running 60 s after Ctrl-C:\n{proc.communicate()[1][-4000:]}")
     assert proc.returncode == 130
     assert "Traceback" not in err and "checkpoint saved" in err
     summary = json.loads((out / "summary.json").read_text())
