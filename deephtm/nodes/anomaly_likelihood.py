@@ -12,8 +12,8 @@ slightly raised raw anomaly stands out over a day even when no short average doe
 'value' input turns on the range check (a value beyond the range seen so far, by a margin,
 scores 1); a 'gap' input leaves out the raw anomaly of a row that follows a gap in the
 sampling (it counts as 0): the TM's sequence broke there, as at an HTM reset, so its miss
-says nothing about the signal. The statistics live on the host in float64: a handful of numbers per stream,
-and no gradient flows through them.
+says nothing about the signal. The statistics live on the host in float64: a handful of
+numbers per stream, and no gradient flows through them.
 """
 import math
 
