@@ -19,8 +19,7 @@ import math
 
 import torch
 
-from ..errors import GraphError
-from ..node import Node
+from ..node import Node, require
 from ..spec import Param, Port
 
 # Log scale: log(1 - L) / log(LOG_FLOOR) maps 0.5 -> 0.03, 0.999 -> 0.3, 0.99999 -> 0.5, 1 -> 1.
@@ -77,9 +76,8 @@ class AnomalyLikelihood(Node):
     @classmethod
     def infer(cls, p, shapes):
         for port in ("value", "gap"):
-            if shapes.get(port) not in (None, (), (1,)):
-                raise GraphError(f"expected one value per stream (shape [1]), got {list(shapes[port])}",
-                                 where=f"port '{port}'")
+            s = shapes.get(port)
+            require(s in (None, (), (1,)), port, f"expected one value per stream (shape [1]), got {list(s or [])}")
         return {"likelihood": (), "score": (), "flag": ()}
 
     def setup(self, batch, generator):
