@@ -109,15 +109,15 @@ def cmd_train(args) -> int:
     trainer = Trainer(graph, out=out, device=args.device, resume=resume, listeners=listeners, **overrides)
     if resume:
         _drop_log_lines_after(Path(out) / "metrics.jsonl", trainer.step)
-    interrupted = f"deephtm: interrupted at step {{}}; checkpoint saved in {Path(out) / 'checkpoint'}"
     try:
         with StopOnCtrlC(trainer) as ctrl_c:
             summary = trainer.run()
+        interrupted = ctrl_c.pressed and summary["interrupted"]
     except KeyboardInterrupt:  # a second Ctrl-C, mid-step
-        print(interrupted.format(trainer.step), file=sys.stderr)
-        return EXIT_INTERRUPTED
-    if ctrl_c.pressed and summary["interrupted"]:
-        print(interrupted.format(trainer.step), file=sys.stderr)
+        interrupted = True
+    if interrupted:
+        print(f"deephtm: interrupted at step {trainer.step}; checkpoint saved in {Path(out) / 'checkpoint'}",
+              file=sys.stderr)
         return EXIT_INTERRUPTED
     if not args.quiet:
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in summary["metrics"].items() if isinstance(v, (int, float)))
