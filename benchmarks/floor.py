@@ -12,7 +12,7 @@ networks: they bound the rate of any version of sine.json from above.
 
 The engine (graphs/sine.json through the Trainer) and the whole network written by hand the
 sparse way (benchmarks/reference_sine.py) run at each batch size in the same process,
-interleaved in rounds with the two floors, so that load hits all four alike.
+interleaved in rounds with the floors, so that load hits them all alike.
 
     .venv/bin/python benchmarks/floor.py [--batches 1,32,256] [--rounds 3] [--threads 1]
 """

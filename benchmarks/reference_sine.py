@@ -237,7 +237,8 @@ class ManualRunner:
         g_pre = (g_pred * self.Wo.t()) * (pre > 0)
         if self.sparse:  # only the active columns' cells: the rest never reach a weight
             rows = (top.sort().values.unsqueeze(1) * K + torch.arange(K)).flatten()
-            g_act = (self.Wd.index_select(0, rows) @ g_pre[0]).view(WINNERS, K)[top.argsort().argsort()]
+            rank = top.argsort().argsort()  # each active column's place among them in column order
+            g_act = (self.Wd.index_select(0, rows) @ g_pre[0]).view(WINNERS, K)[rank]
         else:
             g_act = (self.Wd @ g_pre[0]).view(C, K)[top]
         z_act = z[top]
@@ -256,7 +257,7 @@ class ManualRunner:
                  "fast": [g_pre[0], hidden.t() * g_pred, g_pred[0]]}
         if self.sparse:
             g = torch.zeros(WINNERS * K, g_pre.shape[1])  # the rows of all active columns' cells
-            g.index_copy_(0, top.argsort().argsort() * K + win, g_rows)
+            g.index_copy_(0, rank * K + win, g_rows)
             self.lazy_adam(rows, g, LR * f)
         else:
             grads["fast"].insert(0, torch.zeros_like(self.Wd).index_put_((cells,), g_rows))
