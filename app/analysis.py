@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from deephtm import registry
+from deephtm.graph import registry
 from deephtm.errors import GraphError
-from deephtm.graphfile import Graph
-from deephtm.resolve import check_params, resolve
+from deephtm.graph.graphfile import Graph
+from deephtm.graph.resolve import check_params, resolve
 
 _NODE_RE = re.compile(r"node '([^']+)'")
 _EDGE_RE = re.compile(r"edge '([^'.]+)\.([^' ]+) -> ([^'.]+)\.([^']+)'")

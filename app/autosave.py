@@ -9,7 +9,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from deephtm.graphfile import Graph, atomic_write_bytes, dumps
+from deephtm.atomic import atomic_write_bytes
+from deephtm.graph.graphfile import Graph, dumps
 
 AUTOSAVE_INTERVAL_MS = 60_000
 

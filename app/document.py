@@ -19,10 +19,10 @@ import copy
 import re
 from typing import Callable
 
-from deephtm import registry
-from deephtm.graphfile import ID_RE, EdgeSpec, Graph, NodeSpec
-from deephtm.spec import Port
-from deephtm.training_config import TrainingConfig
+from deephtm.graph import registry
+from deephtm.graph.graphfile import ID_RE, EdgeSpec, Graph, NodeSpec
+from deephtm.graph.spec import Port
+from deephtm.graph.training import TrainingConfig
 
 EdgeKey = tuple  # (src, src_port, dst, dst_port)
 Op = tuple

@@ -6,8 +6,8 @@ import copy
 
 import networkx as nx
 
-from deephtm.graphfile import ID_RE
-from deephtm.spec import kind_accepts
+from deephtm.graph.graphfile import ID_RE
+from deephtm.graph.spec import kind_accepts
 
 from . import grouping
 from .document import Document, EdgeKey, Op, edge_key, type_base_id

@@ -9,8 +9,8 @@ from __future__ import annotations
 import copy
 import re
 
-from deephtm import registry
-from deephtm.graphfile import Graph
+from deephtm.graph import registry
+from deephtm.graph.graphfile import Graph
 
 from .document import Document, Op
 

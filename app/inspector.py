@@ -8,8 +8,8 @@ from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import (QCheckBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
                              QScrollArea, QToolButton, QWidget)
 
-from deephtm import registry
-from deephtm.training_config import TRAINING_PARAMS
+from deephtm.graph import registry
+from deephtm.graph.training import TRAINING_PARAMS
 
 from . import edits, grouping
 from .canvas import style

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from deephtm.graphfile import Graph
+from deephtm.graph.graphfile import Graph
 
 COLUMN_WIDTH = 240.0
 ROW_HEIGHT = 40.0  # plus the node's own height

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.screenshot:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no display needed
     from deephtm.errors import DeepHTMError
-    from deephtm.graphfile import load_graph
+    from deephtm.graph.graphfile import load_graph
 
     if args.screenshot:
         if not args.graph:

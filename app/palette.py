@@ -5,7 +5,7 @@ from __future__ import annotations
 from PyQt6.QtCore import QMimeData, Qt, pyqtSignal
 from PyQt6.QtWidgets import QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
-from deephtm import registry
+from deephtm.graph import registry
 
 from .canvas.view import NODE_TYPE_MIME
 

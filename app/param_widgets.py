@@ -1,4 +1,4 @@
-"""Editors for one declared Param (deephtm.spec.Param): spin boxes with the declared range,
+"""Editors for one declared Param (deephtm.graph.spec.Param): spin boxes with the declared range,
 combo boxes for choices, check boxes for bools. Every value is checked with the engine's
 Param.check before it is committed, as the user types."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ from PyQt6.QtGui import QValidator
 from PyQt6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QSpinBox, QWidget
 
 from deephtm.errors import GraphError
-from deephtm.spec import Param
+from deephtm.graph.spec import Param
 
 INT32_MAX = 2**31 - 1
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from PyQt6.QtWidgets import QFileDialog, QMessageBox
 
 from deephtm.errors import DeepHTMError, GraphError
-from deephtm.graphfile import load_graph, save_graph
+from deephtm.graph.graphfile import load_graph, save_graph
 
 from .document import new_graph
 from .layout import layered_positions

@@ -21,8 +21,8 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from deephtm.detect import Detector  # noqa: E402
-from deephtm.graphfile import load_graph  # noqa: E402
+from deephtm.anomaly.detect import Detector  # noqa: E402
+from deephtm.graph.graphfile import load_graph  # noqa: E402
 
 
 def measure(graph, path: str, rows: int | None, fast: bool = True) -> dict:

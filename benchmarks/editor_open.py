@@ -3,7 +3,7 @@ and zooming. Prints one JSON object.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/editor_open.py [--nodes 300]
 
-open_fit_s is what the user waits for: load_graph + validation (deephtm.resolve) + building
+open_fit_s is what the user waits for: load_graph + validation (deephtm.graph.resolve) + building
 the scene + fit to view + the first paint of the canvas. The reference, measured in the same
 run, is the same for graphs/sine.json (8 nodes) and the engine's resolve() alone.
 """
@@ -110,8 +110,8 @@ def main() -> None:
 
     from app.autosave import RecoveryStore
     from app.main_window import MainWindow
-    from deephtm.graphfile import load_graph
-    from deephtm.resolve import resolve
+    from deephtm.graph.graphfile import load_graph
+    from deephtm.graph.resolve import resolve
 
     app = QApplication.instance() or QApplication([])
     with tempfile.TemporaryDirectory() as tmp:

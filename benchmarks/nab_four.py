@@ -18,10 +18,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from deephtm.detect import Detector, write_scores  # noqa: E402
-from deephtm.graphfile import Graph, load_graph  # noqa: E402
-from deephtm.nab_score import combined, load_windows, score_detections, window_rows  # noqa: E402
-from deephtm.timestamps import parse_timestamp  # noqa: E402
+from deephtm.anomaly.detect import Detector, write_scores  # noqa: E402
+from deephtm.graph.graphfile import Graph, load_graph  # noqa: E402
+from deephtm.anomaly.nab_score import combined, load_windows, score_detections, window_rows  # noqa: E402
+from deephtm.anomaly.timestamps import parse_timestamp  # noqa: E402
 
 SERIES = ("art_daily_jumpsup", "nyc_taxi", "machine_temperature_system_failure", "speed_7578")
 

@@ -2,7 +2,7 @@
 
 Prints one JSON object. Four contenders run in the same process, interleaved in rounds
 (A B C D A B C D ...) so that load from other processes hits them alike:
-- engine: the graph file compiled by the engine and trained by deephtm.trainer.Trainer;
+- engine: the graph file compiled by the engine and trained by deephtm.train.trainer.Trainer;
 - direct_nodes: the engine's own node modules and optimizer, wired by hand in a plain loop
   (engine_overhead_pct = what GraphModule.step and the Trainer loop add on top of that);
 - handwritten_sparse / reference (dense): benchmarks/reference_sine.py, the same math
@@ -26,9 +26,9 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from deephtm.graphfile import load_graph  # noqa: E402
+from deephtm.graph.graphfile import load_graph  # noqa: E402
 from deephtm.node import Context  # noqa: E402
-from deephtm.trainer import Trainer  # noqa: E402
+from deephtm.train.trainer import Trainer  # noqa: E402
 from reference_sine import Runner  # noqa: E402
 
 GRAPH = ROOT.parent / "graphs" / "sine.json"

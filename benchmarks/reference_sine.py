@@ -74,7 +74,7 @@ class SineNet(nn.Module):
         else:  # the decoder's input weight gets row-sparse gradients: lazy Adam for it
             # (deephtm's LazyAdam: torch's SparseAdam puts eps outside the bias correction,
             # which is not Adam's math)
-            from deephtm.optim import LazyAdam
+            from deephtm.train.optim import LazyAdam
 
             adam[1]["params"] = [p for p in adam[1]["params"] if p is not self.dec_w]
             opts = [torch.optim.Adam(adam, fused=True), LazyAdam([self.dec_w], lr=LR)]
@@ -274,7 +274,7 @@ class ManualRunner:
         self.step += 1
 
     def lazy_adam(self, rows: torch.Tensor, grad: torch.Tensor, lr: float) -> None:
-        """Adam on these rows of the decoder's input weight only (deephtm.optim.LazyAdam's math)."""
+        """Adam on these rows of the decoder's input weight only (deephtm.train.optim.LazyAdam's math)."""
         t = self.step + 1
         m = self.lazy[0].index_select(0, rows).mul_(0.9).add_(grad, alpha=0.1)
         v = self.lazy[1].index_select(0, rows).mul_(0.999).addcmul_(grad, grad, value=0.001)

@@ -40,8 +40,8 @@ def peak_rss_mb() -> float:
 def network(columns: int, cells: int, fan_out: int, steps: int) -> dict:
     import torch
 
-    from deephtm.graphfile import load_graph
-    from deephtm.trainer import Trainer
+    from deephtm.graph.graphfile import load_graph
+    from deephtm.train.trainer import Trainer
 
     torch.set_num_threads(1)
     g = load_graph(ROOT.parent / "graphs" / "sine.json")

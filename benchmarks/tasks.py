@@ -15,8 +15,8 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from deephtm.graphfile import load_graph  # noqa: E402
-from deephtm.trainer import Trainer  # noqa: E402
+from deephtm.graph.graphfile import load_graph  # noqa: E402
+from deephtm.train.trainer import Trainer  # noqa: E402
 
 PUBLISHED = {
     "high_order": {

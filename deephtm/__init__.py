@@ -1,7 +1,7 @@
 """DeepHTM: differentiable Hierarchical Temporal Memory, built from graph files."""
 from .errors import DeepHTMError, GraphError, ShapeError, TrainingError
-from .graphfile import Graph, load_graph, save_graph
-from .resolve import resolve
+from .graph.graphfile import Graph, load_graph, save_graph
+from .graph.resolve import resolve
 
 __version__ = "0.1.0"
 

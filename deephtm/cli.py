@@ -78,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_train(args) -> int:
-    from .graphfile import load_graph
-    from .resolve import resolve
-    from .training_config import TRAINING_PARAMS
+    from .graph.graphfile import load_graph
+    from .graph.resolve import resolve
+    from .graph.training import TRAINING_PARAMS
 
     graph = load_graph(args.graph)
     checks = {p.name: p for p in TRAINING_PARAMS}
@@ -90,12 +90,13 @@ def cmd_train(args) -> int:
             overrides[name] = checks[name].check(value, where=f"--{name.replace('_', '-')}")
     resolve(graph, training=graph.training.override(**overrides))  # a bad graph fails before anything else loads
 
-    from .checkpoint import has_checkpoint
-    from .ctrl_c import StopOnCtrlC
-    from .progress import ProgressListener, RunLogger
-    from .trainer import Trainer
+    from .train.checkpoint import has_checkpoint
+    from .train.ctrl_c import StopOnCtrlC
+    from .train.progress import ProgressListener
+    from .train.rundir import RunLogger, default_run_dir, drop_log_lines_after
+    from .train.trainer import Trainer
 
-    out = args.resume or args.out or str(Path("runs") / Path(args.graph).stem)
+    out = args.resume or args.out or str(default_run_dir(args.graph))
     if args.distributed:
         return _train_distributed(args, graph, out, overrides)
     # --resume continues from the last checkpoint; a run killed before its first checkpoint
@@ -108,7 +109,7 @@ def cmd_train(args) -> int:
         listeners.append(ProgressListener())
     trainer = Trainer(graph, out=out, device=args.device, resume=resume, listeners=listeners, **overrides)
     if resume:
-        _drop_log_lines_after(Path(out) / "metrics.jsonl", trainer.step)
+        drop_log_lines_after(out, trainer.step)
     try:
         with StopOnCtrlC(trainer) as ctrl_c:
             summary = trainer.run()
@@ -127,9 +128,10 @@ def cmd_train(args) -> int:
 
 
 def _train_distributed(args, graph, out: str, overrides: dict) -> int:
-    from .distributed import DataParallel
-    from .progress import ProgressListener, RunLogger
-    from .trainer import Trainer
+    from .train.distributed import DataParallel
+    from .train.progress import ProgressListener
+    from .train.rundir import RunLogger
+    from .train.trainer import Trainer
 
     if args.resume:
         # Rank 0's checkpoint holds only rank 0's streams (their phases, delayed values).
@@ -156,27 +158,9 @@ def _train_distributed(args, graph, out: str, overrides: dict) -> int:
     os._exit(0)
 
 
-def _drop_log_lines_after(log: Path, step: int) -> None:
-    """Reports written after the checkpoint (by a run that was then killed) are made again
-    by the resumed run: drop them, and any line a kill cut short, so each step logs once."""
-    if not log.exists():
-        return
-    from .graphfile import atomic_write_bytes
-
-    kept = []
-    for line in log.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True):
-        try:
-            entry = json.loads(line)
-            if line.endswith("\n") and isinstance(entry, dict) and entry.get("step", step + 1) <= step:
-                kept.append(line)
-        except ValueError:
-            pass
-    atomic_write_bytes(log, "".join(kept).encode("utf-8"))
-
-
 def cmd_validate(args) -> int:
-    from .graphfile import load_graph
-    from .resolve import resolve
+    from .graph.graphfile import load_graph
+    from .graph.resolve import resolve
 
     failed = 0
     for path in args.graphs:
@@ -190,7 +174,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_nodes(args) -> int:
-    from . import registry
+    from .graph import registry
 
     described = registry.describe_all()
     if args.json:
@@ -214,14 +198,14 @@ def cmd_nodes(args) -> int:
 
 
 def cmd_schema(args) -> int:
-    from .schema import graph_schema
+    from .graph.schema import graph_schema
 
     print(json.dumps(graph_schema(), indent=2))
     return 0
 
 
 def cmd_detect(args) -> int:
-    from .detect import detect
+    from .anomaly.detect import detect
 
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise DeepHTMError(f"{args.threshold!r} is not in [0, 1]", where="--threshold")
@@ -238,7 +222,7 @@ def cmd_detect(args) -> int:
 
 
 def cmd_score(args) -> int:
-    from .nab_score import score_files
+    from .anomaly.nab_score import score_files
 
     if args.quiet < 0:
         raise DeepHTMError(f"{args.quiet} is negative", where="--quiet")

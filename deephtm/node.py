@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .errors import ShapeError
-from .spec import Param, Port
+from .graph.spec import Param, Port
 
 Shape = tuple  # per-sample shape, without the batch dimension; () for a scalar
 

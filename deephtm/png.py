@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from .graphfile import atomic_write_bytes
+from .atomic import atomic_write_bytes
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

@@ -2,9 +2,9 @@
 (no Qt), so that a training process can import them again: the panel names them to it."""
 import torch
 
-from deephtm import registry
+from deephtm.graph import registry
 from deephtm.node import Node
-from deephtm.spec import Param, Port
+from deephtm.graph.spec import Param, Port
 
 
 class NaNAfter(Node):

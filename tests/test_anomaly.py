@@ -10,14 +10,14 @@ import pytest
 import torch
 
 from deephtm.cli import main
-from deephtm.detect import Detector
+from deephtm.anomaly.detect import Detector
 from deephtm.errors import GraphError
-from deephtm.graphfile import load_graph
+from deephtm.graph.graphfile import load_graph
 from deephtm.node import Context
 from deephtm.nodes.anomaly_likelihood import AnomalyLikelihood
 from deephtm.nodes.source_csv import CSVSource
 from deephtm.nodes.util_concat import Concat
-from deephtm.resolve import check_params
+from deephtm.graph.resolve import check_params
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAPH = ROOT / "graphs" / "anomaly.json"
@@ -375,8 +375,8 @@ def test_fast_path_batches_the_frozen_encoders_and_scores_like_the_per_row_path(
 
 
 def test_plain_sgd_steps_are_recognised():
-    from deephtm.online import plain_sgd
-    from deephtm.optimizers import make_optimizer
+    from deephtm.anomaly.fast_path import plain_sgd
+    from deephtm.train.optim import make_optimizer
     w, v = torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(2))
     opt = make_optimizer("adam", [{"params": [w], "lr": 0.5, "optimizer": "sgd"}, {"params": [v]}], 0.01)
     assert plain_sgd(opt, [w]) == [(w, 0.5)]  # the Adam weight is frozen: not asked for

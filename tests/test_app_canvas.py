@@ -6,7 +6,7 @@ from PyQt6.QtTest import QTest
 from PyQt6.QtWidgets import QApplication, QSpinBox
 
 from deephtm.errors import GraphError
-from deephtm.resolve import resolve
+from deephtm.graph.resolve import resolve
 
 from app_helpers import fixture_file, make_window, port_view_pos
 

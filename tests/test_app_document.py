@@ -8,9 +8,9 @@ from app import edits, grouping
 from app.analysis import analyze
 from app.document import Document
 from app.layout import layered_positions
-from deephtm.graphfile import load_graph
+from deephtm.graph.graphfile import load_graph
 from deephtm.errors import GraphError
-from deephtm.resolve import resolve
+from deephtm.graph.resolve import resolve
 
 from app_helpers import fixture_file
 

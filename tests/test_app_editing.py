@@ -6,8 +6,8 @@ from PyQt6.QtCore import QPoint, Qt
 from PyQt6.QtTest import QTest
 
 from app_helpers import fixture_file, make_window, port_view_pos
-from deephtm.graphfile import load_graph
-from deephtm.resolve import resolve
+from deephtm.graph.graphfile import load_graph
+from deephtm.graph.resolve import resolve
 
 
 def check_undo_redo(w, edit, name):

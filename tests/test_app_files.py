@@ -9,7 +9,7 @@ from PyQt6.QtGui import QImage
 from app.autosave import RecoveryStore
 from app_helpers import ROOT, SINE, fixture_file, make_window
 from deephtm.errors import GraphError
-from deephtm.graphfile import load_graph
+from deephtm.graph.graphfile import load_graph
 
 
 def without_layout(d: dict) -> dict:
@@ -139,7 +139,7 @@ def test_screenshot_mode(qapp, tmp_path):
 
 def test_grouped_file_trains_exactly_like_the_ungrouped_one(qtbot, tmp_path):
     """Groups are editor hierarchy only: the trainer gives the same numbers with or without."""
-    from deephtm.trainer import Trainer
+    from deephtm.train.trainer import Trainer
 
     w = make_window(qtbot, tmp_path)
     w.open_file(str(fixture_file(tmp_path)))

@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 from app import edits, grouping
 from app.document import Document
-from deephtm import registry
-from deephtm.graphfile import Graph
+from deephtm.graph import registry
+from deephtm.graph.graphfile import Graph
 
 from app_helpers import HTM_GRAPH
 

@@ -14,8 +14,8 @@ import time
 
 import torch
 
-from deephtm.checkpoint import checkpoint_path, load_checkpoint
-from deephtm.graphfile import load_graph
+from deephtm.train.checkpoint import checkpoint_path, load_checkpoint
+from deephtm.graph.graphfile import load_graph
 
 from helpers import ROOT, small_sine_dict, write
 
@@ -128,8 +128,8 @@ def test_sigkill_at_random_points_then_resume_matches_uninterrupted_run(tmp_path
 
 SAVER = textwrap.dedent('''
     import sys, torch
-    from deephtm.checkpoint import save_checkpoint
-    from deephtm.graphfile import load_graph, save_graph
+    from deephtm.train.checkpoint import save_checkpoint
+    from deephtm.graph.graphfile import load_graph, save_graph
     graph_path, run_dir = sys.argv[1], sys.argv[2]
     versions = []
     for i in range(2):
@@ -174,7 +174,7 @@ def test_kill_during_graph_and_checkpoint_saves_leaves_old_or_new(tmp_path):
 
 
 def _tbptt_graph(tmp_path):
-    from deephtm.graphfile import Graph
+    from deephtm.graph.graphfile import Graph
 
     d = small_sine_dict(steps=60, columns=32, cells=4, hidden=16)
     d["training"].update({"device": "cpu", "seed": 1, "mode": "tbptt", "bptt": 4, "checkpoint_every": 10,
@@ -189,7 +189,7 @@ def test_tbptt_checkpoints_fall_at_window_ends_so_resume_is_exact(tmp_path):
     two, and its first half's gradient would be lost on resume. Checkpoints go to the first
     window end on or after each multiple of 10 instead (12, 20, 32, ...)."""
     from deephtm.events import TrainerListener
-    from deephtm.trainer import Trainer
+    from deephtm.train.trainer import Trainer
 
     class Saves(TrainerListener):
         def __init__(self):

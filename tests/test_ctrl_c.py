@@ -1,14 +1,14 @@
-"""deephtm.ctrl_c: the first Ctrl-C stops training at a step boundary, a second one interrupts."""
+"""deephtm.train.ctrl_c: the first Ctrl-C stops training at a step boundary, a second one interrupts."""
 import os
 import signal
 
 import pytest
 
-from deephtm.checkpoint import load_checkpoint
-from deephtm.ctrl_c import StopOnCtrlC
+from deephtm.train.checkpoint import load_checkpoint
+from deephtm.train.ctrl_c import StopOnCtrlC
 from deephtm.events import TrainerListener
-from deephtm.graphfile import Graph
-from deephtm.trainer import Trainer
+from deephtm.graph.graphfile import Graph
+from deephtm.train.trainer import Trainer
 from helpers import small_sine_dict
 
 

@@ -9,8 +9,8 @@ import sys
 import torch
 from safetensors.torch import load_file
 
-from deephtm.graphfile import Graph
-from deephtm.trainer import Trainer
+from deephtm.graph.graphfile import Graph
+from deephtm.train.trainer import Trainer
 
 from helpers import SINE, small_sine_dict
 
@@ -54,7 +54,7 @@ def test_two_gloo_processes_match_one_process_with_the_combined_batch(tmp_path):
 def test_a_fan_out_tm_is_refused_before_training():
     """Synapse growth is per process: data-parallel copies would drift, so --distributed says so."""
     import pytest
-    from deephtm.distributed import DataParallel
+    from deephtm.train.distributed import DataParallel
     from deephtm.errors import TrainingError
 
     d = small_sine_dict(steps=10, columns=32, cells=4, hidden=16)

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from deephtm.events import TrainerListener
-from deephtm.graphfile import load_graph, parse_text
-from deephtm.resolve import resolve
-from deephtm.trainer import Trainer
+from deephtm.graph.graphfile import load_graph, parse_text
+from deephtm.graph.resolve import resolve
+from deephtm.train.trainer import Trainer
 
 GRAPHS = Path(__file__).resolve().parent.parent / "graphs"
 FILES = ("digits_sequence.json", "gridcell_path.json", "hierarchy.json", "sensorimotor.json")

@@ -4,10 +4,10 @@ import math
 import pytest
 import torch
 
-from deephtm import registry
+from deephtm.graph import registry
 from deephtm.errors import GraphError
 from deephtm.node import Context
-from deephtm.resolve import check_params
+from deephtm.graph.resolve import check_params
 
 CTX = Context(step=0, batch=4, device=torch.device("cpu"), generator=torch.Generator().manual_seed(0))
 

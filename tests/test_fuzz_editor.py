@@ -12,11 +12,11 @@ import pytest
 from app import edits, grouping
 from app.commands import push
 from app.document import Document, new_graph
-from deephtm import registry
+from deephtm.graph import registry
 from deephtm.errors import DeepHTMError
-from deephtm.graphfile import dumps, load_graph, parse_text
-from deephtm.resolve import resolve
-from deephtm.spec import kind_accepts
+from deephtm.graph.graphfile import dumps, load_graph, parse_text
+from deephtm.graph.resolve import resolve
+from deephtm.graph.spec import kind_accepts
 
 from helpers import SINE
 

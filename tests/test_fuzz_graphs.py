@@ -16,18 +16,18 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deephtm import registry
+from deephtm.graph import registry
 from deephtm.errors import DeepHTMError
-from deephtm.graphfile import Graph, dumps, load_graph, parse_text
-from deephtm.resolve import MAX_GRAPH_VALUES, resolve
-from deephtm.spec import PARAM_TYPES
+from deephtm.graph.graphfile import dumps, load_graph, parse_text
+from deephtm.graph.resolve import MAX_GRAPH_VALUES, resolve
+from deephtm.graph.spec import PARAM_TYPES
 
 from helpers import ROOT, SINE, sine_dict
 
 TIME_LIMIT_S = 2.0
 FILE = "fuzz.json"
 EXAMPLES_REQUIRED = 2000
-EVIL_TYPES = ["os.system", "os:system", "subprocess.Popen", "builtins:eval", "deephtm.trainer:Trainer",
+EVIL_TYPES = ["os.system", "os:system", "subprocess.Popen", "builtins:eval", "deephtm.train.trainer:Trainer",
               "importlib.import_module", "__import__", "evil_module:NODE"]
 SETTINGS = dict(deadline=None, suppress_health_check=list(HealthCheck), database=None)
 
@@ -541,8 +541,8 @@ def test_cli_never_imports_a_type_named_in_a_graph(tmp_path):
 
 def test_every_numeric_param_of_every_node_type_declares_limits():
     """Walks the registry, so node types added later are held to the same rule."""
-    from deephtm.spec import MAX_STR_CHARS
-    from deephtm.training_config import TRAINING_PARAMS
+    from deephtm.graph.spec import MAX_STR_CHARS
+    from deephtm.graph.training import TRAINING_PARAMS
 
     missing = []
     declared = [(name, p) for name, cls in sorted(registry.types().items()) for p in cls.params]
@@ -648,7 +648,7 @@ def test_param_count_bounds_what_the_node_type_allocates(type_name, tmp_path):
 
 def test_budget_covers_every_example_graph():
     """The budget resolve() checks covers what building the example graphs allocates."""
-    from deephtm.compile import GraphModule
+    from deephtm.train.compile import GraphModule
 
     checked = 0
     for path in sorted((ROOT / "graphs").glob("*.json")):
@@ -666,7 +666,7 @@ def test_budget_covers_every_example_graph():
 
 def test_over_budget_graph_is_refused_before_any_node_is_built(monkeypatch):
     from deephtm.node import Node
-    from deephtm.trainer import Trainer
+    from deephtm.train.trainer import Trainer
 
     built = []
     monkeypatch.setattr(Node, "__init__", lambda self, *a, **k: built.append(self) or None)
@@ -742,7 +742,7 @@ def _bad_files(tmp_path) -> list[Path]:
 
 def test_cli_validate_every_bad_file_one_line_each(tmp_path):
     paths = _bad_files(tmp_path)
-    _, _, _, reference_s, _ = run_measured([sys.executable, "-c", "import deephtm.resolve"])
+    _, _, _, reference_s, _ = run_measured([sys.executable, "-c", "import deephtm.graph.resolve"])
     timings = {}
     for path in paths:  # one process per file: each answer is timed on its own
         rc, out, err, seconds, peak = run_measured([sys.executable, "-m", "deephtm", "validate", str(path)])

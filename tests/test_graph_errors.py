@@ -7,8 +7,8 @@ import pytest
 
 from deephtm.cli import main
 from deephtm.errors import GraphError
-from deephtm.graphfile import load_graph
-from deephtm.resolve import resolve
+from deephtm.graph.graphfile import load_graph
+from deephtm.graph.resolve import resolve
 
 from helpers import sine_dict, write
 

@@ -4,10 +4,10 @@ import json
 import jsonschema
 import pytest
 
-from deephtm import graphfile
-from deephtm.graphfile import Graph, load_graph, save_graph
-from deephtm.resolve import resolve
-from deephtm.schema import graph_schema
+from deephtm.graph import graphfile
+from deephtm.graph.graphfile import Graph, load_graph, save_graph
+from deephtm.graph.resolve import resolve
+from deephtm.graph.schema import graph_schema
 
 from helpers import ROOT, SINE, sine_dict, write
 

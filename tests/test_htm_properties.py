@@ -2,11 +2,10 @@
 exact sparsity, even column usage, context-dependent cells, simultaneous predictions,
 anomaly, continuous learning. Each test trains a small graph with the real Trainer, then
 replays symbols through the trained SP and TM with learning off."""
-import pytest
 import torch
 
-from deephtm.graphfile import Graph
-from deephtm.trainer import Trainer
+from deephtm.graph.graphfile import Graph
+from deephtm.train.trainer import Trainer
 
 from helpers import replay_symbols, sequence_tm_dict
 

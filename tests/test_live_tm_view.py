@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from deephtm.graphfile import Graph
-from deephtm.live_probes import Probes
-from deephtm.live_sampler import Sampler
-from deephtm.trainer import Trainer
+from deephtm.graph.graphfile import Graph
+from deephtm.live.probes import Probes
+from deephtm.live.sampler import Sampler
+from deephtm.train.trainer import Trainer
 
 HIGH_ORDER = Path(__file__).resolve().parent.parent / "graphs" / "high_order.json"
 

@@ -1,11 +1,10 @@
 """Learning-rate schedules and per-node rate multipliers reach the optimizer."""
-import math
 
 import pytest
 
-from deephtm.graphfile import Graph
-from deephtm.training_config import TrainingConfig, lr_factor
-from deephtm.trainer import Trainer
+from deephtm.graph.graphfile import Graph
+from deephtm.graph.training import TrainingConfig, lr_factor
+from deephtm.train.trainer import Trainer
 
 from helpers import SINE, small_sine_dict
 

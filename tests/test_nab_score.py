@@ -8,7 +8,7 @@ import math
 import pytest
 
 from deephtm.cli import main
-from deephtm.nab_score import PROFILES, combined, scaled_sigmoid, score_detections
+from deephtm.anomaly.nab_score import PROFILES, combined, scaled_sigmoid, score_detections
 
 WINDOW = [(10, 19)]
 N = 100

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from deephtm.checkpoint import CHECKPOINT_FILE, load_checkpoint
+from deephtm.train.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from deephtm.errors import CheckpointError, DeepHTMError
-from deephtm.graphfile import Graph
-from deephtm.trainer import Trainer
+from deephtm.graph.graphfile import Graph
+from deephtm.train.trainer import Trainer
 
 from helpers import ROOT, small_sine_dict, write
 

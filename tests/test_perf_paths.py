@@ -3,7 +3,7 @@ gradient clipping."""
 import torch
 import torch.nn.functional as F
 
-from deephtm.optim import LazyAdam, LazyAdamW, clip_grad_norm_
+from deephtm.train.optim import LazyAdam, LazyAdamW, clip_grad_norm_
 
 
 def bag_loss(w, idx, offsets, sparse):
@@ -91,8 +91,8 @@ def test_bf16_precision_runs_under_autocast_with_fp32_weights_and_loss():
     # checked by benchmarks/gpu.py on a GPU.
     import math
 
-    from deephtm.graphfile import Graph
-    from deephtm.trainer import Trainer
+    from deephtm.graph.graphfile import Graph
+    from deephtm.train.trainer import Trainer
     from helpers import SINE, small_sine_dict
 
     d = small_sine_dict(steps=30, columns=32, hidden=16)

@@ -2,14 +2,14 @@
 import sys
 import textwrap
 
-from deephtm import registry
+from deephtm.graph import registry
 
 
 def test_plugin_from_entry_point(tmp_path, monkeypatch):
     pkg = tmp_path / "myplugin.py"
     pkg.write_text(textwrap.dedent('''
         from deephtm.node import Node
-        from deephtm.spec import Param, Port
+        from deephtm.graph.spec import Param, Port
 
         class Doubler(Node):
             type_name = "plugin.double"

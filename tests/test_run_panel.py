@@ -8,7 +8,7 @@ import torch
 
 from app.run.buffers import DecimatingSeries, Ring
 from app.run.panel import IDLE, PAUSED, RUNNING, RunPanel
-from deephtm.graphfile import Graph
+from deephtm.graph.graphfile import Graph
 from tests.failing_nodes import register_failing, unregister_failing
 from tests.helpers import small_sine_dict, write
 

@@ -10,7 +10,7 @@ import pytest
 from safetensors.torch import load_file
 
 from app.run.panel import IDLE, PAUSED, RUNNING
-from deephtm.checkpoint import checkpoint_path
+from deephtm.train.checkpoint import checkpoint_path
 from tests.failing_nodes import register_failing, unregister_failing
 from tests.test_run_panel import WAIT_MS, graph_with, open_panel, small_graph, wait_state
 

@@ -8,7 +8,7 @@ import torch
 from deephtm.errors import GraphError
 from deephtm.node import Context
 from deephtm.nodes.htm_sp import SpatialPooler, usage_entropy_ratio
-from deephtm.resolve import check_params
+from deephtm.graph.resolve import check_params
 
 
 def make_sp(n_in=32, **params):

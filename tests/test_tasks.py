@@ -1,7 +1,6 @@
 """The published tasks (Cui, Ahmad & Hawkins 2016) and the nodes they are built from:
 source.sequence, metric.accuracy / mape / nrmse / anomaly, decoder.rls, encoders, util nodes;
 plus short runs of graphs/high_order.json and graphs/nyc_taxi.json that must really learn."""
-import copy
 import json
 import math
 from pathlib import Path
@@ -9,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from deephtm.graphfile import Graph, load_graph
+from deephtm.graph.graphfile import load_graph
 from deephtm.node import Context
-from deephtm.registry import get
-from deephtm.resolve import check_params
-from deephtm.trainer import Trainer
+from deephtm.graph.registry import get
+from deephtm.graph.resolve import check_params
+from deephtm.train.trainer import Trainer
 
 from helpers import short_high_order_dict
 

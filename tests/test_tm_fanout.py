@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from deephtm.errors import DeepHTMError
-from deephtm.graphfile import Graph, load_graph
+from deephtm.graph.graphfile import Graph, load_graph
 from deephtm.node import Context
 from deephtm.nodes.htm_tm import TemporalMemory
-from deephtm.resolve import resolve
-from deephtm.trainer import Trainer
+from deephtm.graph.resolve import resolve
+from deephtm.train.trainer import Trainer
 
 from helpers import SINE, replay_symbols, sequence_tm_dict, small_sine_dict
 

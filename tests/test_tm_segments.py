@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from deephtm.errors import DeepHTMError, GraphError, ShapeError
-from deephtm.graphfile import load_graph
+from deephtm.graph.graphfile import load_graph
 from deephtm.node import Context
-from deephtm.registry import get
-from deephtm.resolve import check_params, resolve
-from deephtm.trainer import Trainer
+from deephtm.graph.registry import get
+from deephtm.graph.resolve import check_params, resolve
+from deephtm.train.trainer import Trainer
 
 from helpers import short_high_order_dict
 

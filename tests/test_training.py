@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from deephtm.graphfile import Graph, load_graph
+from deephtm.graph.graphfile import Graph, load_graph
 from deephtm.node import Context
-from deephtm.trainer import Trainer
+from deephtm.train.trainer import Trainer
 
 from helpers import SINE, small_sine_dict
 
@@ -124,7 +124,6 @@ def test_listeners_get_events_not_prints(capsys):
 
 
 def test_nan_loss_stops_with_message_and_keeps_checkpoint(tmp_path):
-    import pytest
     from deephtm.errors import TrainingError
 
     d = small_sine_dict(steps=400)

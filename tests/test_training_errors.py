@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from deephtm import registry
-from deephtm.checkpoint import checkpoint_path, load_checkpoint
+from deephtm.graph import registry
+from deephtm.train.checkpoint import checkpoint_path, load_checkpoint
 from deephtm.errors import TrainingError
 from deephtm.events import TrainerListener
-from deephtm.graphfile import Graph
+from deephtm.graph.graphfile import Graph
 from deephtm.node import Node
 from deephtm.nodes.source_sine import SineSource
-from deephtm.spec import Param, Port
-from deephtm.trainer import Trainer
+from deephtm.graph.spec import Param, Port
+from deephtm.train.trainer import Trainer
 
 from helpers import ROOT, small_sine_dict, write
 

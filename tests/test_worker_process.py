@@ -1,4 +1,4 @@
-"""deephtm.worker_process without Qt: a training process never outlives the app that
+"""deephtm.live.worker_process without Qt: a training process never outlives the app that
 started it, even when that app is killed and cannot clean up."""
 import subprocess
 import sys
@@ -10,8 +10,8 @@ from tests.helpers import ROOT
 # The "app": starts a training process, prints its pid once it trains, then waits to be killed.
 PARENT = """
 import sys, time
-from deephtm.graphfile import Graph
-from deephtm.worker_process import RunOptions, TrainingProcess
+from deephtm.graph.graphfile import Graph
+from deephtm.live.worker_process import RunOptions, TrainingProcess
 from tests.helpers import small_sine_dict
 
 if __name__ == "__main__":
@@ -53,8 +53,8 @@ def test_the_worker_stops_and_saves_when_its_app_is_killed(tmp_path):
 def test_close_finishes_the_session_even_when_the_app_stopped_reading(tmp_path, monkeypatch):
     """The worker blocks on a full events queue for its last messages; close() drains it, so
     the worker stops the normal way (checkpoint, summary, exit 0) instead of being terminated."""
-    import deephtm.worker_process as wp
-    from deephtm.graphfile import Graph
+    import deephtm.live.worker_process as wp
+    from deephtm.graph.graphfile import Graph
     from tests.helpers import small_sine_dict
 
     monkeypatch.setattr(wp, "EVENT_QUEUE_SIZE", 2)

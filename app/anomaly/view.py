@@ -11,7 +11,7 @@ from PyQt6.QtCore import Qt, QThread, pyqtSignal
 from PyQt6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QPushButton, QScrollBar, QVBoxLayout,
                              QWidget)
 
-from deephtm.timestamps import parse_timestamp
+from deephtm.anomaly.timestamps import parse_timestamp
 
 from .worker import DetectWorker
 
@@ -119,7 +119,7 @@ class AnomalyView(QWidget):
         self._redraw_windows()
 
     def load_windows_file(self, path: str, csv_path: str) -> None:
-        from deephtm.nab_score import load_windows, match_series
+        from deephtm.anomaly.nab_score import load_windows, match_series
 
         table = load_windows(path)
         self.set_windows(table[match_series(csv_path, list(table))])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from PyQt6.QtCore import QObject, pyqtSignal
 
-from deephtm.detect import Detector
+from deephtm.anomaly.detect import Detector
 from deephtm.errors import DeepHTMError
 
 

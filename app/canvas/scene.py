@@ -5,7 +5,7 @@ from __future__ import annotations
 from PyQt6.QtCore import QPointF, QRectF
 from PyQt6.QtWidgets import QGraphicsScene
 
-from deephtm import registry
+from deephtm.graph import registry
 
 from .. import grouping
 from ..editor import Editor

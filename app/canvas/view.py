@@ -8,7 +8,7 @@ from PyQt6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, QTimer
 from PyQt6.QtGui import QBrush, QFontMetricsF, QPainter, QPen
 from PyQt6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QGraphicsView
 
-from deephtm.spec import kind_accepts
+from deephtm.graph.spec import kind_accepts
 
 from . import style
 from .edge_item import wire_path
@@ -354,7 +354,7 @@ class GraphView(QGraphicsView):
             super().dropEvent(event)
 
     def drop_node(self, type_name: str, scene_pos: QPointF) -> str | None:
-        from deephtm import registry
+        from deephtm.graph import registry
 
         if registry.get(type_name) is None:
             return None

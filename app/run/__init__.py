@@ -1,5 +1,5 @@
-"""Training from the editor: a run panel that drives deephtm.trainer.Trainer in a training
-process (deephtm.worker_process; a QThread by setting, DEEPHTM_APP_WORKER=thread) and shows
+"""Training from the editor: a run panel that drives deephtm.train.trainer.Trainer in a training
+process (deephtm.live.worker_process; a QThread by setting, DEEPHTM_APP_WORKER=thread) and shows
 live pyqtgraph plots of what HTM does while it learns.
 
 The editor docks `app.run.panel.RunPanel`; `python -m app.run GRAPH --train-steps N ...`

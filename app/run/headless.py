@@ -5,10 +5,10 @@ write the run directory and a screenshot of the window, exit 0.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
+from deephtm.train import rundir
 from pathlib import Path
 
 EXIT_FAILED = 1
@@ -63,8 +63,8 @@ def run_headless_training(graph_path: str, steps: int, out: str | None, screensh
     from PyQt6.QtWidgets import QApplication
 
     from deephtm.errors import DeepHTMError
-    from deephtm.graphfile import load_graph
-    from deephtm.resolve import resolve
+    from deephtm.graph.graphfile import load_graph
+    from deephtm.graph.resolve import resolve
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     if steps is None or steps < 1:
@@ -107,9 +107,9 @@ def run_headless_training(graph_path: str, steps: int, out: str | None, screensh
             print(f"deephtm-app: error: {screenshot}: could not write the image", file=sys.stderr)
             code = code or EXIT_FAILED
     if code == 0:
-        summary = json.loads((Path(out) / "summary.json").read_text())
-        print(f"trained {summary['steps']} steps in the app at {summary['steps_per_s']:.1f} steps/s "
-              f"on {summary['device']}; {panel.plots.frames} plot frames; run in {out}"
+        summary = rundir.read_summary(out) or {}
+        print(f"trained {summary.get('steps')} steps in the app at {summary.get('steps_per_s', 0):.1f} steps/s "
+              f"on {summary.get('device')}; {panel.plots.frames} plot frames; run in {out}"
               + (f"; screenshot {screenshot}" if screenshot else ""))
     panel.shutdown()
     window.close()

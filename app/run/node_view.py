@@ -9,7 +9,7 @@ from PyQt6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from .buffers import Ring
 from .plots import to_display_image
-from .probes import MAX_RASTER_UNITS, Probes
+from deephtm.live.probes import MAX_RASTER_UNITS, Probes
 
 VIEW_STEPS = 200
 

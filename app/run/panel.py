@@ -3,7 +3,6 @@ by setting, a thread) and watch it learn. The editor docks it and calls set_grap
 live view of one node's activity."""
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -11,10 +10,11 @@ from PyQt6.QtCore import QCoreApplication, Qt, QTimer, pyqtSignal
 from PyQt6.QtWidgets import (QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QLineEdit,
                              QPushButton, QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
 
-from deephtm.checkpoint import checkpoint_path
+from deephtm.train import rundir
+from deephtm.train.checkpoint import checkpoint_path
 from deephtm.errors import DeepHTMError
-from deephtm.graphfile import Graph
-from deephtm.training_config import TRAINING_PARAMS
+from deephtm.graph.graphfile import Graph
+from deephtm.graph.training import TRAINING_PARAMS
 
 from .node_view import NodeActivityView
 from .plots import LivePlots
@@ -27,19 +27,7 @@ MAX_HISTORY_LINES = 200_000  # metrics.jsonl lines read back when a run resumes
 
 def default_run_dir(graph: Graph) -> str:
     """The CLI's default: runs/<graph file name>."""
-    stem = Path(graph.path).stem if graph.path else (graph.name or "untitled")
-    return str(Path.cwd() / "runs" / stem)
-
-
-def checkpoint_step(run_dir: str) -> int | None:
-    """The step of the checkpoint in run_dir (from its readable metadata), None if none."""
-    path = checkpoint_path(run_dir)
-    if not path.exists():
-        return None
-    try:
-        return int(json.loads((path.parent / "meta.json").read_text())["step"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0
+    return str(Path.cwd() / rundir.default_run_dir(graph.path, graph.name or "untitled"))
 
 
 class RunPanel(QWidget):
@@ -235,14 +223,14 @@ class RunPanel(QWidget):
     def resume(self) -> None:
         if self.state == PAUSED and self.thread:
             self.thread.request_resume()
-        elif self.state == IDLE and checkpoint_step(self.run_dir()) is not None:
+        elif self.state == IDLE and rundir.checkpoint_step(self.run_dir()) is not None:
             self.start_training(resume=True)
 
     def step(self, n: int = 1) -> None:
         if self.state == PAUSED and self.thread:
             self.thread.request_step(n)
         elif self.state == IDLE:
-            self.start_training(resume=checkpoint_step(self.run_dir()) is not None, paused_after=n)
+            self.start_training(resume=rundir.checkpoint_step(self.run_dir()) is not None, paused_after=n)
 
     def stop(self) -> None:
         if self.thread and self.state in (STARTING, RUNNING, PAUSED):
@@ -268,7 +256,7 @@ class RunPanel(QWidget):
             run_dir = QFileDialog.getExistingDirectory(self, "Run directory with a checkpoint", self.run_dir())
             if not run_dir:
                 return False
-        step = checkpoint_step(run_dir)
+        step = rundir.checkpoint_step(run_dir)
         if step is None:
             self._show_error(f"{checkpoint_path(run_dir)}: no checkpoint found")
             return False
@@ -394,19 +382,8 @@ class RunPanel(QWidget):
 
     def _load_history(self, run_dir: str, upto: int) -> None:
         """Put the earlier sessions' loss and metric curves back (metrics.jsonl, the CLI's log)."""
-        path = Path(run_dir) / "metrics.jsonl"
-        try:
-            lines = path.read_text().splitlines()[-MAX_HISTORY_LINES:]
-        except OSError:
-            return
-        logs = []
-        for line in lines:
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(rec, dict) and isinstance(rec.get("step"), int) and rec["step"] <= upto:
-                logs.append((rec["step"], rec))
+        records = rundir.read_metrics(run_dir, upto=upto, max_lines=MAX_HISTORY_LINES)
+        logs = [(rec["step"], rec) for rec in records]
         self.plots.feed({"logs": logs})
 
     # ---- state --------------------------------------------------------------------------------------
@@ -419,7 +396,7 @@ class RunPanel(QWidget):
     def _update_controls(self) -> None:
         s = self.state
         has_graph = self.graph is not None
-        can_continue = s == IDLE and has_graph and checkpoint_step(self.run_dir()) is not None
+        can_continue = s == IDLE and has_graph and rundir.checkpoint_step(self.run_dir()) is not None
         self.train_btn.setEnabled(s == IDLE and has_graph)
         self.pause_btn.setEnabled(s in (STARTING, RUNNING))
         self.resume_btn.setEnabled(s == PAUSED or can_continue)

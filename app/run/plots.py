@@ -10,7 +10,7 @@ import numpy as np
 import pyqtgraph as pg
 
 from .buffers import DecimatingSeries, Ring
-from .probes import MAX_RASTER_UNITS, Probes
+from deephtm.live.probes import MAX_RASTER_UNITS, Probes
 
 RECENT_STEPS = 400  # prediction, anomaly and raster windows
 TM_COLOURS = np.array([[24, 24, 28, 255],  # idle

@@ -1,6 +1,6 @@
 """The run panel's two workers, with one interface: a training process (the default; the GUI
 and the trainer then run on separate cores without sharing a GIL) or a QThread. Both run
-deephtm.worker_process.TrainingJob - the CLI's Trainer - and report by the same Qt signals,
+deephtm.live.worker_process.TrainingJob - the CLI's Trainer - and report by the same Qt signals,
 delivered on the GUI thread. Errors stop training, never the app."""
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import os
 
 from PyQt6.QtCore import QObject, QThread, pyqtSignal
 
-from deephtm.graphfile import Graph
-from deephtm.live_probes import Probes
-from deephtm.worker_process import RunOptions, TrainingJob, TrainingProcess  # noqa: F401 (RunOptions re-exported)
+from deephtm.graph.graphfile import Graph
+from deephtm.live.probes import Probes
+from deephtm.live.worker_process import RunOptions, TrainingJob, TrainingProcess  # noqa: F401 (RunOptions re-exported)
 
 WORKER_ENV = "DEEPHTM_APP_WORKER"  # "process" (default) or "thread"
 WORKER_KINDS = ("process", "thread")
@@ -94,7 +94,7 @@ class TrainingThread(QThread):
 
 
 class TrainingProcessWorker(QObject):
-    """The job in a spawned process (deephtm.worker_process.TrainingProcess). The panel's
+    """The job in a spawned process (deephtm.live.worker_process.TrainingProcess). The panel's
     timer calls poll(), which turns the process's messages into the signals. The process
     ends with the app (close() on quit; daemonic; it stops itself if the app vanishes),
     and a crashed process reads as `failed`."""

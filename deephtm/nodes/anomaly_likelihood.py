@@ -20,7 +20,7 @@ import math
 import torch
 
 from ..node import Node, require
-from ..spec import Param, Port
+from ..graph.spec import Param, Port
 
 # Log scale: log(1 - L) / log(LOG_FLOOR) maps 0.5 -> 0.03, 0.999 -> 0.3, 0.99999 -> 0.5, 1 -> 1.
 LOG_FLOOR = 1e-10

@@ -2,7 +2,7 @@
 from torch import nn
 
 from ..node import Node, flat_size
-from ..spec import Param, Port
+from ..graph.spec import Param, Port
 
 
 class Classifier(Node):

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..node import Node, lr_scale_param, flat_size
-from ..spec import Param, Port
+from ..graph.spec import Param, Port
 
 
 class MLPDecoder(Node):

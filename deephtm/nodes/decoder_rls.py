@@ -8,7 +8,7 @@ exact least squares with exponential forgetting, updated in O(features^2) per st
 import torch
 
 from ..node import Node, flat_size, require
-from ..spec import Param, Port
+from ..graph.spec import Param, Port
 
 MAX_FEATURES = 4096  # P is features x features per stream
 

@@ -2,7 +2,7 @@
 from torch import nn
 
 from ..node import Node, require
-from ..spec import Param, Port
+from ..graph.spec import Param, Port
 
 
 def conv_out_size(n: int, kernel: int, stride: int) -> int:

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from ..node import Node, flat_size, require
-from ..spec import Param, Port
+from ..graph.spec import Param, Port
 
 
 class FourierEncoder(Node):

@@ -2,7 +2,7 @@
 from torch import nn
 
 from ..node import Node, lr_scale_param, flat_size, require
-from ..spec import Param, Port
+from ..graph.spec import Param, Port
 
 
 class MLPEncoder(Node):

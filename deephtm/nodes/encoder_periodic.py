@@ -5,7 +5,7 @@ import math
 import torch
 
 from ..node import Node, require
-from ..spec import Param, Port
+from ..graph.spec import Param, Port
 
 
 class PeriodicEncoder(Node):

@@ -2,7 +2,7 @@
 import torch
 
 from ..node import Node, require
-from ..spec import Param, Port
+from ..graph.spec import Param, Port
 
 
 class ScalarEncoder(Node):

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..node import Node, require
-from ..spec import Param, Port
+from ..graph.spec import Param, Port
 
 # Hexagonal lattice basis (columns): unit vectors 60 degrees apart.
 HEX = torch.tensor([[1.0, 0.5], [0.0, math.sqrt(3) / 2]])

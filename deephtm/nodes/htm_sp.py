@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..node import Node, lr_scale_param, flat_size, require
-from ..spec import Param, Port
+from ..graph.spec import Param, Port
 
 
 class SpatialPooler(Node):

@@ -4,7 +4,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..node import Node, require
-from ..spec import Param, Port
+from ..graph.spec import Param, Port
 
 
 def infer_tm_shapes(p, shapes) -> dict:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..node import Node
-from ..spec import Param, Port
+from ..graph.spec import Param, Port
 from .htm_tm import infer_tm_shapes
 
 

@@ -1,9 +1,8 @@
 """loss.ce: cross-entropy between logits and a target class."""
-import torch
 import torch.nn.functional as F
 
 from ..node import Node, require
-from ..spec import Param, Port
+from ..graph.spec import Param, Port
 
 
 class CrossEntropyLoss(Node):

@@ -1,6 +1,6 @@
 """loss.mse: mean squared error between a prediction and a target."""
 from ..node import Node, require_same_shape
-from ..spec import Param, Port
+from ..graph.spec import Param, Port
 
 
 class MSELoss(Node):

@@ -1,6 +1,6 @@
 """loss.term: adds another node's loss output (e.g. the TM's self-supervised loss)."""
 from ..node import Node
-from ..spec import Param, Port
+from ..graph.spec import Param, Port
 
 
 class LossTerm(Node):

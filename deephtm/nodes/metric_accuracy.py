@@ -4,7 +4,7 @@ its final value, before and after the task changes at 'swap_step')."""
 import torch
 
 from ..node import Node, require
-from ..spec import Param, Port
+from ..graph.spec import Param, Port
 
 
 class Accuracy(Node):

@@ -1,6 +1,6 @@
 """metric.anomaly: the mean raw anomaly score over a moving window."""
 from ..node import Node
-from ..spec import Param, Port
+from ..graph.spec import Param, Port
 
 
 class MeanAnomaly(Node):

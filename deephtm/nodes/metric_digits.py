@@ -17,7 +17,7 @@ import torch
 from ..errors import GraphError, node_where
 from ..node import Node, require
 from ..png import image_grid, write_png
-from ..spec import Param, Port
+from ..graph.spec import Param, Port
 from .source_digits import SIDE, digits_split
 
 

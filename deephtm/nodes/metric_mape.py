@@ -1,6 +1,6 @@
 """metric.mape: mean absolute error over mean absolute truth (Cui et al. 2016's MAPE)."""
 from ..node import Node, require_same_shape
-from ..spec import Param, Port
+from ..graph.spec import Param, Port
 
 
 class MAPE(Node):

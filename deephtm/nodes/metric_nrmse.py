@@ -9,7 +9,7 @@ import math
 import torch
 
 from ..node import Node, require_same_shape
-from ..spec import Param, Port
+from ..graph.spec import Param, Port
 
 
 class NRMSE(Node):

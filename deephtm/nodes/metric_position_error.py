@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from ..node import Node, require
-from ..spec import Param, Port
+from ..graph.spec import Param, Port
 
 
 class PositionError(Node):

@@ -2,7 +2,7 @@
 import torch
 
 from ..node import Node, flat_size
-from ..spec import Param, Port
+from ..graph.spec import Param, Port
 from .htm_sp import usage_entropy_ratio
 
 

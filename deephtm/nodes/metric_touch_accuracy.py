@@ -1,10 +1,9 @@
 """metric.touch_accuracy: recognition accuracy as a function of the number of touches."""
 from collections import deque
 
-import torch
 
 from ..node import Node, require
-from ..spec import Param, Port
+from ..graph.spec import Param, Port
 
 
 class TouchAccuracy(Node):

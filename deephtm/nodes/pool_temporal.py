@@ -8,7 +8,7 @@ evidence. Gradients reach the current input only (the pooled past is a detached 
 import torch
 
 from ..node import Node, require
-from ..spec import Param, Port
+from ..graph.spec import Param, Port
 
 
 class TemporalPool(Node):

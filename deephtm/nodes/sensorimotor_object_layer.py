@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..node import Node, flat_size, require
-from ..spec import Param, Port
+from ..graph.spec import Param, Port
 
 
 class ObjectLayer(Node):

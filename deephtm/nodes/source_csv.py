@@ -5,11 +5,11 @@ import math
 
 import torch
 
-from ..csvdata import read_columns, resolve_path
+from ..anomaly.csvdata import read_columns, resolve_path
 from ..errors import DeepHTMError, GraphError, node_where
 from ..node import Node
-from ..spec import Param, Port
-from ..timestamps import parse_timestamp
+from ..graph.spec import Param, Port
+from ..anomaly.timestamps import parse_timestamp
 
 SECONDS_PER_DAY = 86400.0
 ONLINE_CLAMP = 10.0  # online z-scores are clipped: the first rows have a tiny std

@@ -13,7 +13,7 @@ import torch
 
 from ..errors import GraphError, node_where
 from ..node import Node
-from ..spec import Param, Port
+from ..graph.spec import Param, Port
 
 SIDE = 8  # the images are 8x8, values 0..16
 

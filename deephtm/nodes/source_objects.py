@@ -12,7 +12,7 @@ import torch
 
 from ..errors import GraphError, node_where
 from ..node import Node
-from ..spec import Param, Port
+from ..graph.spec import Param, Port
 
 
 class ObjectsSource(Node):

@@ -10,7 +10,7 @@ import math
 import torch
 
 from ..node import Node
-from ..spec import Param, Port
+from ..graph.spec import Param, Port
 
 
 class RandomWalk(Node):

@@ -4,7 +4,7 @@ import math
 import torch
 
 from ..node import Node
-from ..spec import Param, Port
+from ..graph.spec import Param, Port
 
 
 class SineSource(Node):

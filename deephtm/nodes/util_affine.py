@@ -1,6 +1,6 @@
 """util.affine: a fixed scale and shift (e.g. to bring raw counts to a unit range)."""
 from ..node import Node
-from ..spec import Param, Port
+from ..graph.spec import Param, Port
 
 
 class Affine(Node):

@@ -2,7 +2,7 @@
 import torch
 
 from ..node import Node, flat_size
-from ..spec import Port
+from ..graph.spec import Port
 
 SLOTS = ("a", "b", "c", "d")
 

@@ -3,7 +3,7 @@ the week), learned online from what has been observed, never from later values."
 import torch
 
 from ..node import Node, flat_size, require
-from ..spec import Param, Port
+from ..graph.spec import Param, Port
 
 
 class SeasonalProfile(Node):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from . import registry
 from .graphfile import FORMAT_VERSION
-from .training_config import TRAINING_PARAMS
+from .training import TRAINING_PARAMS
 
 REF_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*\.[A-Za-z_][A-Za-z0-9_]*$"
 

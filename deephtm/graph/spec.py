@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import GraphError
+from ..errors import GraphError
 
 # Port kinds. An SDR is a tensor with few active units, so an SDR may feed a tensor input;
 # a dense tensor may not feed an SDR input. Losses and metrics are scalars per step.

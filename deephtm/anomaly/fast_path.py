@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import torch
 
-from .compile import GraphModule, Key
-from .node import Context
-from .optim import clip_grad_norm_
-from .optimizers import MultiOptimizer
+from ..train.compile import GraphModule, Key
+from ..node import Context
+from ..train.optim import clip_grad_norm_
+from ..train.optim import MultiOptimizer
 
 BLOCK = 256  # rows of the frozen prefix computed at once
 # torch.autograd.grad's engine entry point (the one it calls itself); None if a torch

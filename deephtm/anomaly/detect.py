@@ -23,12 +23,13 @@ from typing import Callable
 import torch
 
 from .csvdata import read_columns
-from .errors import DeepHTMError, GraphError, TrainingError
-from .graphfile import Graph, atomic_write_bytes, load_graph
-from .node import Context
-from .optim import clip_grad_norm_
-from .online import OnlineFastPath
-from .trainer import Trainer
+from ..errors import DeepHTMError, GraphError, TrainingError
+from ..atomic import atomic_write_bytes
+from ..graph.graphfile import Graph, load_graph
+from ..node import Context
+from ..train.optim import clip_grad_norm_
+from .fast_path import OnlineFastPath
+from ..train.trainer import Trainer
 
 SCORE_COLUMNS = ("timestamp", "value", "raw_anomaly", "anomaly_likelihood", "anomaly_score", "flagged")
 

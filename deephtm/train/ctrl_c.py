@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import signal
 
-from .events import TrainerListener
+from ..events import TrainerListener
 
 
 class StopOnCtrlC(TrainerListener):

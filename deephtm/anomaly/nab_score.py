@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from .errors import DeepHTMError
+from ..errors import DeepHTMError
 from .timestamps import parse_timestamp
 
 

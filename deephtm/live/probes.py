@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .resolve import Resolved
+from ..graph.resolve import Resolved
 
 Key = tuple  # (node id, port name)
 MAX_RASTER_UNITS = 2048  # wider rasters show their first units only

@@ -8,10 +8,10 @@ from typing import Any
 import networkx as nx
 
 from . import registry
-from .errors import GraphError, node_where
+from ..errors import GraphError, node_where
 from .graphfile import EdgeSpec, Graph
-from .training_config import TrainingConfig
-from .node import Node, Shape, flat_size
+from .training import TrainingConfig
+from ..node import Node, Shape, flat_size
 from .spec import kind_accepts
 
 # Weights and state values a graph may allocate (float32: 4 bytes each, x4 with Adam's

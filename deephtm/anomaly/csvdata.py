@@ -6,7 +6,7 @@ import math
 import os
 from pathlib import Path
 
-from .errors import DeepHTMError
+from ..errors import DeepHTMError
 
 MAX_CSV_BYTES = 512 * 1024 * 1024
 

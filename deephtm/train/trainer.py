@@ -3,7 +3,6 @@ cuda or cpu, checkpointing and resuming, reporting through listeners."""
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import threading
@@ -14,14 +13,15 @@ import torch
 
 from .checkpoint import checkpoint_path, load_checkpoint, pack_optimizer, save_checkpoint, unpack_optimizer
 from .compile import GraphModule
-from .optimizers import make_optimizer
-from .errors import CheckpointError, DeepHTMError, TrainingError
-from .events import TrainerListener
-from .graphfile import Graph, atomic_write_bytes
-from .node import Context
-from .optim import LazyAdam, LazyAdamW, clip_grad_norm_
-from .resolve import resolve
-from .training_config import lr_factor
+from .rundir import write_summary
+from .optim import make_optimizer
+from ..errors import CheckpointError, DeepHTMError, TrainingError
+from ..events import TrainerListener
+from ..graph.graphfile import Graph
+from ..node import Context
+from .optim import clip_grad_norm_
+from ..graph.resolve import resolve
+from ..graph.training import lr_factor
 
 
 def pick_device(name: str) -> torch.device:
@@ -43,7 +43,7 @@ class Trainer:
                  batch_size: int | None = None, resume: bool = False,
                  listeners: list[TrainerListener] | tuple = (), distributed=None):
         self.graph = graph
-        self.dp = distributed  # a deephtm.distributed.DataParallel: this rank's share of the streams
+        self.dp = distributed  # a deephtm.train.distributed.DataParallel: this rank's share of the streams
         self.config = graph.training.override(steps=steps, device=device, seed=seed, lr=lr,
                                               batch_size=batch_size)
         self.resolved = resolve(graph, training=self.config)
@@ -268,7 +268,7 @@ class Trainer:
             self.save()
             for node in self.model.nodes.values():
                 node.on_end(self.out)
-            atomic_write_bytes(self.out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
+            write_summary(self.out, summary)
         for l in self.listeners:
             l.on_end(summary)
         return summary

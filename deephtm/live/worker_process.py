@@ -24,15 +24,14 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import torch
 
-from .errors import DeepHTMError
-from .graphfile import Graph
-from .live_probes import Probes
-from .live_sampler import Sampler
+from ..errors import DeepHTMError
+from ..graph.graphfile import Graph
+from .probes import Probes
+from .sampler import Sampler
 
 TERMINAL = ("finished", "failed")
 EVENT_QUEUE_SIZE = 256  # sample payloads beyond this wait in the worker (their logs are kept)
@@ -135,9 +134,8 @@ class TrainingJob:
 
     # ---- the session ---------------------------------------------------------------------------
     def run(self) -> None:
-        from .cli import _drop_log_lines_after
-        from .progress import RunLogger
-        from .trainer import Trainer
+        from ..train.rundir import RunLogger, drop_log_lines_after
+        from ..train.trainer import Trainer
 
         o = self.options
         try:
@@ -145,7 +143,7 @@ class TrainingJob:
             trainer = Trainer(self.graph, out=o.out, steps=o.steps, device=o.device, lr=o.lr,
                               resume=o.resume, listeners=[logger])
             if o.resume:  # as `deephtm train --resume`: reports after the checkpoint are made again
-                _drop_log_lines_after(Path(o.out) / "metrics.jsonl", trainer.step)
+                drop_log_lines_after(o.out, trainer.step)
             sampler = _JobListener(Probes.find(trainer.resolved), self)
             sampler.model = trainer.model
             sampler.watch_nodes(self._watched)
@@ -192,7 +190,7 @@ def runtime_node_types(graph: Graph) -> dict[str, tuple[str, str]]:
     """Node types the graph uses that a fresh process would not find by itself (registered at
     run time, e.g. by a test): type name -> (module, qualified name), imported again there.
     Built-ins and installed plugins the worker's registry finds on its own."""
-    from . import registry
+    from ..graph import registry
 
     found = {}
     for spec in graph.nodes:
@@ -311,7 +309,7 @@ def _worker_main(graph_dict: dict, graph_path: str | None, options: dict,
                  node_types: dict, commands, events) -> None:
     """The training process: register the app's run-time node types, run one job, serve
     commands on a side thread, and stop (then exit) if the app goes away."""
-    from . import registry
+    from ..graph import registry
 
     carried_logs: list = []
 

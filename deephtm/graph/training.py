@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-from .errors import GraphError
+from ..errors import GraphError
 from .spec import Param
 
 TRAINING_PARAMS = (

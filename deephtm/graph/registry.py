@@ -8,14 +8,14 @@ import importlib
 import warnings
 from importlib.metadata import entry_points
 
-from .node import Node
+from ..node import Node
 
 ENTRY_POINT_GROUP = "deephtm.nodes"
 _registry: dict[str, type[Node]] | None = None
 
 
 def _builtin_types() -> list[type[Node]]:
-    from .nodes import BUILTIN_MODULES
+    from ..nodes import BUILTIN_MODULES
 
     found = []
     for mod_name in BUILTIN_MODULES:

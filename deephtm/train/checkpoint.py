@@ -11,8 +11,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as st_save
 
-from .errors import CheckpointError
-from .graphfile import atomic_write_bytes
+from ..errors import CheckpointError
+from ..atomic import atomic_write_bytes
 
 CHECKPOINT_FILE = "model.safetensors"
 META_FILE = "meta.json"

@@ -6,8 +6,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .node import Context
-from .resolve import Resolved
+from ..node import Context
+from ..graph.resolve import Resolved
 
 Key = tuple  # (node id, port name)
 

@@ -1,10 +1,7 @@
-"""Listeners used by the CLI: a tqdm progress bar and the run directory's metrics log."""
+"""The CLI's progress bar: a trainer listener drawing tqdm on stderr."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-from .events import TrainerListener
+from ..events import TrainerListener
 
 
 class ProgressListener(TrainerListener):
@@ -34,26 +31,3 @@ class ProgressListener(TrainerListener):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-
-
-class RunLogger(TrainerListener):
-    """Appends one JSON line per report to DIR/metrics.jsonl."""
-
-    def __init__(self, run_dir, append: bool = False):
-        self.path = Path(run_dir) / "metrics.jsonl"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not append:
-            self.path.write_text("")
-        self.file = None
-
-    def on_start(self, info):
-        self.file = open(self.path, "a", buffering=1)
-
-    def on_log(self, step, metrics):
-        if self.file is not None:
-            self.file.write(json.dumps({"step": step, **metrics}) + "\n")
-
-    def on_end(self, summary):
-        if self.file is not None:
-            self.file.close()
-            self.file = None

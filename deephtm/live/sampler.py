@@ -13,9 +13,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .events import TrainerListener
+from ..events import TrainerListener
 
-from .live_probes import MAX_RASTER_UNITS, Key, Probes
+from .probes import MAX_RASTER_UNITS, Key, Probes
 
 CLONE_BYTES = 64 * 1024  # bigger values are cut to stream 0 at once, so a batch is not kept alive
 

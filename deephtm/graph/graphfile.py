@@ -16,14 +16,12 @@ import json
 import math
 import os
 import re
-import secrets
-import stat
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
-from .errors import GraphError
-from .training_config import TrainingConfig
+from ..atomic import atomic_write_bytes
+from ..errors import GraphError
+from .training import TrainingConfig
 
 FORMAT_VERSION = 1
 # Limits on what a file may hold, checked while reading, so a hostile or broken file is
@@ -119,7 +117,7 @@ class Graph:
     @classmethod
     def from_dict(cls, d: Any) -> "Graph":
         """Parse the structure of a (migrated) graph dict. Types, ports and shapes are
-        checked later by deephtm.resolve."""
+        checked later by deephtm.graph.resolve."""
         if not isinstance(d, dict):
             raise GraphError("the file must hold a JSON object")
         unknown = set(d) - TOP_LEVEL_KEYS
@@ -330,45 +328,6 @@ def load_graph(path: str | os.PathLike) -> Graph:
 
 def dumps(graph: Graph) -> str:
     return json.dumps(graph.to_dict(), indent=2, allow_nan=False) + "\n"
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over the target, so a
-    crash leaves either the old file or the new one, never a truncated one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
-        # Created like any new file (the umask applies), then given the old file's mode.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if path.exists():
-            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (a power cut could otherwise undo it)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def save_graph(graph: Graph, path: str | os.PathLike) -> None:
