@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--summary", help="summary JSON to write (default: OUT with .summary.json)")
 
     s = sub.add_parser("score", help="NAB profile scores of detect outputs against labelled windows")
-    s.add_argument("scores", nargs="+", help="scores CSV files (named after their series)")
+    s.add_argument("scores", nargs="+", help="scores CSV files (named after their series), or one folder of detect outputs laid out as NAB's data folder (<category>/<file>.csv): the whole corpus, scored with NAB's threshold optimization")
     s.add_argument("--windows", required=True, help="NAB windows JSON")
     s.add_argument("--threshold", type=float, help="detections: anomaly_score >= this (default: 'flagged')")
     s.add_argument("--quiet", type=int, default=0,
@@ -226,19 +226,38 @@ def cmd_score(args) -> int:
 
     if args.quiet < 0:
         raise DeepHTMError(f"{args.quiet} is negative", where="--quiet")
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:  # also refuses nan
+        raise DeepHTMError(f"{args.threshold!r} is not in [0, 1]", where="--threshold")
+    if len(args.scores) == 1 and Path(args.scores[0]).is_dir():
+        return _score_corpus(args)
     if args.quiet and args.threshold is None:
         raise DeepHTMError("needs --threshold (the 'flagged' column already applies the graph's rule)",
                            where="--quiet")
     report = score_files(args.scores, args.windows, args.threshold, args.quiet)
     report.pop("_results")
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(report, indent=2, allow_nan=False))
         return 0
     for s in report["series"] + [{"series": "all", **{"scores": report["total"]}}]:
         counts = "" if "detected" not in s else \
             f"  windows {s['detected']}/{s['windows']} detected, {s['false_positives']} false positives"
-        scores = "  ".join(f"{k} {v:.1f}" for k, v in s["scores"].items())
+        scores = "  ".join(f"{k} {'-' if v is None else f'{v:.1f}'}" for k, v in s["scores"].items())
         print(f"{s['series']}:{counts}\n    {scores}")
+    return 0
+
+
+def _score_corpus(args) -> int:
+    """NAB's protocol over a folder of detect outputs: thresholds optimized per profile."""
+    from .anomaly.nab_corpus import format_table, score_corpus
+
+    if args.threshold is not None or args.quiet:
+        raise DeepHTMError("a results folder is scored with one threshold per profile optimized over the "
+                           "corpus (NAB's protocol); score single files to fix a threshold", where="--threshold")
+    report = score_corpus(args.scores[0], args.windows)
+    if args.json:
+        print(json.dumps(report, indent=2, allow_nan=False))
+    else:
+        print(format_table(report))
     return 0
 
 

@@ -76,7 +76,12 @@ class SeriesScore:
     def to_dict(self) -> dict:
         return {"series": self.name, "rows": self.rows, "windows": self.windows, "detected": self.detected,
                 "missed": self.windows - self.detected, "false_positives": self.false_positives,
-                "scores": {k: round(v, 2) for k, v in self.normalized().items()}}
+                "scores": {k: _rounded(v) for k, v in self.normalized().items()}}
+
+
+def _rounded(v: float) -> float | None:
+    """A score for reports: None where it is undefined (a series with no windows)."""
+    return None if math.isnan(v) else round(v, 2)
 
 
 def normalize(raw: float, null: float, perfect: float) -> float:
@@ -85,35 +90,60 @@ def normalize(raw: float, null: float, perfect: float) -> float:
     return 100.0 * (raw - null) / (perfect - null)
 
 
+def row_weights(n: int, windows: list[tuple[int, int]], probation: int) -> tuple[list[int], list[float]]:
+    """What a detection on each row would be worth: (window, weight) per row. Rows in a
+    window: its index and the sigmoid weight of a first detection there (1 on the window's
+    first row). Rows outside every window: -1 and the false-positive cost weight in [0, 1].
+    Rows in the probationary period: -2 and 0 (never scored)."""
+    window_of, weight = [-2] * n, [0.0] * n
+    w = 0  # index of the first window not entirely before row i
+    for i in range(probation, n):
+        while w < len(windows) and windows[w][1] < i:
+            w += 1
+        if w < len(windows) and windows[w][0] <= i:
+            start, end = windows[w]
+            y = (i - end - 1) / (end - start + 1)  # -1 at the first row, just below 0 at the last
+            window_of[i], weight[i] = w, scaled_sigmoid(y) / scaled_sigmoid(-1.0)
+        elif w == 0:
+            window_of[i], weight[i] = -1, 1.0  # no window before it: the full cost
+        else:
+            start, end = windows[w - 1]
+            window_of[i], weight[i] = -1, -scaled_sigmoid((i - end) / (end - start + 1))
+    return window_of, weight
+
+
+def check_windows(windows: list[tuple[int, int]], name: str = "") -> list[tuple[int, int]]:
+    windows = sorted(windows)
+    for (a, b), nxt in zip(windows, windows[1:] + [None]):
+        if a > b:
+            raise DeepHTMError(f"window [{a}, {b}] ends before it starts", where=f"series '{name}'")
+        if nxt is not None and nxt[0] <= b:
+            raise DeepHTMError(f"windows [{a}, {b}] and [{nxt[0]}, {nxt[1]}] overlap", where=f"series '{name}'")
+    return windows
+
+
 def score_detections(detections: list[bool], windows: list[tuple[int, int]], name: str = "",
                      probation: int | None = None) -> SeriesScore:
-    """detections: one bool per row. windows: (first row, last row) pairs, inclusive, sorted."""
+    """detections: one bool per row. windows: (first row, last row) pairs, inclusive."""
     n = len(detections)
     probation = probation_rows(n) if probation is None else probation
-    windows = sorted(windows)
+    windows = check_windows(windows, name)
     result = SeriesScore(name=name, rows=n, windows=len(windows))
+    window_of, weight = row_weights(n, windows, probation)
     tp_score: list[float] = []  # sigmoid weight of each detected window's first detection
     fp_weight: list[float] = []  # cost weight in [0, 1] of each false positive
     first_hit: dict[int, int] = {}
-    w = 0  # index of the first window not entirely before row i
     for i, hit in enumerate(detections):
-        while w < len(windows) and windows[w][1] < i:
-            w += 1
-        if not hit or i < probation:
+        w = window_of[i]
+        if not hit or w == -2:
             continue
-        if w < len(windows) and windows[w][0] <= i:
+        if w >= 0:
             if w not in first_hit:
                 first_hit[w] = i
-                start, end = windows[w]
-                y = (i - end - 1) / (end - start + 1)  # -1 at the first row, just below 0 at the last
-                tp_score.append(scaled_sigmoid(y) / scaled_sigmoid(-1.0))
+                tp_score.append(weight[i])
             continue
         result.false_positive_rows.append(i)
-        if w == 0:
-            fp_weight.append(1.0)  # no window before it: the full cost
-        else:
-            start, end = windows[w - 1]
-            fp_weight.append(-scaled_sigmoid((i - end) / (end - start + 1)))
+        fp_weight.append(weight[i])
     result.detected = len(first_hit)
     result.detection_rows = [first_hit[k] for k in sorted(first_hit)]
     result.false_positives = len(result.false_positive_rows)
@@ -152,6 +182,8 @@ def load_windows(path: str | Path) -> dict[str, list[tuple[datetime, datetime]]]
         raise DeepHTMError(exc.strerror or str(exc), file=path) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise DeepHTMError(f"not valid JSON: {exc}", file=path) from None
+    except RecursionError:
+        raise DeepHTMError("not a windows file: JSON nested too deeply", file=path) from None
     if not isinstance(data, dict):
         raise DeepHTMError('expected an object {"series.csv": [[start, end], ...]}', file=path)
     out = {}
@@ -162,6 +194,9 @@ def load_windows(path: str | Path) -> dict[str, list[tuple[datetime, datetime]]]
             out[key] = [(parse_timestamp(str(a)), parse_timestamp(str(b))) for a, b in pairs]
         except ValueError as exc:
             raise DeepHTMError(str(exc), file=path, where=f"series '{key}'") from None
+        for a, b in out[key]:
+            if a > b:
+                raise DeepHTMError(f"window [{a}, {b}] ends before it starts", file=path, where=f"series '{key}'")
     return out
 
 
@@ -183,50 +218,66 @@ def match_series(scores_path: str | Path, keys: list[str]) -> str:
     return best
 
 
-def read_scores(path: str | Path, threshold: float | None = None,
-                quiet: int = 0) -> tuple[list[datetime], list[bool]]:
-    """Timestamps and detections of a `deephtm detect` output (or any CSV with timestamp and
-    anomaly_score columns). Detections: the 'flagged' column when present and no threshold
-    is given, else anomaly_score >= threshold (default 0.5), and with `quiet` only where
-    that many rows in a row below it come just before (one detection per excursion, as
-    anomaly.likelihood's 'quiet' param). Rows without a valid timestamp (rows detect
-    skipped) are left out: they cannot be placed in time."""
+def read_score_values(path: str | Path, column: str = "anomaly_score") -> tuple[list[datetime], list[float]]:
+    """Timestamps and one numeric column of a `deephtm detect` output (or any CSV with a
+    timestamp column). Rows without a valid timestamp (rows detect skipped) are left out:
+    they cannot be placed in time. An empty, non-numeric or NaN cell is an error."""
     path = str(path)
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:
             rows = list(csv.reader(f))
     except OSError as exc:
         raise DeepHTMError(exc.strerror or str(exc), file=path) from None
-    except UnicodeDecodeError:
-        raise DeepHTMError("not UTF-8 text", file=path) from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DeepHTMError(f"not a CSV text file ({exc})", file=path) from None
     if not rows:
         raise DeepHTMError("empty file", file=path)
     header = [h.strip() for h in rows[0]]
-    for col in ("timestamp", "anomaly_score"):
+    for col in ("timestamp", column):
         if col not in header:
             raise DeepHTMError(f"no column '{col}' (columns: {', '.join(header)})", file=path)
-    ts_i, sc_i = header.index("timestamp"), header.index("anomaly_score")
-    fl_i = header.index("flagged") if "flagged" in header and threshold is None else None
-    cut = 0.5 if threshold is None else threshold
-    stamps, hits = [], []
+    ts_i, v_i = header.index("timestamp"), header.index(column)
+    stamps, values = [], []
     for line, row in enumerate(rows[1:], start=2):
         if not row:
             continue
         try:
             stamp = parse_timestamp(row[ts_i] if ts_i < len(row) else "")
         except ValueError:
-            continue  # a row detect skipped for its timestamp: it cannot be placed in time
-        cell = row[fl_i if fl_i is not None else sc_i] if max(fl_i or 0, sc_i) < len(row) else ""
+            continue
+        cell = row[v_i] if v_i < len(row) else ""
         try:
             v = float(cell)
         except ValueError:
-            raise DeepHTMError(f"line {line}: non-numeric {header[fl_i if fl_i is not None else sc_i]} "
-                               f"{cell!r:.30}", file=path) from None
+            raise DeepHTMError(f"line {line}: non-numeric {column} {cell!r:.30}", file=path) from None
+        if not math.isfinite(v):
+            raise DeepHTMError(f"line {line}: {column} {cell!r:.30} is not a finite number", file=path)
         stamps.append(stamp)
-        hits.append(v > 0.5 if fl_i is not None else v >= cut)
-    if quiet and fl_i is None:
+        values.append(v)
+    return stamps, values
+
+
+def read_scores(path: str | Path, threshold: float | None = None,
+                quiet: int = 0) -> tuple[list[datetime], list[bool]]:
+    """Timestamps and detections of a `deephtm detect` output. Detections: the 'flagged'
+    column when present and no threshold is given, else anomaly_score >= threshold (default
+    0.5), and with `quiet` only where that many rows in a row below it come just before (one
+    detection per excursion, as anomaly.likelihood's 'quiet' param)."""
+    flagged = threshold is None and "flagged" in _header(path)
+    stamps, values = read_score_values(path, "flagged" if flagged else "anomaly_score")
+    cut = 0.5 if threshold is None else threshold
+    hits = [v > 0.5 if flagged else v >= cut for v in values]
+    if quiet and not flagged:
         hits = first_of_each_excursion(hits, quiet)
     return stamps, hits
+
+
+def _header(path: str | Path) -> list[str]:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            return [h.strip() for h in next(csv.reader(f), [])]
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []  # read_score_values says what is wrong
 
 
 def first_of_each_excursion(high: list[bool], quiet: int) -> list[bool]:
@@ -246,5 +297,5 @@ def score_files(paths: list[str], windows_path: str, threshold: float | None = N
         stamps, hits = read_scores(path, threshold, quiet)
         results.append(score_detections(hits, window_rows(stamps, windows[key]), name=key))
     return {"series": [r.to_dict() for r in results],
-            "total": {k: round(v, 2) for k, v in combined(results).items()},
+            "total": {k: _rounded(v) for k, v in combined(results).items()},
             "_results": results}
