@@ -41,14 +41,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("detect", help="score every row of a CSV stream for anomalies, learning online")
     d.add_argument("graph", help="anomaly graph file, e.g. graphs/anomaly.json")
-    d.add_argument("--input", required=True, help="CSV file to score")
+    d.add_argument("--input", help="CSV file to score")
+    d.add_argument("--input-dir", help="score every CSV under this folder (e.g. NAB's data/), several at once")
     d.add_argument("--timestamp-column", default="timestamp", help="'' for none (default: timestamp)")
     d.add_argument("--timestamp-format", help="strptime format (default: the graph's, else ISO 8601)")
     d.add_argument("--value-column", default="value")
     d.add_argument("--threshold", type=float, help="flag rows whose anomaly_score reaches this")
     d.add_argument("--seed", type=int)
-    d.add_argument("--out", required=True, help="scores CSV to write")
+    d.add_argument("--out", help="scores CSV to write")
     d.add_argument("--summary", help="summary JSON to write (default: OUT with .summary.json)")
+    d.add_argument("--out-dir", help="with --input-dir: a new folder for the scores, mirroring the input's sub-folders")
+    d.add_argument("--workers", type=int, help="with --input-dir: series run at once (default: one per core)")
 
     s = sub.add_parser("score", help="NAB profile scores of detect outputs against labelled windows")
     s.add_argument("scores", nargs="+", help="scores CSV files (named after their series), or one folder of detect outputs laid out as NAB's data folder (<category>/<file>.csv): the whole corpus, scored with NAB's threshold optimization")
@@ -209,6 +212,12 @@ def cmd_detect(args) -> int:
 
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise DeepHTMError(f"{args.threshold!r} is not in [0, 1]", where="--threshold")
+    if (args.input is None) == (args.input_dir is None):
+        raise DeepHTMError("give one of --input FILE.csv or --input-dir DIR", where="detect")
+    if args.input_dir is not None:
+        return _detect_corpus(args)
+    if args.out is None or args.out_dir is not None:
+        raise DeepHTMError("--input writes one scores file: give --out FILE.csv", where="--out")
     summary = detect(args.graph, args.input, args.out, summary_path=args.summary,
                      value_column=args.value_column, timestamp_column=args.timestamp_column,
                      timestamp_format=args.timestamp_format, threshold=args.threshold, seed=args.seed)
@@ -219,6 +228,27 @@ def cmd_detect(args) -> int:
     shown = dict(summary, skipped_rows=len(summary["skipped_rows"]))
     print(json.dumps(shown, indent=2))
     return 0
+
+
+def _detect_corpus(args) -> int:
+    from .anomaly.corpus import detect_corpus
+    from .graph.graphfile import load_graph
+
+    if args.out_dir is None or args.out is not None or args.summary is not None:
+        raise DeepHTMError("--input-dir writes a folder of scores: give --out-dir DIR", where="--out-dir")
+    if args.workers is not None and not 1 <= args.workers <= 256:
+        raise DeepHTMError(f"{args.workers} is not in [1, 256]", where="--workers")
+    load_graph(args.graph)  # a bad graph fails once, here, not in every worker
+    report = detect_corpus(args.graph, args.input_dir, args.out_dir, workers=args.workers,
+                           progress=sys.stderr.isatty(), value_column=args.value_column,
+                           timestamp_column=args.timestamp_column, timestamp_format=args.timestamp_format,
+                           threshold=args.threshold, seed=args.seed)
+    for f in report["failed"]:
+        print(f"deephtm: error: {f['error']}", file=sys.stderr)
+    print(json.dumps({"input_dir": report["input_dir"], "out_dir": report["out_dir"],
+                      "series": len(report["series"]), "failed": len(report["failed"]),
+                      "rows": report["rows"], "workers": report["workers"]}, indent=2))
+    return EXIT_USER_ERROR if report["failed"] else 0
 
 
 def cmd_score(args) -> int:
