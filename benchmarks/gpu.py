@@ -1,4 +1,4 @@
-"""GPU speed of graphs/sine.json (for a lent GPU machine; under 3 minutes).
+"""GPU speed of graphs/sine.json (on a CUDA machine; under 3 minutes).
 
 Prints one JSON object: online steps/s (batch 1) and batched samples/s (batch 256 and 4096)
 of the engine, fp32 and bf16 autocast (training.precision), and the hand-written dense

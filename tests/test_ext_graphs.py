@@ -1,4 +1,4 @@
-"""Issue 6 example graphs: each file validates, and a shrunken copy learns in a short run
+"""The image, grid-cell, hierarchy and sensorimotor example graphs: each file validates, and a shrunken copy learns in a short run
 (its metric improves between the first and the last report)."""
 import json
 from pathlib import Path

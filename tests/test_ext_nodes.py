@@ -1,4 +1,4 @@
-"""Issue 6 node types: shape inference, refusals with clear messages, and what each computes."""
+"""Image, grid-cell, hierarchy and sensorimotor node types: shape inference, refusals with clear messages, and what each computes."""
 import math
 
 import pytest
@@ -26,7 +26,7 @@ def infer(type_name, shapes, **params):
     return cls.infer(check_params(cls, "n", params), shapes)
 
 
-def test_all_issue6_types_are_registered_with_docs():
+def test_all_extension_types_are_registered_with_docs():
     for name in ("encoder.conv", "decoder.deconv", "source.digits", "metric.digits", "gridcell.module",
                  "source.random_walk", "metric.position_error", "pool.temporal", "source.objects",
                  "sensorimotor.object_layer", "metric.touch_accuracy"):

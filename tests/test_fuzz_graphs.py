@@ -311,7 +311,7 @@ def test_corrupted_seed_file_bytes(data):
     outcome(bytes(raw))
 
 
-# ---- named cases from the issue --------------------------------------------------
+# ---- named cases: values and files known to break loaders --------------------------------
 
 def _sine_with(path, value):
     d = sine_dict()
@@ -581,8 +581,8 @@ def _small_params(cls, rng):
     return p
 
 
-# Known bugs in node modules this file's author may not edit; strict: once fixed, the
-# marker must go. Each entry names the fix.
+# Known param_count bugs in node modules, marked here until the node is fixed; strict: once
+# fixed, the marker must go. Each entry names the fix.
 PARAM_COUNT_BUGS: dict[str, str] = {}  # (metric.nrmse's missing step counter: fixed in 7b7edcd)
 
 
