@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int)
     t.add_argument("--out", help="run directory (default: runs/<graph name>)")
     t.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR")
+    t.add_argument("--overwrite", action="store_true",
+                   help="train into --out even if it holds an earlier run (by default a new run goes to "
+                        "the first free OUT-2, OUT-3, ...)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--distributed", action="store_true",
                    help="data-parallel over the processes torchrun starts (gloo on CPUs, nccl on GPUs); "
@@ -93,36 +96,60 @@ def cmd_train(args) -> int:
             overrides[name] = checks[name].check(value, where=f"--{name.replace('_', '-')}")
     resolve(graph, training=graph.training.override(**overrides))  # a bad graph fails before anything else loads
 
-    from .train.checkpoint import has_checkpoint
+    from .train.checkpoint import CHECKPOINT_FILE, checkpoint_path, has_checkpoint
     from .train.ctrl_c import StopOnCtrlC
     from .train.progress import ProgressListener
-    from .train.rundir import RunLogger, default_run_dir, drop_log_lines_after
+    from .train.rundir import RunLock, RunLogger, checkpoint_step, default_run_dir, drop_log_lines_after, \
+        fresh_run_dir, holds_a_run
     from .train.trainer import Trainer
 
-    out = args.resume or args.out or str(default_run_dir(args.graph))
+    if args.resume and args.out:
+        raise DeepHTMError("--resume continues in the run directory it names; drop --out", where="--out")
+    if args.resume:
+        out = args.resume
+        if not Path(out).is_dir():
+            raise DeepHTMError("no such run directory to resume", file=out)
+        resume = has_checkpoint(out)
+        if not resume and checkpoint_path(out).parent.exists():
+            raise DeepHTMError(f"the checkpoint folder has no {CHECKPOINT_FILE}: it was removed or the run "
+                               "directory is damaged", file=str(checkpoint_path(out).parent))
+        if not resume:  # a run killed before its first checkpoint starts again
+            print(f"deephtm: {out} has no checkpoint yet (killed before its first); starting from step 0",
+                  file=sys.stderr)
+    else:
+        wanted = args.out or str(default_run_dir(args.graph))
+        out = wanted if args.overwrite else str(fresh_run_dir(wanted))
+        if out != wanted:
+            print(f"deephtm: {wanted} holds an earlier run, kept; this run goes to {out}", file=sys.stderr)
+        elif args.overwrite and holds_a_run(out) and not Path(out).is_dir():
+            raise DeepHTMError("is a file, not a run directory", file=out)
+        resume = False
     if args.distributed:
         return _train_distributed(args, graph, out, overrides)
-    # --resume continues from the last checkpoint; a run killed before its first checkpoint
-    # starts again from step 0, so `--resume DIR` always continues.
-    resume = bool(args.resume) and has_checkpoint(out)
-    if args.resume and not resume:
-        print(f"deephtm: no checkpoint in {out} yet; starting from step 0", file=sys.stderr)
-    listeners = [RunLogger(out, append=resume)]
-    if not args.quiet:
-        listeners.append(ProgressListener())
-    trainer = Trainer(graph, out=out, device=args.device, resume=resume, listeners=listeners, **overrides)
-    if resume:
-        drop_log_lines_after(out, trainer.step)
-    try:
-        with StopOnCtrlC(trainer) as ctrl_c:
-            summary = trainer.run()
-        interrupted = ctrl_c.pressed and summary["interrupted"]
-    except KeyboardInterrupt:  # a second Ctrl-C, mid-step
-        interrupted = True
+    with RunLock(out):
+        listeners = [RunLogger(out, append=resume)]
+        if not args.quiet:
+            listeners.append(ProgressListener())
+        trainer = Trainer(graph, out=out, device=args.device, resume=resume, listeners=listeners, **overrides)
+        if resume:
+            drop_log_lines_after(out, trainer.step)
+        stop = StopOnCtrlC(trainer)
+        try:
+            with stop:
+                summary = trainer.run()
+            interrupted = stop.pressed and summary["interrupted"]
+        except KeyboardInterrupt:  # a second Ctrl-C, mid-step (perhaps mid-save)
+            interrupted = True
     if interrupted:
-        print(f"deephtm: interrupted at step {trainer.step}; checkpoint saved in {Path(out) / 'checkpoint'}",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
+        saved = checkpoint_step(out)
+        if saved == trainer.step:
+            told = f"checkpoint saved in {Path(out) / 'checkpoint'}"
+        elif saved is not None:
+            told = f"no checkpoint saved for it; the last checkpoint, step {saved}, is kept in {Path(out) / 'checkpoint'}"
+        else:
+            told = "no checkpoint was saved"
+        print(f"deephtm: interrupted at step {trainer.step}; {told}", file=sys.stderr)
+        return stop.exit_code
     if not args.quiet:
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in summary["metrics"].items() if isinstance(v, (int, float)))
         print(f"trained {summary['steps']} steps in {summary['wall_s']:.1f} s "

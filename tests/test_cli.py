@@ -59,7 +59,10 @@ def test_validate_ok_and_python_m_entry(tmp_path):
     assert proc.returncode == 0 and "ok" in proc.stdout
 
 
-def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+@pytest.mark.parametrize("signame, code", [("SIGINT", 130), ("SIGTERM", 143), ("SIGHUP", 129)])
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path, signame, code):
+    """Ctrl-C, a scheduler's SIGTERM and a closed terminal's SIGHUP all stop at a whole step
+    with a checkpoint, a summary marked interrupted and a message; exit 128 + the signal."""
     import signal
     import time
 
@@ -74,13 +77,13 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     while not (out / "metrics.jsonl").exists() or not (out / "metrics.jsonl").read_text():
         assert time.time() < deadline and proc.poll() is None
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, signame))
     try:
         _, err = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:  # say where it hangs: faulthandler prints every thread's stack
         proc.send_signal(signal.SIGABRT)
-        pytest.fail(f"still running 60 s after Ctrl-C:\n{proc.communicate()[1][-4000:]}")
-    assert proc.returncode == 130
+        pytest.fail(f"still running 60 s after {signame}:\n{proc.communicate()[1][-4000:]}")
+    assert proc.returncode == code
     assert "Traceback" not in err and "checkpoint saved" in err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["interrupted"] and summary["steps"] > 0

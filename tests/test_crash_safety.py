@@ -88,7 +88,8 @@ def test_sigkill_at_random_points_then_resume_matches_uninterrupted_run(tmp_path
     points += [(s, rng.uniform(0.0, 0.05)) for s in sorted(rng.sample(range(5, STEPS - 40), KILLS_REQUIRED))]
     kills, resumed_from = 0, []
     for step, delay in points:
-        proc = train(graph, "--resume", killed_dir)
+        # As a user would: the first start names the run directory, later ones resume it.
+        proc = train(graph, *(("--resume", killed_dir) if killed_dir.exists() else ("--out", killed_dir)))
         if kill_when(proc, killed_dir, step, delay):
             kills += 1
         else:

@@ -6,6 +6,10 @@
 
 The CLI, the training worker, the trainer and the editor's run panel read and write a run
 directory only through this module. Every write is atomic (a temp file, then a rename).
+
+A new run never replaces an earlier one: it goes to the first free sibling folder (runs/sine,
+runs/sine-2, runs/sine-3, ...) unless the user asks to overwrite. While a run writes its
+folder it holds a lock on DIR/.lock, so a second run into the same folder is refused.
 """
 from __future__ import annotations
 
@@ -14,8 +18,14 @@ import os
 from pathlib import Path
 
 from ..atomic import atomic_write_bytes
+from ..errors import DeepHTMError
 from ..events import TrainerListener
 from .checkpoint import META_FILE, checkpoint_path
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: runs are not locked
+    fcntl = None
 
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -24,6 +34,49 @@ SUMMARY_FILE = "summary.json"
 def default_run_dir(graph_path: str | os.PathLike | None, name: str = "untitled") -> Path:
     """runs/<graph file name>, as `deephtm train` uses when no --out is given."""
     return Path("runs") / (Path(graph_path).stem if graph_path else name)
+
+
+def holds_a_run(run_dir: str | os.PathLike) -> bool:
+    """Whether run_dir exists with anything in it (an earlier run, or a file in the way)."""
+    path = Path(run_dir)
+    return path.exists() and (not path.is_dir() or any(path.iterdir()))
+
+
+def fresh_run_dir(run_dir: str | os.PathLike) -> Path:
+    """run_dir if it is free (missing or empty), else the first free run_dir-2, run_dir-3, ..."""
+    path = Path(run_dir)
+    n = 2
+    while holds_a_run(path):
+        path = Path(f"{run_dir}-{n}")
+        n += 1
+    return path
+
+
+class RunLock:
+    """An exclusive lock on a run directory while a run writes it (released on exit or death)."""
+
+    def __init__(self, run_dir: str | os.PathLike):
+        self.run_dir = Path(run_dir)
+        self.file = None
+
+    def __enter__(self) -> "RunLock":
+        if fcntl is None:
+            return self
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.file = open(self.run_dir / ".lock", "a+")
+        try:
+            fcntl.flock(self.file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.file.close()
+            self.file = None
+            raise DeepHTMError("another run is writing this run directory; wait for it or choose "
+                               "another --out", file=str(self.run_dir)) from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.file is not None:
+            self.file.close()  # closing releases the lock
+            self.file = None
 
 
 def metrics_path(run_dir: str | os.PathLike) -> Path:
@@ -89,17 +142,19 @@ def drop_log_lines_after(run_dir: str | os.PathLike, step: int) -> None:
 
 
 class RunLogger(TrainerListener):
-    """Appends one JSON line per report to DIR/metrics.jsonl."""
+    """Appends one JSON line per report to DIR/metrics.jsonl. A new run (append=False)
+    starts the log afresh only once training really starts: a start that fails (a bad
+    device, say) leaves the old log as it was."""
 
     def __init__(self, run_dir, append: bool = False):
         self.path = metrics_path(run_dir)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not append:
-            self.path.write_text("")
+        self.append = append
         self.file = None
 
     def on_start(self, info):
-        self.file = open(self.path, "a", buffering=1)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(self.path, "a" if self.append else "w", buffering=1)
+        self.append = True  # a second run() of the same trainer continues the log
 
     def on_log(self, step, metrics):
         if self.file is not None:
