@@ -9,6 +9,28 @@ import secrets
 import stat
 from pathlib import Path
 
+from .errors import DeepHTMError
+
+
+def check_can_write(path: str | os.PathLike, where: str) -> None:
+    """Fail now, with one line naming `where` (e.g. '--out'), if `path` could not be written
+    later: a file where a folder should be, or a folder that refuses a new file. Nothing is
+    left on disk."""
+    path = Path(path)
+    if path.is_dir():
+        raise DeepHTMError(f"{path} is a folder, not a file", where=where)
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise DeepHTMError(f"{folder} is a file, not a folder", where=where)
+    probe = folder / f".deephtm-probe.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.unlink(probe)
+    except OSError as exc:
+        raise DeepHTMError(f"cannot write in {folder}: {exc.strerror or exc}", where=where) from None
+
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write to a temp file in the same folder, fsync, then rename over the target, so a
@@ -33,6 +55,37 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             pass
         raise
     _fsync_dir(path.parent)
+    remove_stale_temps(path)
+
+
+def remove_stale_temps(path: Path) -> None:
+    """Delete temp files a killed writer of `path` left behind (.NAME.PID.RAND.tmp whose
+    process is gone); a live writer's temp file is left alone."""
+    prefix = f".{path.name}."
+    for tmp in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
+        pid_text = tmp.name[len(prefix):].split(".")[0]
+        if not pid_text.isdigit() or _alive(int(pid_text)):
+            continue
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # someone else's process, or we cannot tell: keep its file
+    return True
 
 
 def _fsync_dir(folder: Path) -> None:

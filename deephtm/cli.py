@@ -245,6 +245,7 @@ def cmd_detect(args) -> int:
         return _detect_corpus(args)
     if args.out is None or args.out_dir is not None:
         raise DeepHTMError("--input writes one scores file: give --out FILE.csv", where="--out")
+    _check_detect_outputs(args)
     summary = detect(args.graph, args.input, args.out, summary_path=args.summary,
                      value_column=args.value_column, timestamp_column=args.timestamp_column,
                      timestamp_format=args.timestamp_format, threshold=args.threshold, seed=args.seed)
@@ -255,6 +256,23 @@ def cmd_detect(args) -> int:
     shown = dict(summary, skipped_rows=len(summary["skipped_rows"]))
     print(json.dumps(shown, indent=2))
     return 0
+
+
+def _check_detect_outputs(args) -> None:
+    """Before any work: the scores and the summary must go to two new places, neither the
+    input nor the graph, and both must be writable."""
+    from .atomic import check_can_write
+
+    summary = args.summary or str(Path(args.out).with_suffix(".summary.json"))
+    inputs = {"--input": args.input, "the graph file": args.graph}
+    outputs = {"--out": args.out, "--summary": summary}
+    for out_name, out_path in outputs.items():
+        for in_name, in_path in inputs.items():
+            if Path(in_path).exists() and Path(out_path).exists() and Path(out_path).samefile(in_path):
+                raise DeepHTMError(f"{out_path} is {in_name}: results never replace an input", where=out_name)
+        check_can_write(out_path, out_name)
+    if Path(args.out).resolve() == Path(summary).resolve():
+        raise DeepHTMError("--out and --summary name the same file", where="--summary")
 
 
 def _detect_corpus(args) -> int:

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import csv
-import math
 import os
+import stat
 from pathlib import Path
 
 from ..errors import DeepHTMError
 
 MAX_CSV_BYTES = 512 * 1024 * 1024
+MAX_LINE_CHARS = 1024 * 1024  # a CSV line longer than this is not a time series row
 
 
 def resolve_path(path: str, base_dir: str | os.PathLike | None) -> Path:
@@ -18,15 +19,40 @@ def resolve_path(path: str, base_dir: str | os.PathLike | None) -> Path:
     return p
 
 
+def check_regular_file(path: str | os.PathLike, max_bytes: int = MAX_CSV_BYTES) -> None:
+    """Refuse what is not a regular file of bounded size before opening it: a device such as
+    /dev/zero never ends and a FIFO blocks forever, and both report a size of 0."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise DeepHTMError(exc.strerror or str(exc), file=str(path)) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise DeepHTMError("not a regular file (a folder, device or pipe): give a CSV file", file=str(path))
+    if st.st_size > max_bytes:
+        raise DeepHTMError(f"CSV file is larger than {max_bytes // (1024 * 1024)} MiB", file=str(path))
+
+
+def bounded_lines(f, path: str):
+    """The file's lines, refusing one longer than MAX_LINE_CHARS without reading all of it."""
+    n = 0
+    while True:
+        line = f.readline(MAX_LINE_CHARS + 1)
+        if not line:
+            return
+        n += 1
+        if len(line) > MAX_LINE_CHARS:
+            raise DeepHTMError(f"line {n}: longer than {MAX_LINE_CHARS:,} characters", file=path)
+        yield line
+
+
 def read_columns(path: str | os.PathLike, columns: list[str], skip_rows: int = 0) -> dict[str, list[str]]:
     """Read the named columns as strings. skip_rows: rows after the header to skip (e.g.
-    the type and flag rows of NuPIC-style files)."""
+    the type and flag rows of NuPIC-style files). A UTF-8 byte-order mark is accepted."""
     path = str(path)
+    check_regular_file(path)
     try:
-        if os.path.getsize(path) > MAX_CSV_BYTES:
-            raise DeepHTMError("CSV file is larger than 512 MiB", file=path)
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.reader(f)
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(bounded_lines(f, path))
             header = next(reader, None)
             if header is None:
                 raise DeepHTMError("CSV file is empty", file=path)
@@ -51,18 +77,3 @@ def read_columns(path: str | os.PathLike, columns: list[str], skip_rows: int = 0
         raise DeepHTMError("not UTF-8 text", file=path) from None
     except csv.Error as exc:
         raise DeepHTMError(f"malformed CSV: {exc}", file=path) from None
-
-
-def parse_floats(values: list[str], path: str, column: str, first_line: int) -> list[float]:
-    """Strict: a value that is missing or not a finite number is an error naming its line."""
-    out = []
-    for i, text in enumerate(values):
-        try:
-            v = float(text)
-        except ValueError:
-            v = math.nan
-        if not math.isfinite(v):
-            what = "missing value" if text == "" else f"non-numeric value {text!r:.30}"
-            raise DeepHTMError(f"line {first_line + i}: {what} in column '{column}'", file=path)
-        out.append(v)
-    return out

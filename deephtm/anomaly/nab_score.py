@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..errors import DeepHTMError
+from .csvdata import bounded_lines, check_regular_file
 from .timestamps import parse_timestamp
 
 
@@ -176,6 +177,7 @@ def window_rows(stamps: list[datetime], windows: list[tuple[datetime, datetime]]
 def load_windows(path: str | Path) -> dict[str, list[tuple[datetime, datetime]]]:
     """NAB's windows file: {"dir/series.csv": [[start, end], ...], ...}."""
     path = str(path)
+    check_regular_file(path, max_bytes=64 * 1024 * 1024)
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
@@ -223,9 +225,10 @@ def read_score_values(path: str | Path, column: str = "anomaly_score") -> tuple[
     timestamp column). Rows without a valid timestamp (rows detect skipped) are left out:
     they cannot be placed in time. An empty, non-numeric or NaN cell is an error."""
     path = str(path)
+    check_regular_file(path)
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.reader(f))
+            rows = list(csv.reader(bounded_lines(f, path)))
     except OSError as exc:
         raise DeepHTMError(exc.strerror or str(exc), file=path) from None
     except (UnicodeDecodeError, csv.Error) as exc:
@@ -273,9 +276,10 @@ def read_scores(path: str | Path, threshold: float | None = None,
 
 
 def _header(path: str | Path) -> list[str]:
+    check_regular_file(path)
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            return [h.strip() for h in next(csv.reader(f), [])]
+            return [h.strip() for h in next(csv.reader(bounded_lines(f, str(path))), [])]
     except (OSError, UnicodeDecodeError, csv.Error):
         return []  # read_score_values says what is wrong
 

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -316,7 +317,10 @@ def _nesting_depth(data: bytes) -> int:
 def load_graph(path: str | os.PathLike) -> Graph:
     path = str(path)
     try:
-        size = os.path.getsize(path)
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):  # a device never ends, a FIFO blocks: never open them
+            raise GraphError("not a regular file (a folder, device or pipe)", file=path)
+        size = st.st_size
         if size > MAX_FILE_BYTES:
             raise GraphError(f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB", file=path)
         with open(path, "rb") as f:

@@ -1,0 +1,91 @@
+"""Bad inputs and outputs of detect and score: one line, exit 2, nothing on disk changed;
+inputs that are not regular files are refused before they are opened."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deephtm.atomic import atomic_write_bytes
+from deephtm.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+GRAPH = ROOT / "graphs" / "anomaly.json"
+
+
+def snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(Path(folder).iterdir()) if p.is_file()}
+
+
+@pytest.fixture
+def series(tmp_path):
+    lines = (ROOT / "data" / "nab" / "speed_7578.csv").read_text().splitlines()[:120]
+    path = tmp_path / "s.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("case", ["out_is_input", "summary_is_input", "out_is_graph", "out_is_summary"])
+def test_detect_never_writes_over_its_inputs(tmp_path, series, capsys, case):
+    graph = tmp_path / "g.json"
+    graph.write_bytes(GRAPH.read_bytes())
+    args = {"out_is_input": ["--out", series],
+            "summary_is_input": ["--out", tmp_path / "o.csv", "--summary", series],
+            "out_is_graph": ["--out", graph],
+            "out_is_summary": ["--out", tmp_path / "o.csv", "--summary", tmp_path / "o.csv"]}[case]
+    before = snapshot(tmp_path)
+    assert main(["detect", str(graph), "--input", str(series), *map(str, args)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("deephtm: error: --") and err.count("\n") == 1
+    assert snapshot(tmp_path) == before
+
+
+def test_detect_checks_its_output_before_the_work(tmp_path, series, capsys):
+    (tmp_path / "good.csv").write_text("x\n")
+    assert main(["detect", str(GRAPH), "--input", str(series), "--out", str(tmp_path / "good.csv" / "x.csv")]) == 2
+    assert "--out: " in (err := capsys.readouterr().err) and "is a file, not a folder" in err
+    assert main(["detect", str(GRAPH), "--input", str(series), "--out", str(tmp_path)]) == 2
+    assert "is a folder, not a file" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_devices_and_fifos_are_refused_not_read(tmp_path):
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    for source in ("/dev/zero", str(fifo)):
+        if not Path(source).exists():
+            continue
+        proc = subprocess.run([sys.executable, "-m", "deephtm", "detect", str(GRAPH), "--input", source,
+                               "--out", str(tmp_path / "o.csv")], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and "not a regular file" in proc.stderr and proc.stderr.count("\n") == 1
+        proc = subprocess.run([sys.executable, "-m", "deephtm", "validate", source],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and "not a regular file" in proc.stderr
+
+
+def test_a_csv_with_a_byte_order_mark_is_read(tmp_path, series, capsys):
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + series.read_bytes())
+    assert main(["detect", str(GRAPH), "--input", str(bom), "--out", str(tmp_path / "a.csv"), "--seed", "0"]) == 0
+    assert main(["detect", str(GRAPH), "--input", str(series), "--out", str(tmp_path / "b.csv"), "--seed", "0"]) == 0
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+
+
+def test_an_overlong_csv_line_is_refused_without_reading_it_all(tmp_path, capsys):
+    path = tmp_path / "wide.csv"
+    path.write_text("timestamp,value\n2020-01-01 00:00:00," + ",".join(["1"] * 2_000_000) + "\n")
+    assert main(["detect", str(GRAPH), "--input", str(path), "--out", str(tmp_path / "o.csv")]) == 2
+    assert "line 2: longer than" in capsys.readouterr().err
+
+
+def test_temp_files_of_killed_writers_are_cleaned_up(tmp_path):
+    target = tmp_path / "model.safetensors"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".model.safetensors.{dead.pid}.0badc0de.tmp"
+    stale.write_bytes(b"left by a killed write")
+    live = tmp_path / f".model.safetensors.{os.getppid()}.0badc0de.tmp"  # a live writer's
+    live.write_bytes(b"being written")
+    atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"new" and not stale.exists() and live.exists()
