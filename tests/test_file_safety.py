@@ -89,3 +89,13 @@ def test_temp_files_of_killed_writers_are_cleaned_up(tmp_path):
     live.write_bytes(b"being written")
     atomic_write_bytes(target, b"new")
     assert target.read_bytes() == b"new" and not stale.exists() and live.exists()
+
+
+def test_timestamps_with_offsets_are_converted_not_dropped():
+    from deephtm.anomaly.timestamps import parse_timestamp
+
+    # 10:00 at +02:00 and 09:30 at +01:00 are 08:00 and 08:30 UTC: order kept, not reversed.
+    a, b = parse_timestamp("2020-01-01T10:00:00+02:00"), parse_timestamp("2020-01-01T09:30:00+01:00")
+    assert (a.hour, a.minute, b.hour, b.minute) == (8, 0, 8, 30) and a < b
+    with pytest.raises(ValueError, match="out of range"):
+        parse_timestamp("0001-01-01T00:00:00+05:00")
