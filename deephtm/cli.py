@@ -13,9 +13,18 @@ EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """Command-line mistakes get one line, like every other error (argparse prints the usage too)."""
+
+    def error(self, message: str):
+        command = self.prog.removeprefix("deephtm").strip()
+        self.exit(EXIT_USER_ERROR, f"deephtm: error: {command + ': ' if command else ''}{message} "
+                                   f"(see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="deephtm", description="Design and train differentiable HTM graphs.")
-    sub = ap.add_subparsers(dest="command", required=True)
+    ap = OneLineErrors(prog="deephtm", description="Design and train differentiable HTM graphs.")
+    sub = ap.add_subparsers(dest="command", required=True, parser_class=OneLineErrors)
 
     t = sub.add_parser("train", help="train a graph file headless")
     t.add_argument("graph", help="graph file (.json)")
@@ -68,7 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a command-line mistake (2, already printed)
+        return exc.code if isinstance(exc.code, int) else EXIT_USER_ERROR
     try:
         return COMMANDS[args.command](args)
     except DeepHTMError as exc:
