@@ -160,12 +160,17 @@ def _train_distributed(args, graph, out: str, overrides: dict) -> int:
 
 def cmd_validate(args) -> int:
     from .graph.graphfile import load_graph
-    from .graph.resolve import resolve
+    from .graph.resolve import analyse
 
     failed = 0
     for path in args.graphs:
         try:
-            r = resolve(load_graph(path))
+            a = analyse(load_graph(path))
+            if a.errors:
+                raise a.errors[0]  # the one resolve() raises: one line per bad file
+            for w in a.warnings:  # the graph trains, but probably not as meant
+                print(f"deephtm: warning: {w}", file=sys.stderr)
+            r = a.resolved
             print(f"{path}: ok ({len(r.nodes)} nodes, {r.total_values:,} values)")
         except DeepHTMError as exc:
             print(f"deephtm: error: {exc}", file=sys.stderr)
