@@ -12,7 +12,7 @@ from deephtm.cli import main
 from deephtm.errors import GraphError
 from deephtm.graph import registry
 from deephtm.graph.graphfile import Graph, load_graph
-from deephtm.graph.resolve import analyse, resolve
+from deephtm.graph.resolve import MAX_PROBLEMS, analyse, resolve
 
 from helpers import sine_dict, write
 
@@ -200,6 +200,16 @@ def test_the_cli_prints_the_first_error_only_and_no_warning(tmp_path, capsys):
 def test_an_empty_graph_is_empty_not_praised():
     a = analyze(graph({"format_version": 1, "nodes": [], "edges": []}))
     assert a.empty and a.problems == [] and a.warnings == []
+
+
+def test_a_file_with_countless_problems_is_listed_up_to_a_limit():
+    n = MAX_PROBLEMS + 50
+    d = {"format_version": 1, "nodes": [{"id": f"n{i}", "type": "x.nonesuch"} for i in range(n)],
+         "edges": [{"from": f"ghost{i}.y", "to": "n0.x"} for i in range(n)]}
+    a = analyse(graph(d))
+    assert [e.node for e in a.errors[:-1]] == [f"n{i}" for i in range(MAX_PROBLEMS)]
+    assert a.errors[-1].message == f"stopped after {MAX_PROBLEMS} problems; fix these first"
+    assert a.resolved is None
 
 
 # ---- the first error is resolve()'s, whatever the graph ---------------------------

@@ -23,6 +23,9 @@ from .spec import kind_accepts
 # tbptt mode, whose steps stay in memory for the backward pass). Checked before anything
 # is allocated.
 MAX_GRAPH_VALUES = 60_000_000
+# analyse() stops looking after this many problems: nobody reads a longer list, and a
+# hostile file could otherwise hold a hundred thousand of them.
+MAX_PROBLEMS = 200
 
 
 @dataclass
@@ -67,6 +70,10 @@ class Analysis:
         return [p for p in self.problems if p.level == "warning"]
 
 
+class _Enough(Exception):
+    """MAX_PROBLEMS found: analyse() looks no further."""
+
+
 class _Problems:
     """Where the checks report: resolve() raises the first problem, analyse() keeps them all."""
 
@@ -77,7 +84,9 @@ class _Problems:
     def report(self, exc: GraphError) -> None:
         if not self.collect:
             raise exc
-        self.found.append(exc)
+        self.found.append(exc.with_traceback(None))  # a kept traceback would keep its frames alive
+        if len(self.found) >= MAX_PROBLEMS:
+            raise _Enough
 
 
 def check_params(cls: type[Node], node_id: str, given: dict[str, Any]) -> dict[str, Any]:
@@ -116,7 +125,10 @@ def analyse(graph: Graph, max_values: int = MAX_GRAPH_VALUES, training: Training
     unknown because of a problem upstream is skipped, not blamed. The first error is the
     one resolve() raises."""
     problems = _Problems(collect=True)
-    a = _check(graph, max_values, training or graph.training, problems)
+    try:
+        a = _check(graph, max_values, training or graph.training, problems)
+    except _Enough:
+        a = Analysis(problems=[GraphError(f"stopped after {MAX_PROBLEMS} problems; fix these first")])
     a.problems = [p.located(graph.path) for p in problems.found + a.problems]
     return a
 
