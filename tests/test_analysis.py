@@ -119,6 +119,16 @@ def test_shape_errors_of_several_nodes_are_all_found():
     assert a.errors[1].port is not None and a.errors[1].summary.startswith(f"node 'nrmse': port '{a.errors[1].port}'")
 
 
+def test_a_refused_edge_is_its_only_problem():
+    d = sine_dict()
+    # a dense tensor cannot feed the TM's SDR input: the edge is wrong, the TM is not unconnected
+    next(e for e in d["edges"] if e["to"] == "tm.columns")["from"] = "encoder.y"
+    a = analyse(graph(d))
+    assert places(a.errors) == [(None, None, None, ("encoder", "y", "tm", "columns"))]
+    assert a.errors[0].message == "a tensor output cannot feed a sdr input"
+    assert a.shapes[("tm", "in", "columns")] is None and a.shapes[("decoder", "out", "y")] is None
+
+
 def test_each_cycle_is_reported_once_and_its_nodes_are_not_inferred():
     d = sine_dict()
     next(e for e in d["edges"] if e["to"] == "tm.context")["delay"] = 0  # a self loop (an edge problem)

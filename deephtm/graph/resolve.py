@@ -134,10 +134,31 @@ def analyse(graph: Graph, max_values: int = MAX_GRAPH_VALUES, training: Training
 
 
 def _check(graph: Graph, max_values: int, training: TrainingConfig, problems: _Problems) -> Analysis:
+    """The checks in resolve()'s order. A problem is reported, then what depends on it is
+    left out: a node of an unknown type or with bad params, a refused edge, a cycle."""
+    declared, nodes, untyped, position = _check_nodes(graph, problems)
+    inbound, blocked, dag = _check_edges(graph, declared, untyped, problems)
+    _check_inputs(declared, inbound, blocked, problems)
+    cyclic = _check_cycles(dag, position, problems)
+    acyclic = dag.subgraph(set(dag) - cyclic) if cyclic else dag
+    order = list(nx.lexicographical_topological_sort(acyclic, key=lambda n: position[n]))
+    resolved = Resolved(graph, nodes, order, inbound, dag)
+    unknown = cyclic | (set(declared) - set(nodes))  # nodes whose output shapes cannot be inferred
+    _infer_shapes(resolved, False, problems, unknown, blocked)
+    _infer_shapes(resolved, True, problems, unknown, blocked)
+    _check_groups(graph, position, problems)
+    analysis = Analysis(problems=_loss_warnings(graph, declared) if problems.collect else [],
+                        shapes=_known_shapes(declared, nodes, inbound, unknown))
+    if not problems.found and _check_budget(resolved, max_values, training, problems):
+        analysis.resolved = resolved
+    return analysis
+
+
+def _check_nodes(graph: Graph, problems: _Problems):
     declared: dict[str, type[Node]] = {}  # nodes of a known type, whether or not their params are good
     nodes: dict[str, ResolvedNode] = {}  # nodes of a known type with good params
     untyped: set[str] = set()  # nodes of an unknown type: their ports are unknown
-    position = {}
+    position = {}  # node id -> its index in the file, which orders independent nodes
     for i, spec in enumerate(graph.nodes):
         if spec.id in position:
             problems.report(GraphError("duplicate node id", where=node_where(spec.id)))
@@ -153,7 +174,10 @@ def _check(graph: Graph, max_values: int, training: TrainingConfig, problems: _P
         params = _check_params(cls, spec.id, spec.params, problems)
         if params is not None:
             nodes[spec.id] = ResolvedNode(spec.id, cls, params)
+    return declared, nodes, untyped, position
 
+
+def _check_edges(graph: Graph, declared: dict, untyped: set, problems: _Problems):
     inbound: dict[str, dict[str, EdgeSpec]] = {nid: {} for nid in declared}
     blocked = set()  # (node, input) fed by an edge with a problem: connected, but its shape is unknown
     seen = set()
@@ -179,44 +203,37 @@ def _check(graph: Graph, max_values: int, training: TrainingConfig, problems: _P
         inbound[e.dst][e.dst_port] = e
         if e.delay == 0:
             dag.add_edge(e.src, e.dst)
+    return inbound, blocked, dag
 
+
+def _check_inputs(declared: dict, inbound: dict, blocked: set, problems: _Problems) -> None:
     for nid, cls in declared.items():
         for port in cls.inputs:
             if not port.optional and port.name not in inbound[nid] and (nid, port.name) not in blocked:
                 problems.report(GraphError("input is not connected", where=node_where(nid, port=port.name),
                                            summary=f"input '{port.name}' of node '{nid}' is not connected"))
 
-    cyclic = _check_cycles(dag, position, problems)
-    order = list(nx.lexicographical_topological_sort(dag.subgraph(set(dag) - cyclic), key=lambda n: position[n]))
-    resolved = Resolved(graph, nodes, order, inbound, dag)
-    unknown = cyclic | (set(declared) - set(nodes))  # nodes whose output shapes cannot be inferred
-    _infer_shapes(resolved, False, problems, unknown, blocked)
-    _infer_shapes(resolved, True, problems, unknown, blocked)
-    _check_groups(graph, position, problems)
-    analysis = Analysis(problems=_loss_warnings(graph, declared) if problems.collect else [],
-                        shapes=_known_shapes(declared, nodes, inbound, unknown))
-    if problems.found:
-        return analysis
 
+def _check_budget(r: Resolved, max_values: int, training: TrainingConfig, problems: _Problems) -> bool:
+    """Count what the graph would allocate; sets r.total_values. False if over max_values."""
     total = 0
-    for nid in order:
-        rn = nodes[nid]
+    for nid in r.order:
+        rn = r.nodes[nid]
         total += int(rn.cls.param_count(rn.params, rn.in_shapes))
         if total > max_values:
             problems.report(GraphError(f"the graph would allocate over {max_values:,} values; reduce its sizes",
                                        where=node_where(nid)))
-            return analysis
-    resolved.total_values = total
-    per_stream = sum(flat_size(s) for rn in nodes.values() for s in rn.out_shapes.values())
+            return False
+    r.total_values = total
+    per_stream = sum(flat_size(s) for rn in r.nodes.values() for s in rn.out_shapes.values())
     kept_steps = training.bptt if training.mode == "tbptt" else 1
     activations = training.batch_size * kept_steps * per_stream
     if total + activations > max_values:
         problems.report(GraphError(
             f"the graph would allocate over {max_values:,} values ({total:,} weights and state, "
             f"{activations:,} for batch_size {training.batch_size}); reduce batch_size or sizes", where="training"))
-        return analysis
-    analysis.resolved = resolved
-    return analysis
+        return False
+    return True
 
 
 def _edge_where(e: EdgeSpec) -> Where:
