@@ -182,7 +182,7 @@ class MainWindow(FilesMixin, EditActionsMixin, QMainWindow):
 
     def _on_analysed(self, analysis) -> None:
         self.problems.show_analysis(analysis)
-        n = len(analysis.problems)
+        n = len(analysis.problems) + len(analysis.warnings)
         self.problems_dock.setWindowTitle(f"Problems ({n})" if n else "Problems")
         if self.run_panel is not None:
             try:

@@ -1,4 +1,5 @@
-"""The problems list: the engine's validation errors; clicking one selects its node."""
+"""The problems list: every error and warning the engine finds; clicking one selects its
+node. With none, one line says how the graph stands."""
 from __future__ import annotations
 
 from PyQt6.QtCore import Qt, pyqtSignal
@@ -8,6 +9,10 @@ from PyQt6.QtWidgets import QListWidget, QListWidgetItem
 from .analysis import Analysis
 
 PROBLEM_ROLE = Qt.ItemDataRole.UserRole
+ERROR_COLOR = "#d9383e"
+WARNING_COLOR = "#b7791f"
+OK_COLOR = "#3c9a3c"
+EMPTY_TEXT = "Empty graph: add nodes from the palette."
 
 
 class ProblemsList(QListWidget):
@@ -22,18 +27,19 @@ class ProblemsList(QListWidget):
 
     def show_analysis(self, analysis: Analysis) -> None:
         self.clear()
-        self.problems = list(analysis.problems)
-        if not self.problems:
-            ok = QListWidgetItem("✓ The graph resolves: "
-                                 f"{analysis.total_values:,} weights and state values.")
-            ok.setForeground(QColor("#3c9a3c"))
-            self.addItem(ok)
-            return
+        self.problems = list(analysis.problems) + list(analysis.warnings)
         for p in self.problems:
-            item = QListWidgetItem(f"✗ {p.text}")
-            item.setForeground(QColor("#d9383e"))
+            warning = p.level == "warning"
+            item = QListWidgetItem(f"{'⚠' if warning else '✗'} {p.text}")
+            item.setForeground(QColor(WARNING_COLOR if warning else ERROR_COLOR))
             item.setData(PROBLEM_ROLE, p)
             self.addItem(item)
+        if analysis.empty:
+            self.addItem(QListWidgetItem(EMPTY_TEXT))  # neutral: there is nothing to resolve yet
+        elif analysis.ok:
+            ok = QListWidgetItem(f"✓ The graph resolves: {analysis.total_values:,} weights and state values.")
+            ok.setForeground(QColor(OK_COLOR))
+            self.addItem(ok)
 
     def _clicked(self, item) -> None:
         p = item.data(PROBLEM_ROLE)

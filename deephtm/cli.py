@@ -202,12 +202,15 @@ def _train_distributed(args, graph, out: str, overrides: dict) -> int:
 
 def cmd_validate(args) -> int:
     from .graph.graphfile import load_graph
-    from .graph.resolve import resolve
+    from .graph.resolve import analyse, resolve
 
     failed = 0
     for path in args.graphs:
         try:
-            r = resolve(load_graph(path))
+            graph = load_graph(path)
+            r = resolve(graph)  # a bad file: its first error, one line, as fast as ever
+            for w in analyse(graph).warnings:  # the graph trains, but probably not as meant
+                print(f"deephtm: warning: {w}", file=sys.stderr)
             print(f"{path}: ok ({len(r.nodes)} nodes, {r.total_values:,} values)")
         except DeepHTMError as exc:
             print(f"deephtm: error: {exc}", file=sys.stderr)

@@ -120,7 +120,7 @@ def lr_scale_param(default: float = 1.0) -> Param:
 def require(cond: bool, port: str, message: str) -> None:
     """Raise a ShapeError about `port` unless cond holds (used in infer())."""
     if not cond:
-        raise ShapeError(message, where=f"port '{port}'")
+        raise ShapeError(message, port=port)
 
 
 def require_same_shape(shapes: dict[str, Shape | None], port: str, like: str) -> None:

@@ -158,7 +158,7 @@ def test_clicking_a_problem_selects_its_node(qtbot, tmp_path):
     w.editor.delete([], [("decoder", "y", "loss", "pred")])
     w.editor.validate_now()
     item = w.problems.item(0)
-    assert "node 'loss': port 'pred': input is not connected" in item.text()
+    assert "input 'pred' of node 'loss' is not connected" in item.text()
     rect = w.problems.visualItemRect(item)
     QTest.mouseClick(w.problems.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
                      rect.center())

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from deephtm.cli import main
-from deephtm.errors import GraphError
+from deephtm.errors import GraphError, edge_where, node_where
 from deephtm.graph.graphfile import load_graph
 from deephtm.graph.resolve import resolve
 
@@ -107,6 +107,51 @@ def test_error_names_file_and_location(tmp_path, capsys, mutate, where, message)
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+# Where each mistake is, as fields: (node, param, port, edge).
+PLACES = {
+    "unknown_type": ("sp", None, None, None),
+    "unknown_port": (None, None, None, ("encoder", "y", "sp", "input")),
+    "dangling_edge": (None, None, None, ("ghost", "y", "decoder", "x")),
+    "duplicate_edge": (None, None, None, ("encoder", "y", "sp", "x")),
+    "missing_input": ("tm", None, "columns", None),
+    "wrong_type": ("sp", "columns", None, None),
+    "out_of_range": ("sp", "columns", None, None),
+    "unknown_param": ("sp", "colums", None, None),
+    "shape_mismatch": ("tm", None, "context", None),
+    "cycle": (None, None, None, ("tm", "winners", "tm", "context")),
+    "long_cycle": ("encoder", None, None, None),
+    "format_version": (None, None, None, None),
+    "output_as_input": (None, None, None, ("decoder", "x", "sp", "x")),
+}
+
+
+@pytest.mark.parametrize("mutate", [c[0] for c in CASES], ids=[c[0].__name__[7:] for c in CASES])
+def test_error_carries_its_place_as_fields(tmp_path, mutate):
+    d = sine_dict()
+    mutate(d)
+    path = write(tmp_path, d)
+    with pytest.raises(GraphError) as info:
+        resolve(load_graph(path))
+    exc = info.value
+    assert (exc.node, exc.param, exc.port, exc.edge) == PLACES[mutate.__name__[7:]]
+    assert exc.file == str(path) and exc.group is None
+    assert str(exc) == ": ".join(p for p in (str(path), exc.where, exc.message) if p)
+
+
+def test_places_read_as_before_and_keep_their_fields():
+    where = node_where("tm", port="columns")
+    assert where == "node 'tm': port 'columns'" and (where.node, where.port, where.param) == ("tm", "columns", None)
+    a = GraphError("input is not connected", where=where)
+    b = GraphError("input is not connected", node="tm", port="columns")
+    c = GraphError("input is not connected", where="node 'tm': port 'columns'")  # text only, as older code
+    assert str(a) == str(b) == str(c) == "node 'tm': port 'columns': input is not connected"
+    assert (a.node, a.port) == (b.node, b.port) == ("tm", "columns") and c.node is None
+    e = GraphError("duplicate edge", where=edge_where("a", "y", "b", "x"), file="g.json")
+    assert str(e) == "g.json: edge 'a.y -> b.x': duplicate edge" and e.edge == ("a", "y", "b", "x")
+    assert e.summary == "edge 'a.y -> b.x': duplicate edge"  # without the file
+    assert GraphError("m", where="training", summary="the training section: m").summary == "the training section: m"
 
 
 @pytest.mark.parametrize("text,message", [

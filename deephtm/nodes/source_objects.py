@@ -46,7 +46,7 @@ class ObjectsSource(Node):
     def infer(cls, p, shapes):
         if p["points"] > p["grid"] ** 2:
             raise GraphError(f"points ({p['points']}) exceed the {p['grid'] ** 2} locations of a "
-                             f"{p['grid']}x{p['grid']} object", where="param 'points'")
+                             f"{p['grid']}x{p['grid']} object", param="points")
         f = p["features"]
         return {"feature": (f,), "velocity": (2,), "location": (2,), "start": (2,), "reset": (),
                 "object": (1,), "touch": (1,)}
