@@ -100,8 +100,10 @@ class GraphScene(QGraphicsScene):
                 self.removeItem(self.nodes.pop(nid))
         for spec in g.nodes:
             item = self.nodes.get(spec.id)
-            if item is not None and registry.get(spec.type) is None and item.signature != self._signature(spec):
-                self.removeItem(item)  # an unknown type's ports follow its edges: redraw it
+            if item is not None and item.signature != self._signature(spec):
+                # another type under the same id (a file opened after another, or an unknown
+                # type whose ports follow its edges): its title and ports differ, so redraw it
+                self.removeItem(self.nodes.pop(spec.id))
                 item = None
             if item is None:
                 item = self.nodes[spec.id] = self._make_node(spec)
@@ -131,11 +133,12 @@ class GraphScene(QGraphicsScene):
             key = (e.src, e.src_port, e.dst, e.dst_port)
             kind_port = self.doc.port(e.src, e.src_port, "out")
             item = self.edges.get(key)
-            if item is not None and item.delay != e.delay:
+            kind = kind_port.kind if kind_port else "tensor"
+            if item is not None and (item.delay != e.delay or item.kind != kind):
                 self.removeItem(self.edges.pop(key))
                 item = None
             if item is None:
-                item = self.edges[key] = EdgeItem(key, e.delay, kind_port.kind if kind_port else "tensor")
+                item = self.edges[key] = EdgeItem(key, e.delay, kind)
                 self.addItem(item)
             keep.add(key)
             src_rep, dst_rep = reps.get(e.src), reps.get(e.dst)

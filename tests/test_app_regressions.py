@@ -1,0 +1,60 @@
+"""The editor as a user finds it: files opened one after another, the Run dock's buttons,
+live node views, wire drags and bad input. Each test drives the real widgets."""
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+from PyQt6.QtCore import QPoint, Qt
+from PyQt6.QtTest import QTest
+
+from app.canvas.node_item import NodeItem
+from deephtm.graph import registry
+from tests.app_helpers import ROOT, make_window, port_view_pos
+
+GRAPHS = sorted((ROOT / "graphs").glob("*.json"))
+
+
+def node_types(path) -> dict[str, str]:
+    return {n["id"]: n["type"] for n in json.loads(path.read_text())["nodes"]}
+
+
+def clashing_pairs() -> list[tuple]:
+    """(first, second) files that share a node id with a different type, in either order."""
+    types = {p: node_types(p) for p in GRAPHS}
+    pairs = []
+    for a, b in itertools.permutations(GRAPHS, 2):
+        if any(types[b][nid] != t for nid, t in types[a].items() if nid in types[b]):
+            pairs.append((a, b))
+    return pairs
+
+
+def check_canvas_matches(w, path) -> None:
+    graph = w.editor.doc.graph
+    for spec in graph.nodes:
+        item = w.scene.nodes[spec.id]
+        cls = registry.get(spec.type)
+        assert item.subtitle == spec.type, f"{path.name}: {spec.id} drawn as {item.subtitle}"
+        assert item.type_name == spec.type
+        want = {("in", spec.id, p.name) for p in cls.inputs} | {("out", spec.id, p.name) for p in cls.outputs}
+        assert set(item.ports) == want, f"{path.name}: {spec.id} has the wrong ports"
+    for key, edge in w.scene.edges.items():  # every wire ends on a port its node has
+        src, src_port, dst, dst_port = key
+        assert edge.src_item is w.scene._item_for(src) or not w.scene.nodes[src].isVisible()
+        assert ("out", src, src_port) in w.scene.nodes[src].ports
+        assert ("in", dst, dst_port) in w.scene.nodes[dst].ports
+
+
+def test_the_examples_clash_on_some_node_ids():
+    pairs = {(a.name, b.name) for a, b in clashing_pairs()}
+    assert ("hierarchy.json", "nyc_taxi.json") in pairs and ("sine.json", "digits_sequence.json") in pairs
+
+
+def test_opening_files_one_after_another_draws_each_graph(qtbot, tmp_path):
+    w = make_window(qtbot, tmp_path)
+    for first, second in clashing_pairs():
+        assert w.open_file(str(first))
+        check_canvas_matches(w, first)
+        assert w.open_file(str(second))
+        check_canvas_matches(w, second)
