@@ -12,6 +12,7 @@ from PyQt6.QtTest import QTest
 from app.canvas.node_item import NodeItem
 from deephtm.graph import registry
 from tests.app_helpers import ROOT, make_window, port_view_pos
+from tests.test_run_panel import one_torch_thread  # noqa: F401 (autouse: one torch thread here too)
 
 GRAPHS = sorted((ROOT / "graphs").glob("*.json"))
 
@@ -58,3 +59,35 @@ def test_opening_files_one_after_another_draws_each_graph(qtbot, tmp_path):
         check_canvas_matches(w, first)
         assert w.open_file(str(second))
         check_canvas_matches(w, second)
+
+
+# ---- the Run dock ---------------------------------------------------------------------------
+
+@pytest.fixture
+def panel(qtbot, tmp_path):
+    from tests.test_run_panel import open_panel
+
+    p = open_panel(qtbot, tmp_path, "thread")
+    yield p
+    p.shutdown()
+
+
+def click(qtbot, button) -> None:
+    assert button.isEnabled() and button.isVisible()
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+
+
+def test_step_button_trains_one_step_per_click(qtbot, panel, tmp_path):
+    from app.run.panel import PAUSED
+    from tests.test_run_panel import WAIT_MS, small_graph
+
+    panel.set_graph(small_graph(tmp_path, steps=1000))
+    click(qtbot, panel.step_btn)  # idle: start, train one step, hold
+    qtbot.waitUntil(lambda: panel.state == PAUSED, timeout=WAIT_MS)
+    assert panel.thread.trainer.step == 1
+    for want in (2, 3, 4):
+        click(qtbot, panel.step_btn)
+        qtbot.waitUntil(lambda: panel.thread.trainer.step == want and panel.state == PAUSED, timeout=WAIT_MS)
+    qtbot.wait(200)
+    assert panel.thread.trainer.step == 4  # held after each step
+    qtbot.waitUntil(lambda: "step 4 / 1,000" in panel.status.text(), timeout=WAIT_MS)

@@ -77,7 +77,8 @@ class RunPanel(QWidget):
         self.pause_btn = self._button("Pause", "hold training after the current step", self.pause)
         self.resume_btn = self._button("Resume", "go on after Pause, or continue the run directory's checkpoint",
                                        self.resume)
-        self.step_btn = self._button("Step", "train one step, then hold", self.step)
+        # clicked(bool) would reach step(n) as 0 steps: a lambda drops the argument
+        self.step_btn = self._button("Step", "train one step, then hold", lambda: self.step())
         self.stop_btn = self._button("Stop", "stop after the current step and save a checkpoint", self.stop)
         self.device_box = QComboBox()
         self.device_box.addItems(["auto", "cpu", "cuda"])
@@ -227,6 +228,7 @@ class RunPanel(QWidget):
             self.start_training(resume=True)
 
     def step(self, n: int = 1) -> None:
+        n = max(1, int(n))
         if self.state == PAUSED and self.thread:
             self.thread.request_step(n)
         elif self.state == IDLE:
