@@ -90,6 +90,8 @@ class MainWindow(FilesMixin, EditActionsMixin, QMainWindow):
             self.tabifyDockWidget(self.problems_dock, self.run_dock)
             self.problems_dock.raise_()
             self.scene.selectionChanged.connect(self._node_view_while_training)
+            if hasattr(self.run_panel, "node_view_shown"):
+                self.run_panel.node_view_shown.connect(self._show_run_dock)
         self.resizeDocks([self.palette_dock, self.inspector_dock], [210, 330], Qt.Orientation.Horizontal)
         self.resizeDocks([self.problems_dock], [150], Qt.Orientation.Vertical)
 
@@ -179,6 +181,10 @@ class MainWindow(FilesMixin, EditActionsMixin, QMainWindow):
         ids = self.scene.selected_node_ids()
         if len(ids) == 1 and getattr(self.run_panel, "state", None) in ("starting", "running", "paused"):
             self.run_panel.show_node_view(ids[0])
+
+    def _show_run_dock(self, *_args) -> None:
+        self.run_dock.show()
+        self.run_dock.raise_()
 
     def _on_analysed(self, analysis) -> None:
         self.problems.show_analysis(analysis)

@@ -91,3 +91,65 @@ def test_step_button_trains_one_step_per_click(qtbot, panel, tmp_path):
     qtbot.wait(200)
     assert panel.thread.trainer.step == 4  # held after each step
     qtbot.waitUntil(lambda: "step 4 / 1,000" in panel.status.text(), timeout=WAIT_MS)
+
+
+def node_header_pos(w, node_id: str) -> QPoint:
+    item = w.scene.nodes[node_id]
+    return w.view.mapFromScene(item.mapToScene(40.0, 10.0))
+
+
+def test_live_view_of_a_one_value_output_is_drawn_in_the_run_dock(qtbot, tmp_path, capfd):
+    from app.run.panel import RUNNING
+    from app.run.node_view import NodeActivityView
+    from tests.helpers import small_sine_dict, write
+    from tests.test_run_panel import WAIT_MS
+
+    w = make_window(qtbot, tmp_path)
+    assert w.open_file(str(write(tmp_path, small_sine_dict(steps=100_000))))
+    panel = w.run_panel
+    panel.worker_kind = "thread"  # the trainer in this process: its errors would show on this stderr
+    panel.set_run_dir(str(tmp_path / "run"))
+    w.run_dock.raise_()
+    capfd.readouterr()
+    try:
+        click(qtbot, panel.train_btn)
+        qtbot.waitUntil(lambda: panel.state == RUNNING and panel._step_now > 0, timeout=WAIT_MS)
+        QTest.mouseClick(w.view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                         node_header_pos(w, "decoder"))
+        assert w.scene.selected_node_ids() == ["decoder"]
+        view = panel.node_views["decoder"]
+        assert isinstance(view, NodeActivityView) and not view.isWindow()  # docked, not floating
+        assert panel.tabs.currentWidget() is view and view.isVisible() and w.run_dock.isVisible()
+        curve = view.ports[("decoder", "y")][1]
+        qtbot.waitUntil(lambda: curve.getData()[0] is not None and len(curve.getData()[0]) >= 10, timeout=WAIT_MS)
+        x, y = curve.getData()
+        assert (x[1:] > x[:-1]).all() and len(set(y.tolist())) > 1  # a real curve of the prediction
+        step_before = panel._step_now
+        text_before = panel.status.text()
+        qtbot.waitUntil(lambda: panel._step_now > step_before + 5 and panel.status.text() != text_before,
+                        timeout=WAIT_MS)
+        assert view.error is None
+        # the view's tab closes like any tab; the plots stay
+        panel.tabs.tabCloseRequested.emit(panel.tabs.indexOf(view))
+        assert "decoder" not in panel.node_views and panel.tabs.count() == 1
+    finally:
+        panel.shutdown()
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Error" not in err, err[:2000]
+
+
+def test_a_view_that_cannot_draw_a_port_says_so_once(qtbot, tmp_path, capfd):
+    from app.run.node_view import NodeActivityView
+    from deephtm.live.probes import Probes
+    import numpy as np
+
+    view = NodeActivityView("sp")
+    qtbot.addWidget(view)
+    view.show()
+    probes = Probes(shapes={("sp", "columns"): (8,)})
+    view.configure(probes)
+    for i in range(50):  # every sample the wrong width: one message, no traceback
+        view.feed({"steps": np.array([i]), "series": {("sp", "columns"): np.zeros((1, 3))}})
+        view.refresh()
+    assert "sp.columns" in view.note.text() and "can't be shown" in view.note.text()
+    assert capfd.readouterr().err == ""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PyQt6.QtCore import QCoreApplication, Qt, QTimer, pyqtSignal
 from PyQt6.QtWidgets import (QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QLineEdit,
-                             QPushButton, QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
+                             QPushButton, QSizePolicy, QSpinBox, QTabBar, QTabWidget, QVBoxLayout, QWidget)
 
 from deephtm.train import rundir
 from deephtm.train.checkpoint import checkpoint_path
@@ -32,6 +32,7 @@ def default_run_dir(graph: Graph) -> str:
 
 class RunPanel(QWidget):
     node_activity_requested = pyqtSignal(str)  # emit (or call show_node_view) to open a node's live view
+    node_view_shown = pyqtSignal(str)  # a node view's tab was opened or raised (the editor shows the dock)
     state_changed = pyqtSignal(str)
     training_finished = pyqtSignal(dict)  # summary
     training_failed = pyqtSignal(str)  # the one-line error shown
@@ -135,7 +136,15 @@ class RunPanel(QWidget):
         lay.addLayout(top)
         lay.addWidget(self.status)
         lay.addWidget(self.error_label)
-        lay.addWidget(self.plots, 1)
+        # node views are tabs beside the plots: docked, never a window that slips behind the editor
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.setTabsClosable(True)
+        self.tabs.addTab(self.plots, "Training")
+        self.tabs.tabBar().setTabButton(0, QTabBar.ButtonPosition.RightSide, None)  # always there
+        self.tabs.tabBar().setTabButton(0, QTabBar.ButtonPosition.LeftSide, None)
+        self.tabs.tabCloseRequested.connect(self._close_tab)
+        lay.addWidget(self.tabs, 1)
 
     # ---- the editor's side ---------------------------------------------------------------------
     def set_graph(self, graph: Graph | None) -> None:
@@ -273,20 +282,34 @@ class RunPanel(QWidget):
             return None
         view = self.node_views.get(node_id)
         if view is None:
-            view = NodeActivityView(node_id, self)
+            view = NodeActivityView(node_id)
             view.closed.connect(self._node_view_closed)
             view.configure(self.probes)
             self.node_views[node_id] = view
+            self.tabs.addTab(view, node_id)
+            self.tabs.setTabToolTip(self.tabs.indexOf(view), view.windowTitle())
             if self.thread:
                 self.thread.watch_nodes(self.node_views)
-        view.show()
-        view.raise_()
+        self.tabs.setCurrentWidget(view)
+        self.node_view_shown.emit(node_id)
         return view
 
+    def _close_tab(self, index: int) -> None:
+        view = self.tabs.widget(index)
+        if isinstance(view, NodeActivityView):
+            view.close()  # emits closed
+
     def _node_view_closed(self, node_id: str) -> None:
-        self.node_views.pop(node_id, None)
+        view = self.node_views.pop(node_id, None)
+        if view is not None:
+            self.tabs.removeTab(self.tabs.indexOf(view))
+            view.deleteLater()
         if self.thread:
             self.thread.watch_nodes(self.node_views)
+
+    def close_node_views(self) -> None:
+        for view in list(self.node_views.values()):
+            view.close()
 
     def shutdown(self, timeout_ms: int = 10000) -> None:
         """Stop a running training and wait for its worker (the app is closing); a process that
@@ -310,15 +333,15 @@ class RunPanel(QWidget):
             self._set_state(RUNNING)
 
     def _on_sampled(self, payload: dict) -> None:
-        self.plots.feed(payload)
-        for view in self.node_views.values():
-            view.feed(payload)
-        steps = payload.get("steps")
+        steps = payload.get("steps")  # the status line first: a failing view must not freeze it
         if steps is not None and len(steps):
             self._step_now = int(steps[-1])
         for step, metrics in payload.get("logs", ()):
             self._step_now = max(self._step_now, step)
             self._metrics = metrics
+        self.plots.feed(payload)
+        for view in self.node_views.values():
+            view.feed(payload)  # catches its own failures and shows them in the view
 
     def _on_paused(self, step: int) -> None:
         self._step_now = step
