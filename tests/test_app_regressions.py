@@ -6,7 +6,8 @@ import itertools
 import json
 
 import pytest
-from PyQt6.QtCore import QPoint, Qt
+from PyQt6.QtCore import QEvent, QObject, QPoint, QRect, Qt
+from PyQt6.QtGui import QRegion
 from PyQt6.QtTest import QTest
 
 from app.canvas.node_item import NodeItem
@@ -153,3 +154,52 @@ def test_a_view_that_cannot_draw_a_port_says_so_once(qtbot, tmp_path, capfd):
         view.refresh()
     assert "sp.columns" in view.note.text() and "can't be shown" in view.note.text()
     assert capfd.readouterr().err == ""
+
+
+# ---- the canvas ---------------------------------------------------------------------------------
+
+class PaintSpy(QObject):
+    """Records the regions a widget repaints."""
+
+    def __init__(self, widget):
+        super().__init__(widget)
+        self.regions: list[QRegion] = []
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj, event):
+        if event.type() == QEvent.Type.Paint:
+            self.regions.append(QRegion(event.region()))
+        return False
+
+    def painted(self, rect: QRect) -> bool:
+        whole = QRegion()
+        for r in self.regions:
+            whole = whole.united(r)
+        return whole.intersected(QRegion(rect)) == QRegion(rect)
+
+
+def test_ports_dimmed_during_a_wire_drag_are_repainted_after_it(qtbot, tmp_path):
+    from PyQt6.QtWidgets import QGraphicsItem
+    from tests.app_helpers import fixture_file
+
+    w = make_window(qtbot, tmp_path)
+    w.open_file(str(fixture_file(tmp_path)))
+    qtbot.wait(50)
+    vp = w.view.viewport()
+    a = port_view_pos(w, "sp", "out", "columns")
+    b = a + QPoint(0, 120)  # release on empty canvas: no edge, the drag just ends
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, a)
+    QTest.mouseMove(vp, a + QPoint(30, 40))
+    QTest.mouseMove(vp, b)
+    dimmed = [p for p in w.scene.all_ports() if p.highlight == "bad"]
+    assert len(dimmed) >= 3  # the outputs, at least, can't take this wire
+    qtbot.wait(50)  # the dimmed ports are painted
+    spy = PaintSpy(vp)
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, b)
+    qtbot.waitUntil(lambda: bool(spy.regions), timeout=2000)
+    qtbot.wait(50)
+    for p in w.scene.all_ports():
+        assert p.highlight is None and p.flags() & QGraphicsItem.GraphicsItemFlag.ItemHasNoContents
+    for p in dimmed:  # each dimmed port's pixels were repainted, so none stays dark on screen
+        area = w.view.mapFromScene(p.sceneBoundingRect()).boundingRect().adjusted(2, 2, -2, -2)
+        assert spy.painted(area), f"{p.node_id}.{p.port} not repainted"
