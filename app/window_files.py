@@ -67,6 +67,8 @@ class FilesMixin:
         self.path = path
         self._forced_dirty = False
         self._paste_count = 0
+        if hasattr(self.run_panel, "new_document"):  # the Run dock belongs to the open graph
+            self.run_panel.new_document()
         self.editor.load(graph)
         self.editor.stack.setClean()
         self.recovery.clear()

@@ -203,3 +203,58 @@ def test_ports_dimmed_during_a_wire_drag_are_repainted_after_it(qtbot, tmp_path)
     for p in dimmed:  # each dimmed port's pixels were repainted, so none stays dark on screen
         area = w.view.mapFromScene(p.sceneBoundingRect()).boundingRect().adjusted(2, 2, -2, -2)
         assert spy.painted(area), f"{p.node_id}.{p.port} not repainted"
+
+
+def dock_tab(w, title: str):
+    """The tab bar and index of a tabbed dock's tab, as the user sees it."""
+    from PyQt6.QtWidgets import QTabBar
+
+    for bar in w.findChildren(QTabBar):
+        for i in range(bar.count()):
+            if bar.tabText(i).startswith(title) and bar.isVisible():
+                return bar, i
+    raise AssertionError(f"no '{title}' tab")
+
+
+def test_the_run_dock_belongs_to_the_open_graph(qtbot, tmp_path):
+    from tests.helpers import small_sine_dict, write
+    from tests.test_run_panel import WAIT_MS
+
+    w = make_window(qtbot, tmp_path)
+    panel = w.run_panel
+    panel.worker_kind = "thread"
+    first = write(tmp_path, small_sine_dict(steps=60), name="first.json")
+    assert w.open_file(str(first))
+    bar, i = dock_tab(w, "Run")
+    qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(i).center())
+    qtbot.waitUntil(lambda: panel.isVisible() and w.run_dock.height() >= 300, timeout=2000)  # room for plots
+    # before training the plots already name the graph's SP and TM
+    assert panel.plots.raster_plot.titleLabel.text.startswith("SP columns (sp, 64)")
+    assert "no htm" not in panel.plots.tm_plot.titleLabel.text
+    assert panel.status.text() == "ready"
+
+    # a graph with a problem can't be trained, and the button says why
+    w.editor.set_param("sp", "columns", -3)
+    w.editor.validate_now()
+    assert not panel.train_btn.isEnabled() and not panel.step_btn.isEnabled()
+    assert "columns" in panel.train_btn.toolTip() and "columns" in panel.status.text()
+    w.editor.stack.undo()
+    w.editor.validate_now()
+    assert panel.train_btn.isEnabled() and panel.status.text() == "ready"
+
+    panel.set_run_dir(str(tmp_path / "run"))
+    with qtbot.waitSignal(panel.training_finished, timeout=WAIT_MS):
+        click(qtbot, panel.train_btn)
+    assert panel.plots.samples == 60 and "60 / 60" in panel.status.text()
+    panel.show_node_view("sp")
+    panel.lr_edit.setText("fast")
+    click(qtbot, panel.train_btn)  # refused: a red line about this file's run
+    assert panel.error_label.isVisible()
+
+    assert w.open_file(str(ROOT / "graphs" / "high_order.json"))
+    assert not panel.error_label.isVisible() and panel.last_error is None
+    assert panel.plots.samples == 0 and len(panel.plots.loss.view()[0]) == 0
+    assert panel.status.text() == "ready" and "step" not in panel.status.text()
+    assert panel.node_views == {} and panel.tabs.count() == 1
+    assert panel.run_dir().endswith("high_order") and panel.train_btn.isEnabled()
+    assert panel.steps_box.value() == w.editor.doc.graph.training.steps

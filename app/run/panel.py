@@ -14,6 +14,8 @@ from deephtm.train import rundir
 from deephtm.train.checkpoint import checkpoint_path
 from deephtm.errors import DeepHTMError
 from deephtm.graph.graphfile import Graph
+from deephtm.graph.resolve import resolve
+from deephtm.live.probes import Probes
 from deephtm.graph.training import TRAINING_PARAMS
 
 from .node_view import NodeActivityView
@@ -22,6 +24,7 @@ from .worker import RunOptions, default_worker_kind, make_worker
 
 REFRESH_HZ = 25  # the issue asks for 20 Hz or more; data comes every 45 ms, about 22 frames/s (at 50 ms, 19.5-19.9 were measured); each tick also drains the worker's messages
 IDLE, STARTING, RUNNING, PAUSED, STOPPING = "idle", "starting", "running", "paused", "stopping"
+TRAIN_TIP = "train from scratch (overwrites the run directory's checkpoint)"
 MAX_HISTORY_LINES = 200_000  # metrics.jsonl lines read back when a run resumes
 
 
@@ -48,6 +51,8 @@ class RunPanel(QWidget):
         self.probes = None
         self.last_summary: dict | None = None
         self.last_error: str | None = None
+        self.graph_problem: str | None = None  # why the editor's graph can't train now
+        self._plots_from_run = False  # the plots show a run (kept after it ends) rather than a preview
         self.node_views: dict[str, NodeActivityView] = {}
         self._run_dir_edited = False
         self._step_now = 0
@@ -73,8 +78,7 @@ class RunPanel(QWidget):
         return b
 
     def _build(self) -> None:
-        self.train_btn = self._button("Train", "train from scratch (overwrites the run directory's checkpoint)",
-                                      lambda: self.start_training())
+        self.train_btn = self._button("Train", TRAIN_TIP, lambda: self.start_training())
         self.pause_btn = self._button("Pause", "hold training after the current step", self.pause)
         self.resume_btn = self._button("Resume", "go on after Pause, or continue the run directory's checkpoint",
                                        self.resume)
@@ -164,9 +168,62 @@ class RunPanel(QWidget):
             self.node_box.addItems([n.id for n in graph.nodes])
             if current:
                 self.node_box.setCurrentText(current)
-        if self.state == IDLE:
-            self.status.setText("ready" if graph is not None else "no graph")
+            if self.state == IDLE and not self._plots_from_run:
+                self._preview(graph)
         self._update_controls()
+        self._show_idle_status()
+
+    def set_problem(self, text: str | None) -> None:
+        """Why the editor's graph can't train (its first problem), or None. Train waits for a fix."""
+        self.graph_problem = text
+        self._update_controls()
+        self._show_idle_status()
+
+    def new_document(self) -> None:
+        """Another file was opened: stop a training of the one before and forget its run, plots,
+        node views and errors; set_graph() then brings the new graph."""
+        old, self.thread = self.thread, None
+        if old is not None:
+            old.signals.disconnect()  # nothing of the old run may reach the new document's panel
+            old.close()
+            old.release()
+            old.deleteLater()
+        self.timer.stop()
+        for view in list(self.node_views.values()):
+            view.close()
+        self.graph = None
+        self.probes = None
+        self.last_summary = None
+        self._metrics = {}
+        self._step_now = self._target = 0
+        self._last_checkpoint = None
+        self._run_dir_edited = False
+        self._plots_from_run = False
+        self.lr_edit.clear()
+        self.plots.configure(None)
+        self.tabs.setCurrentWidget(self.plots)
+        self._clear_error()
+        self._set_state(IDLE)
+        self._show_idle_status()
+
+    def _preview(self, graph: Graph) -> None:
+        """Title the plots for this graph before it trains (which node is the SP, the TM...)."""
+        try:
+            probes = Probes.find(resolve(graph))
+        except Exception:  # noqa: BLE001 - a graph that doesn't resolve: the problems list says why
+            probes = None
+        if probes != self.plots.probes:
+            self.plots.configure(probes)
+
+    def _show_idle_status(self) -> None:
+        if self.state != IDLE or self.thread is not None:
+            return
+        if self.graph is None:
+            self.status.setText("no graph")
+        elif self.graph_problem:
+            self.status.setText(f"can't train until the graph is fixed: {self.graph_problem}")
+        else:
+            self.status.setText("ready")
 
     def set_run_dir(self, path: str) -> None:
         self.run_dir_edit.setText(str(path))
@@ -185,6 +242,9 @@ class RunPanel(QWidget):
         """Train the current graph (resume: continue the run directory's checkpoint).
         Returns False, with the reason shown, when it cannot start."""
         if self.state != IDLE or self.graph is None:
+            return False
+        if self.graph_problem:
+            self._show_error(f"can't train: {self.graph_problem}")
             return False
         try:
             lr = self._lr_override()
@@ -321,6 +381,7 @@ class RunPanel(QWidget):
     # ---- worker signals ----------------------------------------------------------------------------
     def _on_started(self, info: dict) -> None:
         self.probes = info["probes"]
+        self._plots_from_run = True
         self.plots.configure(self.probes)
         if info.get("start_step", 0) > 0:
             self._load_history(self.thread.options.out, info["start_step"])
@@ -420,9 +481,11 @@ class RunPanel(QWidget):
 
     def _update_controls(self) -> None:
         s = self.state
-        has_graph = self.graph is not None
+        has_graph = self.graph is not None and not self.graph_problem
         can_continue = s == IDLE and has_graph and rundir.checkpoint_step(self.run_dir()) is not None
         self.train_btn.setEnabled(s == IDLE and has_graph)
+        self.train_btn.setToolTip(f"can't train: {self.graph_problem}" if self.graph_problem and s == IDLE
+                                  else TRAIN_TIP)
         self.pause_btn.setEnabled(s in (STARTING, RUNNING))
         self.resume_btn.setEnabled(s == PAUSED or can_continue)
         self.step_btn.setEnabled(s == PAUSED or (s == IDLE and has_graph))
