@@ -258,3 +258,90 @@ def test_the_run_dock_belongs_to_the_open_graph(qtbot, tmp_path):
     assert panel.node_views == {} and panel.tabs.count() == 1
     assert panel.run_dir().endswith("high_order") and panel.train_btn.isEnabled()
     assert panel.steps_box.value() == w.editor.doc.graph.training.steps
+
+
+# ---- bad input ----------------------------------------------------------------------------------
+
+def htm_file_with(tmp_path, change) -> str:
+    from tests.app_helpers import HTM_GRAPH
+    import copy
+
+    d = copy.deepcopy(HTM_GRAPH)
+    change(d)
+    path = tmp_path / "changed.json"
+    path.write_text(json.dumps(d))
+    return str(path)
+
+
+@pytest.mark.parametrize("ui", [{"x": "left"}, {"x": None, "y": 5}, {"x": True, "y": "1e999"},
+                                {"y": "top"}, {"x": [1], "y": {"a": 1}}])
+def test_a_bad_ui_position_is_replaced_and_every_node_shown(qtbot, tmp_path, capfd, ui):
+    def change(d):
+        d["nodes"][0]["ui"] = ui
+
+    w = make_window(qtbot, tmp_path)
+    assert w.open_file(htm_file_with(tmp_path, change))
+    qtbot.wait(20)
+    visible = [nid for nid, it in w.scene.nodes.items() if it.isVisible()]
+    assert len(visible) == 8 and w.editor.analysis.ok
+    x, y = w.editor.doc.position("sine")
+    assert all(isinstance(v, float) and abs(v) < 1e6 for v in (x, y))
+    rect = w.scene.nodes["sine"].sceneBoundingRect()
+    assert not any(rect.intersects(w.scene.nodes[n].sceneBoundingRect()) for n in visible if n != "sine")
+    w.grab()
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_group_title_that_is_not_text_is_drawn_as_text(qtbot, tmp_path):
+    def change(d):
+        d["groups"] = [{"id": "region", "title": 123, "nodes": ["sp", "tm"]}]
+
+    w = make_window(qtbot, tmp_path)
+    assert w.open_file(htm_file_with(tmp_path, change))
+    frame = w.scene.frames["region"]
+    assert frame.title == "123"
+    w.view.fit()
+    w.view.grab()  # paints the frame
+    w.editor.set_collapsed("region", True)
+    assert w.scene.collapsed["region"].title == "123"
+    w.view.grab()
+
+
+def test_pasting_deeply_nested_text_says_so_in_one_line(qtbot, tmp_path, capfd):
+    from PyQt6.QtWidgets import QApplication
+    from tests.app_helpers import fixture_file
+
+    w = make_window(qtbot, tmp_path)
+    w.open_file(str(fixture_file(tmp_path)))
+    QApplication.clipboard().setText("[" * 200_000 + "]" * 200_000)
+    w.view.setFocus()
+    QTest.keyClick(w.view, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    message = w.statusBar().currentMessage()
+    assert "paste" in message and "nested" in message and "\n" not in message
+    assert len(w.editor.doc.graph.nodes) == 8
+    w.statusBar().clearMessage()
+    nested = {"nodes": [{"id": "x", "type": "htm.sp", "params": {"a": 0}}]}
+    text = json.dumps(nested).replace("0", "[" * 900 + "]" * 900)
+    json.loads(text)  # it parses, but is too deep to copy into the document
+    QApplication.clipboard().setText(text)
+    QTest.keyClick(w.view, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    assert "nested" in w.statusBar().currentMessage()
+    assert len(w.editor.doc.graph.nodes) == 8
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_ctrl_c_in_the_terminal_closes_the_editor(qtbot, tmp_path):
+    import os
+    import signal
+
+    from PyQt6.QtWidgets import QApplication
+    from app.main import install_sigint_handler
+
+    w = make_window(qtbot, tmp_path)
+    restore = install_sigint_handler(QApplication.instance(), w)
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        qtbot.waitUntil(lambda: not w.isVisible(), timeout=3000)
+    finally:
+        restore()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -75,7 +75,7 @@ class GraphScene(QGraphicsScene):
                 rows.append((node_id, port, p.kind if p else "tensor", f"{node_id}.{port}", p.doc if p else ""))
             return rows
 
-        item = CollapsedGroupItem(g["id"], g.get("title") or g["id"], f"group · {len(leaves)} nodes",
+        item = CollapsedGroupItem(g["id"], group_title(g), f"group · {len(leaves)} nodes",
                                   port_rows(ins, "in"), port_rows(outs, "out"), leaves)
         item.signature = (g.get("title"), tuple(ins), tuple(outs), tuple(leaves))
         item.set_tip(f"group '{g['id']}' ({len(leaves)} nodes): double-click to expand")
@@ -163,9 +163,9 @@ class GraphScene(QGraphicsScene):
             leaves = grouping.leaf_nodes(g, gid)
             frame = self.frames.get(gid)
             if frame is None:
-                frame = self.frames[gid] = GroupFrameItem(gid, grp.get("title") or gid, leaves)
+                frame = self.frames[gid] = GroupFrameItem(gid, group_title(grp), leaves)
                 self.addItem(frame)
-            frame.title, frame.members = grp.get("title") or gid, leaves
+            frame.title, frame.members = group_title(grp), leaves
             frame.update()
         self._fit_frames()
         self.show_analysis(self.editor.analysis)
@@ -331,6 +331,12 @@ class GraphScene(QGraphicsScene):
         for it in list(self.nodes.values()) + list(self.collapsed.values()):
             if it.isVisible():
                 yield from it.ports.values()
+
+
+def group_title(grp: dict) -> str:
+    """The title to draw: text even when a hand-edited file holds a number; the id if none."""
+    title = grp.get("title")
+    return str(title) if title not in (None, "") else str(grp["id"])
 
 
 def param_summary(params: dict) -> str:
