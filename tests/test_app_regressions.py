@@ -10,7 +10,6 @@ from PyQt6.QtCore import QEvent, QObject, QPoint, QRect, Qt
 from PyQt6.QtGui import QRegion
 from PyQt6.QtTest import QTest
 
-from app.canvas.node_item import NodeItem
 from deephtm.graph import registry
 from tests.app_helpers import ROOT, make_window, port_view_pos
 from tests.test_run_panel import one_torch_thread  # noqa: F401 (autouse: one torch thread here too)
@@ -88,7 +87,8 @@ def test_step_button_trains_one_step_per_click(qtbot, panel, tmp_path):
     assert panel.thread.trainer.step == 1
     for want in (2, 3, 4):
         click(qtbot, panel.step_btn)
-        qtbot.waitUntil(lambda: panel.thread.trainer.step == want and panel.state == PAUSED, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda want=want: panel.thread.trainer.step == want and panel.state == PAUSED,
+                        timeout=WAIT_MS)
     qtbot.wait(200)
     assert panel.thread.trainer.step == 4  # held after each step
     qtbot.waitUntil(lambda: "step 4 / 1,000" in panel.status.text(), timeout=WAIT_MS)
@@ -100,8 +100,8 @@ def node_header_pos(w, node_id: str) -> QPoint:
 
 
 def test_live_view_of_a_one_value_output_is_drawn_in_the_run_dock(qtbot, tmp_path, capfd):
-    from app.run.panel import RUNNING
     from app.run.node_view import NodeActivityView
+    from app.run.panel import RUNNING
     from tests.helpers import small_sine_dict, write
     from tests.test_run_panel import WAIT_MS
 
@@ -140,9 +140,10 @@ def test_live_view_of_a_one_value_output_is_drawn_in_the_run_dock(qtbot, tmp_pat
 
 
 def test_a_view_that_cannot_draw_a_port_says_so_once(qtbot, tmp_path, capfd):
+    import numpy as np
+
     from app.run.node_view import NodeActivityView
     from deephtm.live.probes import Probes
-    import numpy as np
 
     view = NodeActivityView("sp")
     qtbot.addWidget(view)
@@ -180,6 +181,7 @@ class PaintSpy(QObject):
 
 def test_ports_dimmed_during_a_wire_drag_are_repainted_after_it(qtbot, tmp_path):
     from PyQt6.QtWidgets import QGraphicsItem
+
     from tests.app_helpers import fixture_file
 
     w = make_window(qtbot, tmp_path)
@@ -263,8 +265,9 @@ def test_the_run_dock_belongs_to_the_open_graph(qtbot, tmp_path):
 # ---- bad input ----------------------------------------------------------------------------------
 
 def htm_file_with(tmp_path, change) -> str:
-    from tests.app_helpers import HTM_GRAPH
     import copy
+
+    from tests.app_helpers import HTM_GRAPH
 
     d = copy.deepcopy(HTM_GRAPH)
     change(d)
@@ -309,6 +312,7 @@ def test_a_group_title_that_is_not_text_is_drawn_as_text(qtbot, tmp_path):
 
 def test_pasting_deeply_nested_text_says_so_in_one_line(qtbot, tmp_path, capfd):
     from PyQt6.QtWidgets import QApplication
+
     from tests.app_helpers import fixture_file
 
     w = make_window(qtbot, tmp_path)
@@ -335,6 +339,7 @@ def test_ctrl_c_in_the_terminal_closes_the_editor(qtbot, tmp_path):
     import signal
 
     from PyQt6.QtWidgets import QApplication
+
     from app.main import install_sigint_handler
 
     w = make_window(qtbot, tmp_path)
