@@ -21,6 +21,7 @@ from .window_files import FilesMixin
 
 
 RUN_DOCK_HEIGHT = 420  # px: the run panel's buttons, status line and a readable plot grid
+RUN_DOCK_MIN_HEIGHT = 260  # px: shorter shows no plot; a height the user chose above it stays
 
 
 class MainWindow(FilesMixin, EditActionsMixin, QMainWindow):
@@ -193,7 +194,7 @@ class MainWindow(FilesMixin, EditActionsMixin, QMainWindow):
     def _run_dock_shown(self, visible: bool) -> None:
         """The Run dock shares the bottom area with Problems, kept short for the canvas; when it
         comes to the front it grows tall enough for its plots."""
-        if visible and not self.run_dock.isFloating() and self.run_dock.height() < RUN_DOCK_HEIGHT:
+        if visible and not self.run_dock.isFloating() and self.run_dock.height() < RUN_DOCK_MIN_HEIGHT:
             height = min(RUN_DOCK_HEIGHT, int(self.height() * 0.55))
             self.resizeDocks([self.run_dock], [height], Qt.Orientation.Vertical)
 
