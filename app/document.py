@@ -16,6 +16,7 @@ An edge_key is (src, src_port, dst, dst_port).
 from __future__ import annotations
 
 import copy
+import math
 import re
 from typing import Callable
 
@@ -111,7 +112,7 @@ class Document:
 
     def position(self, node_id: str) -> tuple[float, float]:
         ui = self.node(node_id).ui
-        return float(ui.get("x", 0)), float(ui.get("y", 0))
+        return coordinate(ui.get("x")), coordinate(ui.get("y"))
 
     def unique_id(self, base: str, also_taken=()) -> str:
         """base if it is free, else base_2, base_3...; a copy of sp_2 becomes sp_3."""
@@ -199,6 +200,15 @@ class Document:
         old = ("set_meta", self.graph.name, self.graph.description)
         self.graph.name, self.graph.description = name, description
         return old
+
+
+def is_coordinate(value) -> bool:
+    """A usable ui position: a finite number (a hand-edited file may hold "left" or null)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def coordinate(value) -> float:
+    return float(value) if is_coordinate(value) else 0.0
 
 
 def type_base_id(type_name: str) -> str:

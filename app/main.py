@@ -20,6 +20,39 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def install_sigint_handler(app, window):
+    """Ctrl-C in the terminal closes the editor as File > Quit does (asking about unsaved
+    work); a second Ctrl-C quits at once, leaving unsaved work in the recovery file.
+    Returns a function that puts the previous handler back."""
+    import signal
+
+    from PyQt6.QtCore import QTimer
+
+    presses = []
+
+    def on_sigint(_signum, _frame):
+        presses.append(1)
+        if len(presses) == 1:
+            QTimer.singleShot(0, window.close)
+        else:
+            window.autosave()
+            app.quit()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    # Python runs signal handlers between bytecodes only: while Qt waits for events, none
+    # run, so a timer lets the interpreter in a few times a second
+    wake = QTimer(app)
+    wake.timeout.connect(lambda: None)
+    wake.start(200)
+
+    def restore():
+        wake.stop()
+        wake.deleteLater()
+        signal.signal(signal.SIGINT, previous)
+
+    return restore
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.train_steps is not None and args.graph:  # headless check of training (app/run/headless.py)
@@ -74,10 +107,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     window = MainWindow()
     window.show()
-    if args.graph:
-        window.open_file(args.graph, ask=False)
-    window.offer_recovery()
-    return app.exec()
+    restore = install_sigint_handler(app, window)
+    try:
+        if args.graph:
+            window.open_file(args.graph, ask=False)
+        window.offer_recovery()
+        return app.exec()
+    finally:
+        restore()
 
 
 if __name__ == "__main__":

@@ -20,6 +20,10 @@ from .window_actions import EditActionsMixin
 from .window_files import FilesMixin
 
 
+RUN_DOCK_HEIGHT = 420  # px: the run panel's buttons, status line and a readable plot grid
+RUN_DOCK_MIN_HEIGHT = 260  # px: shorter shows no plot; a height the user chose above it stays
+
+
 class MainWindow(FilesMixin, EditActionsMixin, QMainWindow):
     def __init__(self, settings: QSettings | None = None, recovery: RecoveryStore | None = None):
         super().__init__()
@@ -90,6 +94,9 @@ class MainWindow(FilesMixin, EditActionsMixin, QMainWindow):
             self.tabifyDockWidget(self.problems_dock, self.run_dock)
             self.problems_dock.raise_()
             self.scene.selectionChanged.connect(self._node_view_while_training)
+            if hasattr(self.run_panel, "node_view_shown"):
+                self.run_panel.node_view_shown.connect(self._show_run_dock)
+            self.run_dock.visibilityChanged.connect(self._run_dock_shown)
         self.resizeDocks([self.palette_dock, self.inspector_dock], [210, 330], Qt.Orientation.Horizontal)
         self.resizeDocks([self.problems_dock], [150], Qt.Orientation.Vertical)
 
@@ -180,12 +187,26 @@ class MainWindow(FilesMixin, EditActionsMixin, QMainWindow):
         if len(ids) == 1 and getattr(self.run_panel, "state", None) in ("starting", "running", "paused"):
             self.run_panel.show_node_view(ids[0])
 
+    def _show_run_dock(self, *_args) -> None:
+        self.run_dock.show()
+        self.run_dock.raise_()
+
+    def _run_dock_shown(self, visible: bool) -> None:
+        """The Run dock shares the bottom area with Problems, kept short for the canvas; when it
+        comes to the front it grows tall enough for its plots."""
+        if visible and not self.run_dock.isFloating() and self.run_dock.height() < RUN_DOCK_MIN_HEIGHT:
+            height = min(RUN_DOCK_HEIGHT, int(self.height() * 0.55))
+            self.resizeDocks([self.run_dock], [height], Qt.Orientation.Vertical)
+
     def _on_analysed(self, analysis) -> None:
         self.problems.show_analysis(analysis)
         n = len(analysis.problems) + len(analysis.warnings)
         self.problems_dock.setWindowTitle(f"Problems ({n})" if n else "Problems")
         if self.run_panel is not None:
             try:
+                if hasattr(self.run_panel, "set_problem"):  # Train waits while the graph has problems
+                    first = analysis.problems[0].text if analysis.problems else "the graph does not resolve"
+                    self.run_panel.set_problem(None if analysis.ok else first)
                 self.run_panel.set_graph(self.editor.doc.graph.copy())
             except Exception as exc:  # the run dock must never take the editor down
                 self.statusBar().showMessage(f"run panel: {exc}", 8000)

@@ -12,6 +12,7 @@ from . import grouping
 from .edits import FRAGMENT_MIME, fragment
 
 PASTE_OFFSET = 40.0
+TOO_DEEP = "can't paste: the clipboard's text is nested too deeply to be a graph fragment"
 
 
 class EditActionsMixin:
@@ -64,6 +65,9 @@ class EditActionsMixin:
                 return []
         except ValueError:
             return []
+        except RecursionError:  # text from elsewhere, nested deeper than Python parses
+            self.statusBar().showMessage(TOO_DEEP, 8000)
+            return []
         self._paste_count += 1
         at = self.view.mapFromGlobal(QCursor.pos())
         if self.view.underMouse() and self.view.viewport().rect().contains(at):
@@ -83,6 +87,9 @@ class EditActionsMixin:
             new_ids = self.editor.paste(frag, dx, dx if dy is None else dy)
         except (KeyError, ValueError, TypeError, AttributeError) as exc:  # text from elsewhere
             self.report_error(f"can't paste: {exc}")
+            return []
+        except RecursionError:
+            self.statusBar().showMessage(TOO_DEEP, 8000)
             return []
         self.scene.select_ids(new_ids)
         return new_ids

@@ -11,7 +11,7 @@ from PyQt6.QtWidgets import QFileDialog, QMessageBox
 from deephtm.errors import DeepHTMError, GraphError
 from deephtm.graph.graphfile import load_graph, save_graph
 
-from .document import new_graph
+from .document import is_coordinate, new_graph
 from .layout import layered_positions
 
 MAX_RECENT = 8
@@ -67,6 +67,8 @@ class FilesMixin:
         self.path = path
         self._forced_dirty = False
         self._paste_count = 0
+        if hasattr(self.run_panel, "new_document"):  # the Run dock belongs to the open graph
+            self.run_panel.new_document()
         self.editor.load(graph)
         self.editor.stack.setClean()
         self.recovery.clear()
@@ -183,8 +185,8 @@ class FilesMixin:
 
 
 def place_unplaced(graph) -> None:
-    """Nodes without a position (a hand-written file) get one from the auto-layout."""
-    missing = {n.id for n in graph.nodes if not {"x", "y"} <= set(n.ui)}
+    """Nodes without a usable position (a hand-written file) get one from the auto-layout."""
+    missing = {n.id for n in graph.nodes if not (is_coordinate(n.ui.get("x")) and is_coordinate(n.ui.get("y")))}
     if not missing:
         return
     pos = layered_positions(graph)

@@ -190,6 +190,8 @@ def test_node_view_shows_live_activity(qtbot, panel, tmp_path):
     view = panel.show_node_view("sp")
     panel.node_activity_requested.emit("tm")  # the editor's way in
     assert set(panel.node_views) == {"sp", "tm"}
+    assert panel.tabs.currentWidget() is panel.node_views["tm"]  # tabs in the panel, the newest in front
+    assert panel.show_node_view("sp") is view and panel.tabs.currentWidget() is view  # only a shown tab is drawn
     panel.start_training()
     qtbot.waitUntil(lambda: view.frames > 0 and len(view.ports[("sp", "columns")][2]) >= 20, timeout=WAIT_MS)
     _, rows = view.ports[("sp", "columns")][2].view()

@@ -33,6 +33,7 @@ def test_process_start_pause_step_resume_stop_with_live_plots(qtbot, panel, tmp_
     panel.set_graph(small_graph(tmp_path))
     view = panel.show_node_view("sp")
     enc_view = panel.show_node_view("encoder")  # its output is sampled only while watched
+    panel.tabs.setCurrentWidget(panel.plots)  # the plots' tab in front (hidden tabs are fed, not drawn)
     assert panel.start_training()
     pid = panel.thread.process.process.pid
     assert pid != os.getpid()

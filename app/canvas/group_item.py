@@ -16,7 +16,7 @@ class GroupFrameItem(QGraphicsItem):
     def __init__(self, gid: str, title: str, members: list[str]):
         super().__init__()
         self.key = gid
-        self.title = title
+        self.title = str(title)  # a hand-edited file may hold a number
         self.members = members  # leaf node ids
         self.rect = QRectF()
         self._drag_from = None

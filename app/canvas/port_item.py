@@ -36,7 +36,12 @@ class PortItem(QGraphicsItem):
         if value != self.highlight:
             self.highlight = value
             self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents, value is None)
-            self.update()
+            if value is None and self.scene() is not None:
+                # Qt skips repainting an item without contents: repaint its area through the
+                # scene, else a dimmed port stays dark until something else repaints there
+                self.scene().update(self.sceneBoundingRect())
+            else:
+                self.update()
 
     @property
     def ref(self) -> tuple[str, str, str]:

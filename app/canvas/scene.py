@@ -75,7 +75,7 @@ class GraphScene(QGraphicsScene):
                 rows.append((node_id, port, p.kind if p else "tensor", f"{node_id}.{port}", p.doc if p else ""))
             return rows
 
-        item = CollapsedGroupItem(g["id"], g.get("title") or g["id"], f"group · {len(leaves)} nodes",
+        item = CollapsedGroupItem(g["id"], group_title(g), f"group · {len(leaves)} nodes",
                                   port_rows(ins, "in"), port_rows(outs, "out"), leaves)
         item.signature = (g.get("title"), tuple(ins), tuple(outs), tuple(leaves))
         item.set_tip(f"group '{g['id']}' ({len(leaves)} nodes): double-click to expand")
@@ -100,8 +100,10 @@ class GraphScene(QGraphicsScene):
                 self.removeItem(self.nodes.pop(nid))
         for spec in g.nodes:
             item = self.nodes.get(spec.id)
-            if item is not None and registry.get(spec.type) is None and item.signature != self._signature(spec):
-                self.removeItem(item)  # an unknown type's ports follow its edges: redraw it
+            if item is not None and item.signature != self._signature(spec):
+                # another type under the same id (a file opened after another, or an unknown
+                # type whose ports follow its edges): its title and ports differ, so redraw it
+                self.removeItem(self.nodes.pop(spec.id))
                 item = None
             if item is None:
                 item = self.nodes[spec.id] = self._make_node(spec)
@@ -131,11 +133,12 @@ class GraphScene(QGraphicsScene):
             key = (e.src, e.src_port, e.dst, e.dst_port)
             kind_port = self.doc.port(e.src, e.src_port, "out")
             item = self.edges.get(key)
-            if item is not None and item.delay != e.delay:
+            kind = kind_port.kind if kind_port else "tensor"
+            if item is not None and (item.delay != e.delay or item.kind != kind):
                 self.removeItem(self.edges.pop(key))
                 item = None
             if item is None:
-                item = self.edges[key] = EdgeItem(key, e.delay, kind_port.kind if kind_port else "tensor")
+                item = self.edges[key] = EdgeItem(key, e.delay, kind)
                 self.addItem(item)
             keep.add(key)
             src_rep, dst_rep = reps.get(e.src), reps.get(e.dst)
@@ -160,9 +163,9 @@ class GraphScene(QGraphicsScene):
             leaves = grouping.leaf_nodes(g, gid)
             frame = self.frames.get(gid)
             if frame is None:
-                frame = self.frames[gid] = GroupFrameItem(gid, grp.get("title") or gid, leaves)
+                frame = self.frames[gid] = GroupFrameItem(gid, group_title(grp), leaves)
                 self.addItem(frame)
-            frame.title, frame.members = grp.get("title") or gid, leaves
+            frame.title, frame.members = group_title(grp), leaves
             frame.update()
         self._fit_frames()
         self.show_analysis(self.editor.analysis)
@@ -328,6 +331,12 @@ class GraphScene(QGraphicsScene):
         for it in list(self.nodes.values()) + list(self.collapsed.values()):
             if it.isVisible():
                 yield from it.ports.values()
+
+
+def group_title(grp: dict) -> str:
+    """The title to draw: text even when a hand-edited file holds a number; the id if none."""
+    title = grp.get("title")
+    return str(title) if title not in (None, "") else str(grp["id"])
 
 
 def param_summary(params: dict) -> str:

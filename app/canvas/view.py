@@ -121,6 +121,8 @@ class GraphView(QGraphicsView):
             cx, cy = (float(v) for v in state["center"])
         except (KeyError, TypeError, ValueError):
             return False
+        if not all(math.isfinite(v) for v in (z, cx, cy)) or z <= 0:
+            return False
         self.resetTransform()
         z = max(MIN_ZOOM, min(MAX_ZOOM, z))
         self.scale(z, z)

@@ -23,6 +23,13 @@ class Ring:
         n = len(steps)
         if n == 0:
             return
+        want = (n,) + self.rows.shape[1:]
+        if rows.shape != want:
+            # a one-value port arrives as [n], a ring of rows of one as [n, 1]: the same values
+            if rows.size != int(np.prod(want)):
+                raise ValueError(f"{n} rows of shape {list(rows.shape[1:])} do not fit rows of "
+                                 f"shape {list(self.rows.shape[1:])}")
+            rows = rows.reshape(want)
         if n > self.capacity:  # only the newest rows can survive
             steps, rows, n = steps[-self.capacity:], rows[-self.capacity:], self.capacity
         first = min(n, self.capacity - self.head)

@@ -1,10 +1,11 @@
-"""A live view of one node's outputs while it trains: scalars as curves, vectors as
-rasters (units x time), images as pictures. Opened by clicking a node in the editor."""
+"""A live view of one node's outputs while it trains: scalars (and one-value vectors) as
+curves, vectors as rasters (units x time), images as pictures. Opened by clicking a node in
+the editor; the run panel shows it as a tab beside its plots."""
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtCore import pyqtSignal
 from PyQt6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from .buffers import Ring
@@ -18,11 +19,12 @@ class NodeActivityView(QWidget):
     closed = pyqtSignal(str)  # node id
 
     def __init__(self, node_id: str, parent=None):
-        super().__init__(parent, Qt.WindowType.Window)
+        super().__init__(parent)
         self.node_id = node_id
         self.setWindowTitle(f"{node_id}: live activity")
-        self.resize(640, 420)
         self.note = QLabel("waiting for training to start")
+        self.note.setWordWrap(True)
+        self.error: str | None = None  # the first failure of a plot, shown in the note
         self.plots = pg.GraphicsLayoutWidget()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
@@ -36,6 +38,8 @@ class NodeActivityView(QWidget):
         """Build one plot per output port of this node in the running graph."""
         self.plots.clear()
         self.ports = {}
+        self.error = None
+        self.note.setStyleSheet("")
         keys = [k for k in (probes.shapes if probes else {}) if k[0] == self.node_id]
         if probes is None:
             self.note.setText("waiting for training to start")
@@ -47,7 +51,7 @@ class NodeActivityView(QWidget):
         for i, key in enumerate(keys):
             shape = probes.shapes[key]
             plot = self.plots.addPlot(row=i, col=0, title=f"{key[1]}  {list(shape)}")
-            if len(shape) == 0:
+            if len(shape) == 0 or (len(shape) == 1 and int(shape[0]) == 1):  # one value: a curve
                 self.ports[key] = ("scalar", plot.plot(pen=pg.mkPen((255, 160, 40), width=1.5)), Ring(VIEW_STEPS))
             elif len(shape) == 1:
                 units = min(int(shape[0]), MAX_RASTER_UNITS)
@@ -64,29 +68,45 @@ class NodeActivityView(QWidget):
 
     def feed(self, payload: dict) -> None:
         steps = payload.get("steps")
-        for key, (kind, item, buf) in self.ports.items():
-            if kind != "image" and key in payload.get("series", {}) and steps is not None and len(steps):
-                buf.extend(steps, payload["series"][key])
-                self._dirty.add(key)
-            elif kind == "image" and key in payload.get("snapshots", {}):
-                self.ports[key] = (kind, item, payload["snapshots"][key])
-                self._dirty.add(key)
+        for key, (kind, item, buf) in list(self.ports.items()):
+            try:
+                if kind != "image" and key in payload.get("series", {}) and steps is not None and len(steps):
+                    buf.extend(steps, payload["series"][key])
+                    self._dirty.add(key)
+                elif kind == "image" and key in payload.get("snapshots", {}):
+                    self.ports[key] = (kind, item, payload["snapshots"][key])
+                    self._dirty.add(key)
+            except Exception as exc:  # noqa: BLE001 - one bad port must not stop the others or the panel
+                self._port_failed(key, exc)
 
     def refresh(self) -> None:
         if not self._dirty or not self.isVisible():
             return
         for key in self._dirty:
             kind, item, buf = self.ports.get(key, (None, None, None))
-            if kind == "scalar":
-                item.setData(*buf.view())
-            elif kind == "raster" and len(buf):
-                x, rows = buf.view()
-                item.setImage(rows.T, autoLevels=True)
-                item.setRect(pg.QtCore.QRectF(float(x[0]), 0.0, float(len(x)), float(rows.shape[1])))
-            elif kind == "image" and isinstance(buf, np.ndarray):
-                item.setImage(to_display_image(buf), autoLevels=True)
+            try:
+                if kind == "scalar":
+                    x, y = buf.view()
+                    item.setData(x, y.reshape(len(x)))
+                elif kind == "raster" and len(buf):
+                    x, rows = buf.view()
+                    item.setImage(rows.T, autoLevels=True)
+                    item.setRect(pg.QtCore.QRectF(float(x[0]), 0.0, float(len(x)), float(rows.shape[1])))
+                elif kind == "image" and isinstance(buf, np.ndarray):
+                    item.setImage(to_display_image(buf), autoLevels=True)
+            except Exception as exc:  # noqa: BLE001
+                self._port_failed(key, exc)
         self._dirty = set()
         self.frames += 1
+
+    def _port_failed(self, key, exc: Exception) -> None:
+        """Stop drawing that port and say why, once, in the view (not a traceback per sample)."""
+        self.ports.pop(key, None)
+        self._dirty.discard(key)
+        if self.error is None:
+            self.error = f"{key[0]}.{key[1]}: can't be shown: {type(exc).__name__}: {exc}"
+            self.note.setText(self.error)
+            self.note.setStyleSheet("color: #ff6b5e;")
 
     def closeEvent(self, event):
         self.closed.emit(self.node_id)

@@ -8,20 +8,23 @@ from pathlib import Path
 
 from PyQt6.QtCore import QCoreApplication, Qt, QTimer, pyqtSignal
 from PyQt6.QtWidgets import (QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QLineEdit,
-                             QPushButton, QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
+                             QPushButton, QSizePolicy, QSpinBox, QTabBar, QTabWidget, QVBoxLayout, QWidget)
 
 from deephtm.train import rundir
 from deephtm.train.checkpoint import checkpoint_path
 from deephtm.errors import DeepHTMError
 from deephtm.graph.graphfile import Graph
+from deephtm.graph.resolve import resolve
+from deephtm.live.probes import Probes
 from deephtm.graph.training import TRAINING_PARAMS
 
 from .node_view import NodeActivityView
 from .plots import LivePlots
 from .worker import RunOptions, default_worker_kind, make_worker
 
-REFRESH_HZ = 25  # plots should redraw at 20 Hz or more; data comes every 45 ms, about 22 frames/s (at 50 ms, 19.5-19.9 were measured); each tick also drains the worker's messages
+REFRESH_HZ = 25  # live plots aim at 20 Hz or more; data comes every 45 ms, about 22 frames/s (at 50 ms, 19.5-19.9 were measured); each tick also drains the worker's messages
 IDLE, STARTING, RUNNING, PAUSED, STOPPING = "idle", "starting", "running", "paused", "stopping"
+TRAIN_TIP = "train from scratch (overwrites the run directory's checkpoint)"
 MAX_HISTORY_LINES = 200_000  # metrics.jsonl lines read back when a run resumes
 
 
@@ -32,6 +35,7 @@ def default_run_dir(graph: Graph) -> str:
 
 class RunPanel(QWidget):
     node_activity_requested = pyqtSignal(str)  # emit (or call show_node_view) to open a node's live view
+    node_view_shown = pyqtSignal(str)  # a node view's tab was opened or raised (the editor shows the dock)
     state_changed = pyqtSignal(str)
     training_finished = pyqtSignal(dict)  # summary
     training_failed = pyqtSignal(str)  # the one-line error shown
@@ -47,6 +51,8 @@ class RunPanel(QWidget):
         self.probes = None
         self.last_summary: dict | None = None
         self.last_error: str | None = None
+        self.graph_problem: str | None = None  # why the editor's graph can't train now
+        self._plots_from_run = False  # the plots show a run (kept after it ends) rather than a preview
         self.node_views: dict[str, NodeActivityView] = {}
         self._run_dir_edited = False
         self._step_now = 0
@@ -72,12 +78,12 @@ class RunPanel(QWidget):
         return b
 
     def _build(self) -> None:
-        self.train_btn = self._button("Train", "train from scratch (overwrites the run directory's checkpoint)",
-                                      lambda: self.start_training())
+        self.train_btn = self._button("Train", TRAIN_TIP, lambda: self.start_training())
         self.pause_btn = self._button("Pause", "hold training after the current step", self.pause)
         self.resume_btn = self._button("Resume", "go on after Pause, or continue the run directory's checkpoint",
                                        self.resume)
-        self.step_btn = self._button("Step", "train one step, then hold", self.step)
+        # clicked(bool) would reach step(n) as 0 steps: a lambda drops the argument
+        self.step_btn = self._button("Step", "train one step, then hold", lambda: self.step())
         self.stop_btn = self._button("Stop", "stop after the current step and save a checkpoint", self.stop)
         self.device_box = QComboBox()
         self.device_box.addItems(["auto", "cpu", "cuda"])
@@ -134,7 +140,15 @@ class RunPanel(QWidget):
         lay.addLayout(top)
         lay.addWidget(self.status)
         lay.addWidget(self.error_label)
-        lay.addWidget(self.plots, 1)
+        # node views are tabs beside the plots: docked, never a window that slips behind the editor
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.setTabsClosable(True)
+        self.tabs.addTab(self.plots, "Training")
+        self.tabs.tabBar().setTabButton(0, QTabBar.ButtonPosition.RightSide, None)  # always there
+        self.tabs.tabBar().setTabButton(0, QTabBar.ButtonPosition.LeftSide, None)
+        self.tabs.tabCloseRequested.connect(self._close_tab)
+        lay.addWidget(self.tabs, 1)
 
     # ---- the editor's side ---------------------------------------------------------------------
     def set_graph(self, graph: Graph | None) -> None:
@@ -154,9 +168,65 @@ class RunPanel(QWidget):
             self.node_box.addItems([n.id for n in graph.nodes])
             if current:
                 self.node_box.setCurrentText(current)
-        if self.state == IDLE:
-            self.status.setText("ready" if graph is not None else "no graph")
+            if self.state == IDLE and not self._plots_from_run:
+                self._preview(graph)
         self._update_controls()
+        self._show_idle_status()
+
+    def set_problem(self, text: str | None) -> None:
+        """Why the editor's graph can't train (its first problem), or None. Train waits for a fix."""
+        self.graph_problem = text
+        self._update_controls()
+        self._show_idle_status()
+
+    def new_document(self) -> None:
+        """Another file was opened: stop a training of the one before and forget its run, plots,
+        node views and errors; set_graph() then brings the new graph."""
+        old, self.thread = self.thread, None
+        if old is not None:
+            try:
+                old.signals.disconnect()  # nothing of the old run may reach the new document's panel
+            except TypeError:  # nothing was connected
+                pass
+            old.close()
+            old.release()
+            old.deleteLater()
+        self.timer.stop()
+        for view in list(self.node_views.values()):
+            view.close()
+        self.graph = None
+        self.probes = None
+        self.last_summary = None
+        self._metrics = {}
+        self._step_now = self._target = 0
+        self._last_checkpoint = None
+        self._run_dir_edited = False
+        self._plots_from_run = False
+        self.lr_edit.clear()
+        self.plots.configure(None)
+        self.tabs.setCurrentWidget(self.plots)
+        self._clear_error()
+        self._set_state(IDLE)
+        self._show_idle_status()
+
+    def _preview(self, graph: Graph) -> None:
+        """Title the plots for this graph before it trains (which node is the SP, the TM...)."""
+        try:
+            probes = Probes.find(resolve(graph))
+        except Exception:  # noqa: BLE001 - a graph that doesn't resolve: the problems list says why
+            probes = None
+        if probes != self.plots.probes:
+            self.plots.configure(probes)
+
+    def _show_idle_status(self) -> None:
+        if self.state != IDLE or self.thread is not None:
+            return
+        if self.graph is None:
+            self.status.setText("no graph")
+        elif self.graph_problem:
+            self.status.setText(f"can't train until the graph is fixed: {self.graph_problem}")
+        else:
+            self.status.setText("ready")
 
     def set_run_dir(self, path: str) -> None:
         self.run_dir_edit.setText(str(path))
@@ -175,6 +245,9 @@ class RunPanel(QWidget):
         """Train the current graph (resume: continue the run directory's checkpoint).
         Returns False, with the reason shown, when it cannot start."""
         if self.state != IDLE or self.graph is None:
+            return False
+        if self.graph_problem:
+            self._show_error(f"can't train: {self.graph_problem}")
             return False
         try:
             lr = self._lr_override()
@@ -227,6 +300,7 @@ class RunPanel(QWidget):
             self.start_training(resume=True)
 
     def step(self, n: int = 1) -> None:
+        n = max(1, int(n))
         if self.state == PAUSED and self.thread:
             self.thread.request_step(n)
         elif self.state == IDLE:
@@ -271,18 +345,28 @@ class RunPanel(QWidget):
             return None
         view = self.node_views.get(node_id)
         if view is None:
-            view = NodeActivityView(node_id, self)
+            view = NodeActivityView(node_id)
             view.closed.connect(self._node_view_closed)
             view.configure(self.probes)
             self.node_views[node_id] = view
+            self.tabs.addTab(view, node_id)
+            self.tabs.setTabToolTip(self.tabs.indexOf(view), view.windowTitle())
             if self.thread:
                 self.thread.watch_nodes(self.node_views)
-        view.show()
-        view.raise_()
+        self.tabs.setCurrentWidget(view)
+        self.node_view_shown.emit(node_id)
         return view
 
+    def _close_tab(self, index: int) -> None:
+        view = self.tabs.widget(index)
+        if isinstance(view, NodeActivityView):
+            view.close()  # emits closed
+
     def _node_view_closed(self, node_id: str) -> None:
-        self.node_views.pop(node_id, None)
+        view = self.node_views.pop(node_id, None)
+        if view is not None:
+            self.tabs.removeTab(self.tabs.indexOf(view))
+            view.deleteLater()
         if self.thread:
             self.thread.watch_nodes(self.node_views)
 
@@ -296,6 +380,7 @@ class RunPanel(QWidget):
     # ---- worker signals ----------------------------------------------------------------------------
     def _on_started(self, info: dict) -> None:
         self.probes = info["probes"]
+        self._plots_from_run = True
         self.plots.configure(self.probes)
         if info.get("start_step", 0) > 0:
             self._load_history(self.thread.options.out, info["start_step"])
@@ -308,15 +393,15 @@ class RunPanel(QWidget):
             self._set_state(RUNNING)
 
     def _on_sampled(self, payload: dict) -> None:
-        self.plots.feed(payload)
-        for view in self.node_views.values():
-            view.feed(payload)
-        steps = payload.get("steps")
+        steps = payload.get("steps")  # the status line first: a failing view must not freeze it
         if steps is not None and len(steps):
             self._step_now = int(steps[-1])
         for step, metrics in payload.get("logs", ()):
             self._step_now = max(self._step_now, step)
             self._metrics = metrics
+        self.plots.feed(payload)
+        for view in self.node_views.values():
+            view.feed(payload)  # catches its own failures and shows them in the view
 
     def _on_paused(self, step: int) -> None:
         self._step_now = step
@@ -395,9 +480,11 @@ class RunPanel(QWidget):
 
     def _update_controls(self) -> None:
         s = self.state
-        has_graph = self.graph is not None
+        has_graph = self.graph is not None and not self.graph_problem
         can_continue = s == IDLE and has_graph and rundir.checkpoint_step(self.run_dir()) is not None
         self.train_btn.setEnabled(s == IDLE and has_graph)
+        self.train_btn.setToolTip(f"can't train: {self.graph_problem}" if self.graph_problem and s == IDLE
+                                  else TRAIN_TIP)
         self.pause_btn.setEnabled(s in (STARTING, RUNNING))
         self.resume_btn.setEnabled(s == PAUSED or can_continue)
         self.step_btn.setEnabled(s == PAUSED or (s == IDLE and has_graph))
