@@ -24,7 +24,7 @@ from .worker import RunOptions, default_worker_kind, make_worker
 
 REFRESH_HZ = 25  # live plots aim at 20 Hz or more; data comes every 45 ms, about 22 frames/s (at 50 ms, 19.5-19.9 were measured); each tick also drains the worker's messages
 IDLE, STARTING, RUNNING, PAUSED, STOPPING = "idle", "starting", "running", "paused", "stopping"
-TRAIN_TIP = "train from scratch (overwrites the run directory's checkpoint)"
+TRAIN_TIP = "train from scratch in a new run directory (an earlier run there is kept: the new one goes to DIR-2, DIR-3, ...)"
 MAX_HISTORY_LINES = 200_000  # metrics.jsonl lines read back when a run resumes
 
 
@@ -102,6 +102,11 @@ class RunPanel(QWidget):
                                      self.save_checkpoint)
         self.load_btn = self._button("Load checkpoint…", "pick a run directory to continue with Resume",
                                      lambda: self.load_checkpoint())
+        self.runs_box = QComboBox()
+        self.runs_box.setToolTip("this graph's earlier runs with their final metrics: choose one to draw its "
+                                 "loss and metric curves dashed under the live ones")
+        self.runs_box.setMinimumContentsLength(24)
+        self.runs_box.activated.connect(self._compare_with_run)
         self.node_box = QComboBox()
         self.node_box.setToolTip("node whose outputs to watch live")
         self.view_btn = self._button("Node view", "open a live view of the chosen node's activity",
@@ -129,6 +134,7 @@ class RunPanel(QWidget):
         row2.addWidget(self.run_dir_edit, 1)
         row2.addWidget(self.save_btn)
         row2.addWidget(self.load_btn)
+        row2.addWidget(self.runs_box)
         row2.addSpacing(16)
         row2.addWidget(self.node_box)
         row2.addWidget(self.view_btn)
@@ -170,6 +176,8 @@ class RunPanel(QWidget):
                 self.node_box.setCurrentText(current)
             if self.state == IDLE and not self._plots_from_run:
                 self._preview(graph)
+            if self.state == IDLE:
+                self.refresh_runs()
         self._update_controls()
         self._show_idle_status()
 
@@ -204,6 +212,7 @@ class RunPanel(QWidget):
         self._plots_from_run = False
         self.lr_edit.clear()
         self.plots.configure(None)
+        self.plots.set_overlay(None)
         self.tabs.setCurrentWidget(self.plots)
         self._clear_error()
         self._set_state(IDLE)
@@ -236,6 +245,20 @@ class RunPanel(QWidget):
     def run_dir(self) -> str:
         return self.run_dir_edit.text().strip() or (default_run_dir(self.graph) if self.graph else "runs/untitled")
 
+    def refresh_runs(self) -> None:
+        """List the graph's runs (runs/NAME, runs/NAME-2, ...) with their final metrics."""
+        current = self.runs_box.currentData()
+        self.runs_box.clear()
+        self.runs_box.addItem("compare with an earlier run…", None)
+        for path in rundir.sibling_runs(self.run_dir()):
+            self.runs_box.addItem(rundir.describe_run(path), str(path))
+        index = self.runs_box.findData(current)
+        self.runs_box.setCurrentIndex(max(index, 0))
+
+    def _compare_with_run(self, index: int) -> None:
+        path = self.runs_box.itemData(index)
+        self.plots.set_overlay(rundir.read_metrics(path, max_lines=MAX_HISTORY_LINES) if path else None)
+
     def _run_dir_typed(self, _text) -> None:
         self._run_dir_edited = True
         self._update_controls()
@@ -255,7 +278,14 @@ class RunPanel(QWidget):
             self._show_error(str(exc))
             return False
         self._clear_error()
-        options = RunOptions(out=self.run_dir(), steps=self.steps_box.value(), device=self.device_box.currentText(),
+        out = self.run_dir()
+        if not resume:  # a new run never replaces an earlier one, as with `deephtm train`
+            fresh = str(rundir.fresh_run_dir(out))
+            if fresh != out:
+                self.run_dir_edit.setText(fresh)
+                self._run_dir_edited = True
+                out = fresh
+        options = RunOptions(out=out, steps=self.steps_box.value(), device=self.device_box.currentText(),
                              lr=lr, resume=resume, start_paused_after=paused_after)
         self._target = options.steps
         self._last_checkpoint = None
@@ -420,6 +450,7 @@ class RunPanel(QWidget):
         self._step_now = summary["steps"]
         self._finish_thread()
         self._set_state(IDLE)
+        self.refresh_runs()
         self.training_finished.emit(summary)
 
     def _on_failed(self, message: str) -> None:

@@ -126,6 +126,14 @@ class LogAxis(pg.AxisItem):
         return ticks
 
 
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _positive(v) -> bool:
+    return _finite(v) and v > 0
+
+
 def absent(title: str, probes: Probes | None, node_type: str) -> str:
     """A plot's title when the graph has nothing for it; unsaid while no graph is resolved."""
     return title if probes is None else f"{title} (no {node_type} node)"
@@ -170,6 +178,10 @@ class LivePlots(pg.GraphicsLayoutWidget):
         self.loss_curve = self.loss_plot.plot(pen=pg.mkPen((240, 90, 90), width=2))
         self.metric_plot = self._plot(0, 1, "metric", bottom="step")
         self.metric_curve = self.metric_plot.plot(pen=pg.mkPen((120, 220, 140), width=2))
+        # An earlier run's curves, drawn under the live ones for comparison (set_overlay).
+        overlay_pen = pg.mkPen((170, 170, 170), width=1, style=pg.QtCore.Qt.PenStyle.DashLine)
+        self.overlay_loss_curve = self.loss_plot.plot(pen=overlay_pen)
+        self.overlay_metric_curve = self.metric_plot.plot(pen=overlay_pen)
         self.pred_plot = self._plot(0, 2, "prediction vs actual", bottom="steps ago")
         self._freeze(self.pred_plot, x=(-RECENT_STEPS, 0), y=(-1, 1))
         self.pred_range = (-1.0, 1.0)
@@ -284,6 +296,15 @@ class LivePlots(pg.GraphicsLayoutWidget):
         self.raster_img.clear()
         self.tm_img.clear()
         self._dirty = set()
+
+    def set_overlay(self, records: list[dict] | None) -> None:
+        """Draw an earlier run's loss and metric (its metrics.jsonl records) dashed under the
+        live curves; None removes them."""
+        loss = [(r["step"], r["loss"]) for r in records or () if _positive(r.get("loss"))]
+        name = getattr(self, "metric_name", "")
+        metric = [(r["step"], r[name]) for r in records or () if name and _finite(r.get(name))]
+        self.overlay_loss_curve.setData(*(zip(*loss) if loss else ([], [])))
+        self.overlay_metric_curve.setData(*(zip(*metric) if metric else ([], [])))
 
     # ---- data in (GUI thread, cheap) ----------------------------------------------------------
     def feed(self, payload: dict) -> None:

@@ -134,30 +134,31 @@ class TrainingJob:
 
     # ---- the session ---------------------------------------------------------------------------
     def run(self) -> None:
-        from ..train.rundir import RunLogger, drop_log_lines_after
+        from ..train.rundir import RunLock, RunLogger, drop_log_lines_after
         from ..train.trainer import Trainer
 
         o = self.options
         try:
-            logger = RunLogger(o.out, append=o.resume)
-            trainer = Trainer(self.graph, out=o.out, steps=o.steps, device=o.device, lr=o.lr,
-                              resume=o.resume, listeners=[logger])
-            if o.resume:  # as `deephtm train --resume`: reports after the checkpoint are made again
-                drop_log_lines_after(o.out, trainer.step)
-            sampler = _JobListener(Probes.find(trainer.resolved), self)
-            sampler.model = trainer.model
-            sampler.watch_nodes(self._watched)
-            trainer.listeners.append(sampler)
-            if self.pause_requested:
-                trainer.request_pause()
-            elif o.start_paused_after is not None:
-                trainer.request_pause(after=o.start_paused_after)
-            self.sampler = sampler
-            self.trainer = trainer
-            if self.stop_requested:
-                self.summary = trainer.finish(interrupted=True)
-            else:
-                self.summary = trainer.run()
+            with RunLock(o.out):  # as `deephtm train`: one run writes a run directory at a time
+                logger = RunLogger(o.out, append=o.resume)
+                trainer = Trainer(self.graph, out=o.out, steps=o.steps, device=o.device, lr=o.lr,
+                                  resume=o.resume, listeners=[logger])
+                if o.resume:  # as `deephtm train --resume`: reports after the checkpoint are made again
+                    drop_log_lines_after(o.out, trainer.step)
+                sampler = _JobListener(Probes.find(trainer.resolved), self)
+                sampler.model = trainer.model
+                sampler.watch_nodes(self._watched)
+                trainer.listeners.append(sampler)
+                if self.pause_requested:
+                    trainer.request_pause()
+                elif o.start_paused_after is not None:
+                    trainer.request_pause(after=o.start_paused_after)
+                self.sampler = sampler
+                self.trainer = trainer
+                if self.stop_requested:
+                    self.summary = trainer.finish(interrupted=True)
+                else:
+                    self.summary = trainer.run()
         except DeepHTMError as exc:
             self.error = str(exc)
         except torch.OutOfMemoryError:

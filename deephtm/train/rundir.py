@@ -52,6 +52,32 @@ def fresh_run_dir(run_dir: str | os.PathLike) -> Path:
     return path
 
 
+def sibling_runs(run_dir: str | os.PathLike) -> list[Path]:
+    """The runs of one graph: run_dir's base (without a -N suffix) and every base-N beside it
+    that holds a metrics log, oldest first."""
+    path = Path(run_dir)
+    stem, _, number = path.name.rpartition("-")
+    base = path.with_name(stem) if stem and number.isdigit() else path
+    found = []
+    if base.parent.is_dir():
+        for p in base.parent.iterdir():
+            suffix = p.name[len(base.name) + 1:] if p.name.startswith(base.name + "-") else None
+            if (p == base or (suffix is not None and suffix.isdigit())) and metrics_path(p).is_file():
+                found.append((int(suffix) if suffix else 1, p))
+    return [p for _, p in sorted(found)]
+
+
+def describe_run(run_dir: str | os.PathLike) -> str:
+    """One line for a list of runs: its name, steps and final metrics (from summary.json)."""
+    summary = read_summary(run_dir) or {}
+    parts = [Path(run_dir).name]
+    if isinstance(summary.get("steps"), int):
+        parts.append(f"{summary['steps']:,} steps" + (" (interrupted)" if summary.get("interrupted") else ""))
+    metrics = summary.get("metrics") if isinstance(summary.get("metrics"), dict) else {}
+    parts += [f"{k} {v:.4g}" for k, v in list(metrics.items())[:3] if isinstance(v, (int, float))]
+    return " · ".join(parts) if len(parts) > 1 else f"{parts[0]} · no summary yet"
+
+
 class RunLock:
     """An exclusive lock on a run directory while a run writes it (released on exit or death)."""
 
