@@ -53,6 +53,12 @@ class Node(nn.Module):
         return 0
 
     @classmethod
+    def stream_state_count(cls, p: dict[str, Any], shapes: dict[str, Shape | None]) -> int:
+        """Values build() allocates for each stream of a batch (e.g. a per-stream matrix);
+        the budget counts them times the batch size before anything is allocated."""
+        return 0
+
+    @classmethod
     def port(cls, name: str, direction: str) -> Port | None:
         for port in cls.inputs if direction == "in" else cls.outputs:
             if port.name == name:

@@ -1,5 +1,6 @@
 """Bad inputs and outputs of detect and score: one line, exit 2, nothing on disk changed;
 inputs that are not regular files are refused before they are opened."""
+import json
 import os
 import subprocess
 import sys
@@ -99,3 +100,32 @@ def test_timestamps_with_offsets_are_converted_not_dropped():
     assert (a.hour, a.minute, b.hour, b.minute) == (8, 0, 8, 30) and a < b
     with pytest.raises(ValueError, match="out of range"):
         parse_timestamp("0001-01-01T00:00:00+05:00")
+
+
+def test_the_size_budget_counts_state_kept_per_stream(tmp_path, capsys):
+    """decoder.rls keeps a P matrix per stream: 4,001² values at batch 1 fit, 32 of them do not,
+    and the refusal comes before anything is allocated."""
+    d = {"format_version": 1, "name": "big", "nodes": [
+        {"id": "sine", "type": "source.sine", "params": {}},
+        {"id": "enc", "type": "encoder.mlp", "params": {"hidden": 4000, "layers": 1}},
+        {"id": "rls", "type": "decoder.rls", "params": {}},
+        {"id": "loss", "type": "loss.mse", "params": {}}],
+        "edges": [{"from": "sine.value", "to": "enc.x"}, {"from": "enc.y", "to": "rls.x"},
+                  {"from": "sine.value", "to": "rls.observed"}, {"from": "rls.y", "to": "loss.pred"},
+                  {"from": "sine.target", "to": "loss.target"}],
+        "training": {"batch_size": 1}}
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(d))
+    assert main(["validate", str(path)]) == 0
+    assert "16,028,004 values" in capsys.readouterr().out
+    start = peak_rss_mb()
+    assert main(["train", str(path), "--batch-size", "32", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "node 'rls': the graph would allocate over" in err and "batch_size 32" in err
+    assert peak_rss_mb() - start < 200 and not (tmp_path / "run").exists()
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -220,9 +220,11 @@ def _check_budget(r: Resolved, max_values: int, training: TrainingConfig, proble
     for nid in r.order:
         rn = r.nodes[nid]
         total += int(rn.cls.param_count(rn.params, rn.in_shapes))
+        total += int(rn.cls.stream_state_count(rn.params, rn.in_shapes)) * training.batch_size
         if total > max_values:
-            problems.report(GraphError(f"the graph would allocate over {max_values:,} values; reduce its sizes",
-                                       where=node_where(nid)))
+            problems.report(GraphError(f"the graph would allocate over {max_values:,} values (its state is "
+                                       f"per stream: batch_size {training.batch_size}); reduce its sizes or "
+                                       "batch_size", where=node_where(nid)))
             return False
     r.total_values = total
     per_stream = sum(flat_size(s) for rn in r.nodes.values() for s in rn.out_shapes.values())

@@ -46,7 +46,8 @@ class RLSDecoder(Node):
         return {"y": (p["outputs"],)}
 
     @classmethod
-    def param_count(cls, p, shapes):
+    def stream_state_count(cls, p, shapes):
+        # Every stream has its own weights, P matrix and pending inputs.
         d = flat_size(shapes["x"] or (1,)) + int(p["bias"])
         return (d * d if p["method"] == "rls" else 0) + d * p["outputs"] + (p["horizon"] + 1) * d
 

@@ -19,7 +19,7 @@ class History(Node):
         return {"y": (p["length"] * flat_size(shapes["x"] or (1,)),)}
 
     @classmethod
-    def param_count(cls, p, shapes):
+    def stream_state_count(cls, p, shapes):
         return p["length"] * flat_size(shapes["x"] or (1,))
 
     def setup(self, batch, generator):

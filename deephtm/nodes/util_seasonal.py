@@ -29,7 +29,7 @@ class SeasonalProfile(Node):
         return {"profile": (2,)}
 
     @classmethod
-    def param_count(cls, p, shapes):
+    def stream_state_count(cls, p, shapes):
         return 2 * flat_size(shapes["slot"] or (1,))
 
     def setup(self, batch, generator):
