@@ -375,7 +375,7 @@ def test_fast_path_batches_the_frozen_encoders_and_scores_like_the_per_row_path(
 
 
 def test_plain_sgd_steps_are_recognised():
-    from deephtm.anomaly.fast_path import plain_sgd
+    from deephtm.train.optim import plain_sgd
     from deephtm.train.optim import make_optimizer
     w, v = torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(2))
     opt = make_optimizer("adam", [{"params": [w], "lr": 0.5, "optimizer": "sgd"}, {"params": [v]}], 0.01)
