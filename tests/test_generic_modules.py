@@ -90,3 +90,42 @@ def test_no_node_type_name_in_generic_code(path):
 def test_no_hasattr_probe_of_a_node_in_generic_code(path):
     found = node_probes(ast.parse(path.read_text(encoding="utf-8")), node_attributes())
     assert not found, f"{path.relative_to(ROOT)} probes nodes: {found} (declare a capability on Node instead)"
+
+
+# ---- the capabilities generic code asks ----------------------------------------------------
+
+ANOMALY = ROOT / "graphs" / "anomaly.json"
+
+
+def test_live_probes_find_the_pooler_memory_and_scores_by_their_live_role():
+    from deephtm.graph.graphfile import load_graph
+    from deephtm.graph.resolve import resolve
+    from deephtm.live.probes import Probes
+
+    g = load_graph(ANOMALY)
+    g.node("tm").type = "htm.tm_segments"  # the other temporal memory, same role
+    g.node("tm").params = {"cells_per_column": 4}
+    r = resolve(g)
+    p = Probes.find(r)
+    roles = {nid: r.nodes[nid].cls.live_role for nid in r.order}
+    assert roles["sp"] == "sp" and roles["tm"] == "tm" and roles["likelihood"] == "anomaly"
+    assert (p.sp, p.sp_columns, p.sp_winners) == ("sp", g.node("sp").params["columns"], g.node("sp").params["winners"])
+    assert (p.tm, p.tm_cells) == ("tm", 4)
+    assert [key for _, key in p.anomalies] == [("tm", "anomaly"), ("likelihood", "score")]
+
+
+def test_bind_places_a_node_in_its_graph():
+    from deephtm.graph.graphfile import load_graph
+    from deephtm.graph.resolve import resolve
+    from deephtm.train.compile import GraphModule
+
+    g = load_graph(ANOMALY)
+    r = resolve(g)
+    alone = r.nodes["source"].cls(r.nodes["source"].params, {})
+    # Outside a graph every output counts as read.
+    assert alone.used_outputs == {port.name for port in alone.outputs} and alone.base_dir is None
+    model = GraphModule(r)
+    read = {e.src_port for e in g.edges if e.src == "source"}
+    node = model.nodes["source"]
+    assert node.node_id == "source" and node.used_outputs == read and read < alone.used_outputs
+    assert node.base_dir == ANOMALY.parent
