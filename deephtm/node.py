@@ -6,6 +6,7 @@ ryvencore, and is a torch module whose forward pass maps named inputs to named o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -38,6 +39,27 @@ class Node(nn.Module):
     params: ClassVar[tuple[Param, ...]] = ()
     is_loss: ClassVar[bool] = False  # its 'loss' output is added to the training loss
     is_metric: ClassVar[bool] = False  # value() is reported in metrics and summary.json
+
+    # ---- capabilities -----------------------------------------------------------
+    # What generic code (the trainer, deephtm detect and its fast path, the live views) may
+    # ask of a node. It asks these, never a type name or hasattr: a new node type opts in by
+    # overriding them.
+    #
+    # rows(start, count) gives what forward would give at steps start .. start + count - 1
+    # of a one-stream run, in one go (a data source: the fast path batches what follows it).
+    has_rows: ClassVar[bool] = False
+    # forward_steps(ctx, **inputs) runs consecutive steps of one stream at once (a node
+    # without weights that nothing reads, e.g. a scorer: the fast path runs it per block).
+    steps_in_blocks: ClassVar[bool] = False
+    # What the live views show of it: "sp" (a spatial pooler: 'columns' output, 'winners'
+    # param, duty_cycles()), "tm" (a temporal memory: 'columns' input, 'context' input,
+    # 'cells' and 'anomaly' outputs, 'cells_per_column' param, predicted_by()), "anomaly"
+    # (a 'score' output in [0, 1]); "" for none of these.
+    live_role: ClassVar[str] = ""
+    # Its part in `deephtm detect`: "source" reads the CSV stream it is given (stream_params(),
+    # then lines, skipped and raw_values after setup, column_texts()); "likelihood" scores the
+    # anomaly (a 'raw' input, 'likelihood', 'score' and 'flag' outputs, a 'threshold' param).
+    stream_role: ClassVar[str] = ""
 
     # ---- declarations -------------------------------------------------------
     @classmethod
@@ -82,6 +104,17 @@ class Node(nn.Module):
         super().__init__()
         self.p = dict(p)
         self.in_shapes = dict(shapes)
+        # Until bind() says otherwise: no id yet, paths relative to the working directory, and
+        # every output is read.
+        self.node_id = "?"
+        self.base_dir: Path | None = None
+        self.used_outputs = {port.name for port in self.outputs}
+
+    def bind(self, node_id: str, base_dir: Path | None, used_outputs: set[str]) -> None:
+        """Place the node in its graph: its id (for messages), the folder its relative data
+        paths start from (the graph file's), and the outputs another node reads (a node may
+        skip computing the others)."""
+        self.node_id, self.base_dir, self.used_outputs = node_id, base_dir, set(used_outputs)
 
     def param_groups(self) -> list[dict]:
         """Optimizer groups for this node's weights: dicts with "params" and optionally
@@ -107,6 +140,42 @@ class Node(nn.Module):
     def on_end(self, run_dir) -> None:
         """Called by Trainer.finish with the run directory (a Path) when the run has one:
         a node may write files there (e.g. a PNG of what it generated)."""
+
+    # ---- capability hooks (see the capabilities above) ----------------------------
+    def rowwise(self) -> bool:
+        """Whether its output for a row depends on that row's inputs only (no state carried
+        from earlier rows), so that rows may be computed in a batch."""
+        return False
+
+    def rows(self, start: int, count: int) -> dict[str, torch.Tensor]:
+        """has_rows: the outputs at steps start .. start + count - 1, as [count, ...] tensors."""
+        raise NotImplementedError
+
+    def forward_steps(self, ctx: Context, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """steps_in_blocks: forward over T consecutive steps of one stream ([T, ...] inputs and
+        outputs)."""
+        raise NotImplementedError
+
+    def predicted_by(self, context: torch.Tensor) -> torch.Tensor | None:
+        """live_role "tm": the cells that `context` (active cells [B, n]) predicts, bool
+        [B, columns, cells per column]; None if it cannot say."""
+        return None
+
+    def duty_cycles(self) -> torch.Tensor | None:
+        """live_role "sp": how often each column has been active lately; None if not tracked."""
+        return None
+
+    @classmethod
+    def stream_params(cls, path: str, column: str, timestamp_column: str,
+                      timestamp_format: str | None) -> dict[str, Any]:
+        """stream_role "source": the params that make it read `column` of the CSV file at
+        `path` once, a row per step, skipping bad rows."""
+        raise NotImplementedError
+
+    def column_texts(self, column: str) -> tuple[int, list[str] | None]:
+        """stream_role "source": the file line of the first row and the text of `column` in
+        every row, skipped rows included (None for the empty column name)."""
+        raise NotImplementedError
 
 
 def _port_dict(p: Port) -> dict:

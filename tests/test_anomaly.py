@@ -374,8 +374,45 @@ def test_fast_path_batches_the_frozen_encoders_and_scores_like_the_per_row_path(
     assert a.score[600] == b.score[600] == 1.0 and 600 in [i for i, f in enumerate(b.flagged) if f]
 
 
+def prefix_calls(path, graph) -> dict:
+    """How often detect's fast path runs each frozen node's forward."""
+    det, calls = Detector(graph, str(path)), {}
+    for nid, node in det.trainer.model.nodes.items():
+        def counted(*args, _forward=node.forward, _nid=nid, **kw):
+            calls[_nid] = calls.get(_nid, 0) + 1
+            return _forward(*args, **kw)
+        node.forward = counted
+    det.run()
+    return calls
+
+
+def test_the_fast_path_batches_an_sp_only_while_its_rows_are_independent(tmp_path):
+    path = write_series(tmp_path / "s.csv", periodic(300))
+    calls = prefix_calls(path, load_graph(GRAPH))
+    assert calls["sp"] == calls["encoder"] == 1 + math.ceil(299 / 256) and calls["tm"] == 300
+    boosted = load_graph(GRAPH)
+    boosted.node("sp").params["boost_strength"] = 1.0  # the duty cycles of earlier rows count
+    calls = prefix_calls(path, boosted)
+    assert calls["sp"] == 300 and calls["encoder"] == 1 + math.ceil(299 / 256)
+
+
+def test_detect_finds_its_source_and_likelihood_by_their_stream_role(tmp_path, capsys):
+    path = write_series(tmp_path / "s.csv", periodic(60))
+    g = load_graph(GRAPH)
+    for n in g.nodes:  # other ids: detect goes by what the nodes are, not what they are called
+        n.id = "my_" + n.id
+    for e in g.edges:
+        e.src, e.dst = "my_" + e.src, "my_" + e.dst
+    assert Detector(g, str(path)).run().rows == 60
+    g = load_graph(GRAPH)
+    g.nodes = [n for n in g.nodes if n.id != "likelihood"]
+    g.edges = [e for e in g.edges if "likelihood" not in (e.src, e.dst)]
+    with pytest.raises(GraphError, match="needs exactly one 'anomaly.likelihood' node, found 0"):
+        Detector(g, str(path))
+
+
 def test_plain_sgd_steps_are_recognised():
-    from deephtm.anomaly.fast_path import plain_sgd
+    from deephtm.train.optim import plain_sgd
     from deephtm.train.optim import make_optimizer
     w, v = torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(2))
     opt = make_optimizer("adam", [{"params": [w], "lr": 0.5, "optimizer": "sgd"}, {"params": [v]}], 0.01)

@@ -1,9 +1,9 @@
 """The fast paths compute the same thing as the plain ones: lazy row-sparse Adam, sparse
-gradient clipping."""
+gradient clipping, the plain-SGD optimizer step."""
 import torch
 import torch.nn.functional as F
 
-from deephtm.train.optim import LazyAdam, LazyAdamW, clip_grad_norm_
+from deephtm.train.optim import LazyAdam, LazyAdamW, PlainSGD, clip_grad_norm_, make_optimizer, optimizer_step
 
 
 def bag_loss(w, idx, offsets, sparse):
@@ -56,6 +56,51 @@ def test_clip_grad_norm_with_sparse_and_dense_gradients():
     assert torch.allclose(total, ref_total)
     assert torch.allclose(a.grad.to_dense(), a2.grad, atol=1e-6)
     assert torch.allclose(b.grad, b2.grad, atol=1e-6)
+
+
+def sgd_problem():
+    """A row-sparse and a dense weight in plain SGD groups, and a loss over both."""
+    torch.manual_seed(4)
+    w = torch.randn(8, 3, requires_grad=True)
+    b = torch.randn(3, requires_grad=True)
+    idx, off = torch.tensor([1, 4, 4]), torch.tensor([0])
+    return [w, b], lambda: bag_loss(w, idx, off, True) + (b * 2).pow(2).sum()
+
+
+def reference_sgd(clip: float) -> list[torch.Tensor]:
+    params, loss = sgd_problem()
+    opt = torch.optim.SGD([{"params": [params[0]], "lr": 0.1}, {"params": [params[1]], "lr": 0.3}])
+    for _ in range(3):
+        opt.zero_grad()
+        loss().backward()
+        if clip:
+            clip_grad_norm_(params, clip)
+        opt.step()
+    return params
+
+
+def test_optimizer_step_on_plain_sgd_weights_matches_torch_sgd():
+    for clip in (0.0, 0.5):  # 0: gradients straight from the engine; else through .grad and clipping
+        params, loss = sgd_problem()
+        opt = make_optimizer("sgd", [{"params": [params[0]], "lr": 0.1}, {"params": [params[1]], "lr": 0.3}], 0.1)
+        stepper = PlainSGD.of(opt, params)
+        assert stepper is not None
+        for _ in range(3):
+            optimizer_step(stepper, loss(), params, clip)
+        for p, ref in zip(params, reference_sgd(clip)):
+            assert torch.allclose(p, ref, atol=1e-6), clip
+        assert all(p.grad is None for p in params) == (clip == 0)
+
+
+def test_optimizer_step_sets_the_scheduled_rates_before_stepping():
+    params, loss = sgd_problem()
+    opt = make_optimizer("sgd", [{"params": [params[0]], "lr": 1.0}, {"params": [params[1]], "lr": 1.0}], 1.0)
+    calls = []
+    for _ in range(3):
+        optimizer_step(opt, loss(), params, 0.5, lrs=[0.1, 0.3], after_backward=lambda: calls.append(1))
+    assert [g["lr"] for g in opt.param_groups] == [0.1, 0.3] and len(calls) == 3
+    for p, ref in zip(params, reference_sgd(0.5)):
+        assert torch.allclose(p, ref, atol=1e-6)
 
 
 def test_sparse_input_linear_matches_a_dense_linear_layer():

@@ -2,8 +2,10 @@
 
 The graph learns as it goes and never sees a later row: each row is one time step of the
 same GraphModule the trainer runs, followed by one optimizer step on that row's loss. The
-raw anomaly is whatever feeds the anomaly.likelihood node's 'raw' input; the likelihood
-node's 'score' is the final anomaly score and its 'flag' marks the flagged rows.
+CSV file is read by the graph's one node with stream_role "source" (source.csv); the raw
+anomaly is whatever feeds the 'raw' input of its one node with stream_role "likelihood"
+(anomaly.likelihood), whose 'score' is the final anomaly score and whose 'flag' marks the
+flagged rows.
 
 Bad rows (a missing or non-numeric value, an unparsable timestamp) are skipped with a
 warning naming their line: the model never sees them, and the scores file still gets one
@@ -22,12 +24,12 @@ from typing import Callable
 
 import torch
 
-from .csvdata import read_columns
 from ..errors import DeepHTMError, GraphError, TrainingError
 from ..atomic import atomic_write_bytes
+from ..graph import registry
 from ..graph.graphfile import Graph, load_graph
 from ..node import Context
-from ..train.optim import clip_grad_norm_
+from ..train.optim import optimizer_step
 from .fast_path import OnlineFastPath
 from ..train.trainer import Trainer
 
@@ -81,12 +83,10 @@ class Detector:
         graph = load_graph(graph) if isinstance(graph, (str, Path)) else graph.copy()
         self.graph_path = graph.path or ""
         self.input_path = str(input_path)
-        source = _single(graph, "source.csv")
-        lik = _single(graph, "anomaly.likelihood")
-        source.params.update(path=str(Path(input_path).resolve()), column=value_column,
-                             timestamp_column=timestamp_column, horizon=0, bad_rows="skip")
-        if timestamp_format is not None:
-            source.params["timestamp_format"] = timestamp_format
+        source = _single(graph, "source")
+        lik = _single(graph, "likelihood")
+        source.params.update(registry.get(source.type).stream_params(
+            str(Path(input_path).resolve()), value_column, timestamp_column, timestamp_format))
         if threshold is not None:
             lik.params["threshold"] = threshold
         # One stream, one optimizer step per row: the online setting, whatever the file says.
@@ -97,14 +97,8 @@ class Detector:
         self.threshold = model.nodes[lik.id].p["threshold"]
         feed = model.resolved.inbound[lik.id]["raw"]
         self.keys = [(feed.src, feed.src_port)] + [(lik.id, port) for port in ("likelihood", "score", "flag")]
-        ts_text = self._timestamp_texts(timestamp_column)
-        self.timestamp_texts = ts_text
-
-    def _timestamp_texts(self, column: str) -> list[str] | None:
-        if not column:
-            return None
-        cols = read_columns(self.input_path, [column], self.source.p["skip_rows"])
-        return cols[column]
+        # The file line of the first row, and each row's timestamp as written (None: no column).
+        self.first_line, self.timestamp_texts = self.source.column_texts(timestamp_column)
 
     @property
     def rows(self) -> int:
@@ -147,6 +141,7 @@ class Detector:
         losses: list[torch.Tensor] = []
         fast: OnlineFastPath | None = None
         frozen = False
+        params = list(model.parameters())
         rows = 0  # rows stepped since the last chunk
         for step in range(n):
             ctx.step = step
@@ -158,11 +153,7 @@ class Detector:
                     fast.learn(loss, clip)
             else:
                 if learns:
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if clip > 0:
-                        clip_grad_norm_([p for p in model.parameters() if p.grad is not None], clip)
-                    opt.step()
+                    optimizer_step(opt, loss, params, clip)
                 if not frozen and (learns or loss is None or opt is None):
                     # Weights the first row's loss did not reach (in graphs/anomaly.json: the
                     # encoders and SP, upstream of the TM's loss only through its targets) never
@@ -193,7 +184,7 @@ class Detector:
 
     def _append(self, result: Detection, rows: list[list[float]]) -> None:
         """Add scored rows to the result in file order, with skipped lines in between."""
-        texts, first = self.timestamp_texts, 2 + self.source.p["skip_rows"]
+        texts, first = self.timestamp_texts, self.first_line
         k = 0
         while self._cursor < len(self._order):
             line, why = self._order[self._cursor]
@@ -219,10 +210,13 @@ class Detector:
             result.flagged.append(int(flag > 0.5))
 
 
-def _single(graph: Graph, type_name: str):
-    found = [n for n in graph.nodes if n.type == type_name]
+def _single(graph: Graph, role: str):
+    """The graph's one node with this stream_role."""
+    types = registry.types()
+    found = [n for n in graph.nodes if n.type in types and types[n.type].stream_role == role]
     if len(found) != 1:
-        raise GraphError(f"deephtm detect needs exactly one '{type_name}' node, found {len(found)}",
+        kinds = " or ".join(sorted(t for t, cls in types.items() if cls.stream_role == role))
+        raise GraphError(f"deephtm detect needs exactly one '{kinds}' node, found {len(found)}",
                          file=graph.path)
     return found[0]
 

@@ -18,39 +18,9 @@ import torch
 
 from ..train.compile import GraphModule, Key
 from ..node import Context
-from ..train.optim import clip_grad_norm_
-from ..train.optim import MultiOptimizer
+from ..train.optim import PlainSGD, optimizer_step
 
 BLOCK = 256  # rows of the frozen prefix computed at once
-# torch.autograd.grad's engine entry point (the one it calls itself); None if a torch
-# version lacks it, and learn() falls back to loss.backward().
-_ENGINE = getattr(getattr(torch.autograd, "Variable", None), "_execution_engine", None)
-_ONE = torch.ones(())
-
-
-def _rowwise(node) -> bool:
-    """Node types whose output for a row depends on that row's inputs only."""
-    t = node.type_name
-    if t == "htm.sp":  # boosting makes a column's score depend on the earlier rows
-        return node.p["boost_strength"] == 0 and not node.p["boost_trainable"]
-    return t in ("encoder.fourier", "encoder.scalar", "encoder.periodic", "encoder.mlp",
-                 "util.concat", "util.affine")
-
-
-def plain_sgd(opt, params: list[torch.Tensor]) -> list[tuple[torch.Tensor, float]] | None:
-    """(weight, lr) for each of `params` when every one is in a plain SGD group (no momentum,
-    weight decay or maximize), else None."""
-    optimizers = opt.optimizers if isinstance(opt, MultiOptimizer) else [opt] if opt is not None else []
-    wanted, steps = {id(p) for p in params}, []
-    for o in optimizers:
-        for g in o.param_groups:
-            ps = [p for p in g["params"] if id(p) in wanted]
-            if not ps:
-                continue
-            if type(o) is not torch.optim.SGD or g["momentum"] or g["weight_decay"] or g["maximize"]:
-                return None
-            steps += [(p, float(g["lr"])) for p in ps]
-    return steps if len(steps) == len(params) else None
 
 
 class OnlineFastPath:
@@ -60,24 +30,24 @@ class OnlineFastPath:
     def __init__(self, model: GraphModule, opt, source, *, start: int, extra_keys: list[Key] = ()):
         self.model, self.opt, self.source = model, opt, source
         self.trainable = [p for p in model.parameters() if p.requires_grad]
-        self.sgd = plain_sgd(opt, self.trainable)
+        self.stepper = PlainSGD.of(opt, self.trainable) or opt
         prefix: list = []
         ids: set[str] = set()
         for nid, node, feeds in model.plan:
             frozen = not any(p.requires_grad for p in node.parameters())
             fed = all(not delay and key[0] in ids for _, key, delay in feeds)
-            if (node is source and hasattr(source, "rows")) or (ids and frozen and fed and _rowwise(node)):
+            if (node is source and source.has_rows) or (ids and frozen and fed and node.rowwise()):
                 prefix.append((nid, node, feeds))
                 ids.add(nid)
         self.prefix = prefix[1:]  # the source's rows come from source.rows()
         prefix_ids = set(ids)
         # Tail: nodes whose outputs no other node reads and that can take several steps of
-        # one stream at once (forward_steps, e.g. anomaly.likelihood): their inputs are
+        # one stream at once (steps_in_blocks, e.g. a likelihood scorer): their inputs are
         # collected row by row (or, from the prefix, sliced from its blocks) and they run
         # once per block, in flush().
         read = {(e.src, e.src_port) for e in model.resolved.graph.edges}
         self.tail = [(nid, node, feeds) for nid, node, feeds in model.plan
-                     if nid not in ids and model.batch == 1 and hasattr(node, "forward_steps")
+                     if nid not in ids and model.batch == 1 and node.steps_in_blocks
                      and not node.is_loss and not node.is_metric
                      and not any(p.requires_grad for p in node.parameters())
                      and not any(k[0] == nid for k in read) and all(not delay for _, _, delay in feeds)]
@@ -101,18 +71,17 @@ class OnlineFastPath:
 
     def _fill(self, ctx: Context) -> None:
         """Prefix outputs of the next BLOCK rows, split into one [1, ...] view per row."""
-        values = {}
-        with torch.no_grad():
-            rows = self.source.rows(self.next_row, BLOCK)
-            values.update({(self.source.node_id, port): v for port, v in rows.items()})
-            for nid, node, feeds in self.prefix:
-                was_training = node.training
+        rows = self.source.rows(self.next_row, BLOCK)
+        values = {(self.source.node_id, port): v for port, v in rows.items()}
+        modes = [(node, node.training) for _, node, _ in self.prefix]
+        try:
+            for node, _ in modes:
                 node.train(False)
-                try:
-                    outs = node.forward(ctx, **{port: values[key] for port, key, _ in feeds})
-                finally:
-                    node.train(was_training)
-                values.update({(nid, port): v for port, v in outs.items()})
+            with torch.no_grad():
+                self.model.run_plan(self.prefix, values, ctx)
+        finally:
+            for node, was_training in modes:
+                node.train(was_training)
         if self.tail_block_keys:
             self.kept.append((self.next_row, {k: values[k] for k in self.tail_block_keys}))
         split = [values[k].split(1) for k in self.block_keys]
@@ -127,11 +96,7 @@ class OnlineFastPath:
                 self._fill(ctx)
             values = dict(zip(self.block_keys, self.block[self.pos]))
             self.pos += 1
-        delayed = self.model.delayed
-        for nid, node, feeds in self.rest:
-            kwargs = {port: (delayed[key] if delay else values[key]) for port, key, delay in feeds}
-            for port, value in node.forward(ctx, **kwargs).items():
-                values[(nid, port)] = value
+        self.model.run_plan(self.rest, values, ctx)
         for nid, _, feeds in self.tail:
             inputs = self.tail_inputs[nid]
             for port, key, _ in feeds:
@@ -166,26 +131,4 @@ class OnlineFastPath:
         return values
 
     def learn(self, loss: torch.Tensor, clip: float) -> None:
-        if self.sgd is not None and clip <= 0 and _ENGINE is not None:
-            # Gradients straight from the autograd engine, no .grad round trip: the same
-            # numbers as loss.backward(), without its per-call Python argument handling.
-            params = tuple(p for p, _ in self.sgd)
-            grads = _ENGINE.run_backward((loss,), (_ONE,), False, False, params,
-                                         allow_unreachable=True, accumulate_grad=False)
-            with torch.no_grad():
-                for (p, lr), g in zip(self.sgd, grads):
-                    if g is not None:
-                        p.add_(g, alpha=-lr)
-            return
-        for p in self.trainable:
-            p.grad = None
-        loss.backward()
-        if clip > 0:
-            clip_grad_norm_([p for p in self.trainable if p.grad is not None], clip)
-        if self.sgd is None:
-            self.opt.step()
-            return
-        with torch.no_grad():
-            for p, lr in self.sgd:
-                if p.grad is not None:
-                    p.add_(p.grad, alpha=-lr)
+        optimizer_step(self.stepper, loss, self.trainable, clip)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields, make_dataclass
 
 from ..errors import GraphError
 from .spec import Param
@@ -34,25 +34,8 @@ TRAINING_PARAMS = (
 )
 
 
-@dataclass
-class TrainingConfig:
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    lr_schedule: str = "constant"
-    min_lr_ratio: float = 0.0
-    warmup_steps: int = 0
-    steps: int = 10000
-    seed: int = 0
-    device: str = "auto"
-    batch_size: int = 1
-    mode: str = "online"
-    bptt: int = 1
-    grad_clip: float = 0.0
-    log_every: int = 100
-    checkpoint_every: int = 5000
-    main_metric: str = ""
-    precision: str = "fp32"
-    threads: int = 0
+class _TrainingMethods:
+    """What a TrainingConfig does; its fields are made from TRAINING_PARAMS below."""
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainingConfig":
@@ -76,7 +59,16 @@ class TrainingConfig:
         for k, v in changes.items():
             if v is not None and k in names:
                 d[k] = v
-        return TrainingConfig(**d)
+        return type(self)(**d)
+
+
+# One field per training param, in their order, with the param's default: each default is
+# written once, in TRAINING_PARAMS.
+TrainingConfig = make_dataclass(
+    "TrainingConfig", [(p.name, {"str": str, "int": int, "float": float, "bool": bool}[p.type], p.default)
+                       for p in TRAINING_PARAMS], bases=(_TrainingMethods,))
+TrainingConfig.__module__ = __name__
+TrainingConfig.__doc__ = "The values of a graph's training section (TRAINING_PARAMS), defaults filled in."
 
 
 def lr_factor(cfg: TrainingConfig, step: int) -> float:

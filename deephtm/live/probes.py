@@ -9,10 +9,6 @@ from ..graph.resolve import Resolved
 Key = tuple  # (node id, port name)
 MAX_RASTER_UNITS = 2048  # wider rasters show their first units only
 
-# Temporal memories the TM cell view knows: same ports, a cells_per_column param and a
-# way to tell which cells a context predicts (see live_sampler._predicted).
-TM_TYPES = ("htm.tm", "htm.tm_segments")
-
 
 def is_image_shape(shape) -> bool:
     """[H, W], [C, H, W] or [H, W, C] with C in 1, 3, 4 and H, W > 1."""
@@ -56,16 +52,19 @@ class Probes:
                 p.pred = (inb["pred"].src, inb["pred"].src_port)
                 p.target = (inb["target"].src, inb["target"].src_port)
                 break
+        # The first spatial pooler and temporal memory, and anomaly scores, by the role their
+        # node type declares (Node.live_role says what each role provides).
         for nid in r.order:
             rn = r.nodes[nid]
-            if rn.cls.type_name == "htm.sp" and p.sp is None:
+            role = rn.cls.live_role
+            if role == "sp" and p.sp is None:
                 p.sp, p.sp_columns = nid, int(rn.out_shapes["columns"][0])
                 p.sp_winners = int(rn.params["winners"])
-            elif rn.cls.type_name in TM_TYPES and p.tm is None:
+            elif role == "tm" and p.tm is None:
                 p.tm, p.tm_columns = nid, int(rn.in_shapes["columns"][0])
                 p.tm_cells = int(rn.params["cells_per_column"])
                 p.anomalies.append((f"{nid}.anomaly", (nid, "anomaly")))
-            elif rn.cls.type_name.startswith("anomaly.") and "score" in rn.out_shapes:
+            elif role == "anomaly" and "score" in rn.out_shapes:
                 p.anomalies.append((f"{nid}.score", (nid, "score")))
         # Image panels: the input (a source's image output, else the target) and the prediction.
         for nid in r.order:

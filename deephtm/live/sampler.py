@@ -136,8 +136,8 @@ class Sampler(TrainerListener):
                 if tm_state is not None:
                     payload["tm_state"] = tm_state
             if self.probes.sp is not None and self.model is not None:
-                duty = getattr(self.model.nodes[self.probes.sp], "duty", None)
-                if isinstance(duty, torch.Tensor):
+                duty = self.model.nodes[self.probes.sp].duty_cycles()
+                if duty is not None:
                     payload["duty"] = duty.detach().float().cpu().numpy().copy()
         self.send(payload)
 
@@ -188,17 +188,7 @@ class Sampler(TrainerListener):
 
 
 def _predicted(tm, context: torch.Tensor, C: int, K: int) -> torch.Tensor | None:
-    """Cells of stream 0 that `context` depolarizes past the TM's threshold: bool [C, K].
-    Distal input only (an apical input, if wired, is left out of this view)."""
-    if hasattr(tm, "predicted_by"):  # a TM that says it itself (htm.tm_segments: active segments)
-        return tm.predicted_by(context[:1]).reshape(C, K)
-    if hasattr(tm, "gather") and hasattr(tm, "distal"):
-        d = tm.gather(context[:1], tm.distal)
-    elif hasattr(tm, "depolarization"):
-        d = tm.depolarization(context[:1])
-    else:
-        return None
-    threshold = tm.p["threshold"] if "threshold" in tm.p else getattr(tm, "threshold", None)
-    if threshold is None:
-        return None
-    return ((d - threshold) > 0).reshape(C, K)
+    """Cells of stream 0 that `context` predicts, as the TM says (Node.predicted_by): bool
+    [C, K], or None if it cannot say."""
+    cells = tm.predicted_by(context[:1])
+    return None if cells is None else cells.reshape(C, K)

@@ -31,6 +31,9 @@ SQRT2 = math.sqrt(2.0)
 class AnomalyLikelihood(Node):
     type_name = "anomaly.likelihood"
     category = "anomaly"
+    live_role = "anomaly"
+    stream_role = "likelihood"
+    steps_in_blocks = True
     doc = ("Tail probability of the recent raw-anomaly average against its long-run Gaussian "
            "distribution (HTM's anomaly likelihood). 0.5 while learning; near 1 when the raw "
            "anomaly stays unusually high. No gradients.")

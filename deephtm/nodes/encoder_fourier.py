@@ -37,6 +37,9 @@ class FourierEncoder(Node):
             self.proj.weight.normal_(0.0, 1.0 / p["bandwidth"])
             self.proj.bias.uniform_(0.0, 2 * math.pi)
 
+    def rowwise(self):
+        return True  # a function of the row's input alone
+
     def forward(self, ctx, x):
         return {"y": torch.cos(self.proj(x.flatten(1)))}
 

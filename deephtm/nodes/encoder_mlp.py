@@ -36,6 +36,9 @@ class MLPEncoder(Node):
             n = p["hidden"]
         self.net = nn.Sequential(*layers)
 
+    def rowwise(self):
+        return True  # a function of the row's input alone
+
     def forward(self, ctx, x):
         return {"y": self.net(x.flatten(1))}
 

@@ -27,6 +27,9 @@ class PeriodicEncoder(Node):
         require(s is None or tuple(s) == (2,), "x", f"expected (sin, cos), shape [2], got {list(s or [])}")
         return {"code": (p["size"],)}
 
+    def rowwise(self):
+        return True  # a function of the row's input alone
+
     def forward(self, ctx, x):
         size, w = self.p["size"], self.p["active"]
         angle = torch.atan2(x[:, 0], x[:, 1]).remainder(2 * math.pi)

@@ -27,6 +27,9 @@ class ScalarEncoder(Node):
         require(s is None or tuple(s) == (1,), "x", f"expected shape [1], got {list(s or [])}")
         return {"code": (p["size"],)}
 
+    def rowwise(self):
+        return True  # a function of the row's input alone
+
     def forward(self, ctx, x):
         p = self.p
         positions = p["size"] - p["active"] + 1

@@ -17,6 +17,7 @@ from ..graph.spec import Param, Port
 class SpatialPooler(Node):
     type_name = "htm.sp"
     category = "htm"
+    live_role = "sp"
     doc = ("Maps an input onto columns; k-winners inhibition (global, or local per neighbourhood of a "
            "1-D or 2-D column layout) keeps exactly 'winners' active (per neighbourhood). The "
            "columns' biases (their inhibition thresholds) learn by backprop; duty-cycle boosting is "
@@ -114,6 +115,13 @@ class SpatialPooler(Node):
         tiles = score.view(B, r // tr, tr, c // tc, tc).permute(0, 1, 3, 2, 4).reshape(B, r // tr, c // tc, tr * tc)
         mask = torch.zeros_like(tiles).scatter_(3, tiles.topk(k, dim=3).indices, 1.0)
         return mask.view(B, r // tr, c // tc, tr, tc).permute(0, 1, 3, 2, 4).reshape(B, r * c)
+
+    def rowwise(self):
+        # Boosting makes a column's score depend on the earlier rows (through the duty cycles).
+        return self.p["boost_strength"] == 0 and not self.p["boost_trainable"]
+
+    def duty_cycles(self):
+        return self.duty
 
     def forward(self, ctx, x):
         p = self.p

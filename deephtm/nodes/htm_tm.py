@@ -22,6 +22,7 @@ def infer_tm_shapes(p, shapes) -> dict:
 class TemporalMemory(Node):
     type_name = "htm.tm"
     category = "htm"
+    live_role = "tm"
     doc = ("Columns x cells. Cells whose distal input from the previous step's active cells (the "
            "'context', a delayed edge from 'cells') exceeds the threshold are predicted; in an "
            "active column the predicted cells fire, and a column with none bursts, which makes "
@@ -111,7 +112,6 @@ class TemporalMemory(Node):
         self._sources: dict[str, tuple] = {}  # output port -> (tensor, version, active indices)
         ap = shapes.get("apical")
         self.apical = nn.Parameter(torch.randn(ap[0], n) * p["init_std"]) if ap else None
-        self.used_outputs = {port.name for port in self.outputs}  # until the graph says
         # How often each cell was picked as a new (least used) winner, per stream: HTM's segment count.
         self.register_buffer("usage", torch.zeros(self.C, self.K))
         self.generator = None
@@ -139,6 +139,12 @@ class TemporalMemory(Node):
         d = F.embedding_bag(unit_idx, weights, offsets, mode="sum", per_sample_weights=per_sample,
                             sparse=True)  # row-sparse gradient: SGD touches only these rows
         return d.view(-1, self.C, self.K)
+
+    @torch.no_grad()
+    def predicted_by(self, context: torch.Tensor) -> torch.Tensor:
+        """Cells whose distal input from `context` exceeds the threshold, bool [B, C, K]: for
+        live views (an apical input, if wired, is left out)."""
+        return (self.gather(context, self.distal) - self.p["threshold"]) > 0
 
     def least_used_unless_matching(self, winner, best, col_active):
         """Winners of bursting columns whose best cell does not match: the least used cell

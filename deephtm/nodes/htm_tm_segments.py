@@ -24,6 +24,7 @@ from .htm_tm import infer_tm_shapes
 class SegmentTemporalMemory(Node):
     type_name = "htm.tm_segments"
     category = "htm"
+    live_role = "tm"
     doc = ("Columns x cells, each cell with up to 'segments_per_cell' distal segments (lists of "
            "presynaptic cells and weights). A segment whose weights from the previous step's "
            "active cells sum past the threshold predicts its cell; in an active column the "
@@ -102,7 +103,6 @@ class SegmentTemporalMemory(Node):
         # Step at which a segment was last active or learned (-1: free), for replacing the oldest.
         self.register_buffer("seg_stamp", torch.full((segments,), -1, dtype=torch.int64))
         self.register_buffer("clock", torch.zeros((), dtype=torch.int64))
-        self.used_outputs = {port.name for port in self.outputs}
         self.generator = None
 
     def setup(self, batch, generator):

@@ -18,6 +18,8 @@ ONLINE_CLAMP = 10.0  # online z-scores are clipped: the first rows have a tiny s
 class CSVSource(Node):
     type_name = "source.csv"
     category = "source"
+    stream_role = "source"
+    has_rows = True
     doc = ("One numeric column of a CSV file, one row per step (looping at the end). The path is "
            "relative to the graph file. 'target' is the value 'horizon' rows ahead. With a "
            "timestamp column it also gives the time of day and day of week as (sin, cos) pairs.")
@@ -57,7 +59,7 @@ class CSVSource(Node):
 
     def setup(self, batch, generator):
         p = self.p
-        path = resolve_path(p["path"], getattr(self, "base_dir", None))
+        path = resolve_path(p["path"], self.base_dir)
         try:
             values, stamps = self._read(path)
         except DeepHTMError as exc:  # re-raise naming the node and param
@@ -81,6 +83,20 @@ class CSVSource(Node):
         self.register_buffer("gaps", sampling_gaps(stamps, len(values), p["gap_factor"]), persistent=False)
         # Streams of a batch start at evenly spaced offsets of the series.
         self.register_buffer("offsets", (torch.arange(batch) * len(x)) // batch, persistent=False)
+
+    @classmethod
+    def stream_params(cls, path, column, timestamp_column, timestamp_format):
+        # Each row once (no look-ahead target), bad rows left out rather than fatal.
+        p = {"path": path, "column": column, "timestamp_column": timestamp_column, "horizon": 0,
+             "bad_rows": "skip"}
+        if timestamp_format is not None:
+            p["timestamp_format"] = timestamp_format
+        return p
+
+    def column_texts(self, column):
+        skip = self.p["skip_rows"]
+        texts = read_columns(resolve_path(self.p["path"], self.base_dir), [column], skip)[column] if column else None
+        return 2 + skip, texts
 
     def _read(self, path):
         """Values and timestamps of the usable rows; bad rows raise or are skipped."""
@@ -143,8 +159,6 @@ class CSVSource(Node):
         if "gap" in wanted:
             out["gap"] = self.gaps[i].unsqueeze(1)
         return out
-
-    used_outputs: set = {"value", "target", "time_of_day", "day_of_week", "raw", "gap"}  # until the graph says
 
 
 def parse_value(text: str, column: str) -> float:

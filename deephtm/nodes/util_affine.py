@@ -18,6 +18,9 @@ class Affine(Node):
     def infer(cls, p, shapes):
         return {"y": shapes["x"] or (1,)}
 
+    def rowwise(self):
+        return True  # a function of the row's input alone
+
     def forward(self, ctx, x):
         return {"y": x * self.p["scale"] + self.p["shift"]}
 

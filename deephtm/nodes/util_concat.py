@@ -19,6 +19,9 @@ class Concat(Node):
     def infer(cls, p, shapes):
         return {"y": (sum(flat_size(shapes[s]) for s in SLOTS if shapes[s] is not None),)}
 
+    def rowwise(self):
+        return True  # a function of the row's input alone
+
     def forward(self, ctx, **inputs):
         return {"y": torch.cat([inputs[s].flatten(1) for s in SLOTS if s in inputs], dim=1)}
 

@@ -25,10 +25,9 @@ class GraphModule(nn.Module):
         for nid in resolved.order:
             rn = resolved.nodes[nid]
             node = rn.cls(rn.params, rn.in_shapes)
-            node.node_id = nid
-            node.base_dir = base_dir  # relative data paths are relative to the graph file
-            # Outputs nobody reads may be skipped by a node to save time.
-            node.used_outputs = {p.name for p in rn.cls.outputs if (nid, p.name) in consumed}
+            # Relative data paths are relative to the graph file; outputs nobody reads may be
+            # skipped by a node to save time.
+            node.bind(nid, base_dir, {p.name for p in rn.cls.outputs if (nid, p.name) in consumed})
             self.nodes[nid] = node
         self.plan: list[tuple[str, nn.Module, list[tuple[str, Key, int]]]] = []
         self.delayed_keys: list[Key] = []
@@ -72,9 +71,13 @@ class GraphModule(nn.Module):
         }
 
     def step(self, ctx: Context) -> dict[Key, torch.Tensor]:
-        values: dict[Key, torch.Tensor] = {}
+        return self.run_plan(self.plan, {}, ctx)
+
+    def run_plan(self, entries, values: dict[Key, torch.Tensor], ctx: Context) -> dict[Key, torch.Tensor]:
+        """Run plan entries (all of self.plan, or a part of it) in order, adding their outputs
+        to `values`, which holds what they read that they do not compute themselves."""
         delayed = self.delayed
-        for nid, node, feeds in self.plan:
+        for nid, node, feeds in entries:
             kwargs = {port: (delayed[key] if delay else values[key]) for port, key, delay in feeds}
             for port, value in node.forward(ctx, **kwargs).items():
                 values[(nid, port)] = value

@@ -88,6 +88,80 @@ def clip_grad_norm_(params, max_norm: float) -> torch.Tensor:
     return total
 
 
+# torch.autograd.grad's engine entry point (the one it calls itself); None if a torch version
+# lacks it, and optimizer_step falls back to loss.backward().
+_ENGINE = getattr(getattr(torch.autograd, "Variable", None), "_execution_engine", None)
+_ONE = torch.ones(())
+
+
+def optimizer_step(opt, loss: torch.Tensor, params: list[torch.Tensor], clip: float = 0.0, *,
+                   lrs: list[float] | None = None, after_backward=None) -> None:
+    """One step of `opt` on `loss`, the only place the trainer and deephtm detect take one:
+    fresh gradients of `params` (the weights opt steps), after_backward() (e.g. averaging
+    them over data-parallel ranks), the gradient norm clipped to `clip` (0: off), each
+    group's learning rate set to `lrs` (None: left as it is), then the update."""
+    if type(opt) is PlainSGD and clip <= 0 and after_backward is None and _ENGINE is not None:
+        opt.step_on(loss)
+        return
+    for p in params:
+        p.grad = None
+    loss.backward()
+    if after_backward is not None:
+        after_backward()
+    if clip > 0:
+        clip_grad_norm_([p for p in params if p.grad is not None], clip)
+    if lrs is not None:
+        for group, lr in zip(opt.param_groups, lrs):
+            group["lr"] = lr
+    opt.step()
+
+
+class PlainSGD:
+    """Weights that are all in plain SGD groups (no momentum, weight decay or maximize),
+    stepped as one add_ each, without torch.optim's per-step bookkeeping: the same numbers."""
+
+    def __init__(self, steps: list[tuple[torch.Tensor, float]]):
+        self.steps = steps  # (weight, lr)
+        self.params = tuple(p for p, _ in steps)
+
+    @classmethod
+    def of(cls, opt, params: list[torch.Tensor]) -> "PlainSGD | None":
+        steps = plain_sgd(opt, params)
+        return None if steps is None else cls(steps)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for p, lr in self.steps:
+            if p.grad is not None:
+                p.add_(p.grad, alpha=-lr)
+
+    def step_on(self, loss: torch.Tensor) -> None:
+        """Gradients straight from the autograd engine, no .grad round trip: the same numbers
+        as loss.backward(), without its per-call Python argument handling."""
+        grads = _ENGINE.run_backward((loss,), (_ONE,), False, False, self.params,
+                                     allow_unreachable=True, accumulate_grad=False)
+        with torch.no_grad():
+            for (p, lr), g in zip(self.steps, grads):
+                if g is not None:
+                    p.add_(g, alpha=-lr)
+
+
+def plain_sgd(opt, params: list[torch.Tensor]) -> list[tuple[torch.Tensor, float]] | None:
+    """(weight, lr) for each of `params` when every one is in a plain SGD group (no momentum,
+    weight decay or maximize), else None."""
+    optimizers = opt.optimizers if isinstance(opt, MultiOptimizer) else [opt] if opt is not None else []
+    wanted, steps = {id(p) for p in params}, []
+    for o in optimizers:
+        for g in o.param_groups:
+            ps = [p for p in g["params"] if id(p) in wanted]
+            if not ps:
+                continue
+            if type(o) is not torch.optim.SGD or g["momentum"] or g["weight_decay"] or g["maximize"]:
+                return None
+            steps += [(p, float(g["lr"])) for p in ps]
+    return steps if len(steps) == len(params) else None
+
+
 def _build(name: str, groups: list[dict]) -> torch.optim.Optimizer:
     # Fused Adam is several times faster than the default on the CPU for small models; the
     # Lazy variants are the same for dense gradients and update only the rows of a sparse one.

@@ -14,12 +14,11 @@ import torch
 from .checkpoint import checkpoint_path, load_checkpoint, pack_optimizer, save_checkpoint, unpack_optimizer
 from .compile import GraphModule
 from .rundir import write_summary
-from .optim import make_optimizer
+from .optim import make_optimizer, optimizer_step
 from ..errors import CheckpointError, DeepHTMError, TrainingError
 from ..events import TrainerListener
 from ..graph.graphfile import Graph
 from ..node import Context
-from .optim import clip_grad_norm_
 from ..graph.resolve import resolve
 from ..graph.training import lr_factor
 
@@ -194,6 +193,8 @@ class Trainer:
         want_values = [l for l in self.listeners if l.wants_values]
         ctx = Context(step=self.step, batch=model.batch, device=self.device, generator=self.generator)
         window_loss = None
+        params = list(model.parameters())
+        sync = (lambda: self.dp.average_gradients(model)) if self.dp is not None else None
         scheduled = cfg.lr_schedule != "constant" or cfg.warmup_steps > 0
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if cfg.precision == "bf16" \
             else contextlib.nullcontext()
@@ -218,17 +219,9 @@ class Trainer:
                 self._loss_n += 1
                 window_loss = loss if window_loss is None else window_loss + loss
                 if end_of_window and opt is not None and window_loss.requires_grad:
-                    opt.zero_grad(set_to_none=True)
-                    window_loss.backward()
-                    if self.dp is not None:
-                        self.dp.average_gradients(model)
-                    if cfg.grad_clip > 0:
-                        clip_grad_norm_(list(model.parameters()), cfg.grad_clip)
-                    if scheduled:
-                        factor = lr_factor(cfg, self.step)
-                        for group, base in zip(opt.param_groups, self.base_lrs):
-                            group["lr"] = base * factor
-                    opt.step()
+                    factor = lr_factor(cfg, self.step) if scheduled else None
+                    optimizer_step(opt, window_loss, params, cfg.grad_clip, after_backward=sync,
+                                   lrs=None if factor is None else [base * factor for base in self.base_lrs])
                 if end_of_window:
                     window_loss = None
             model.carry(values, detach=end_of_window)
