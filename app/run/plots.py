@@ -134,9 +134,9 @@ def _positive(v) -> bool:
     return _finite(v) and v > 0
 
 
-def absent(title: str, probes: Probes | None, node_type: str) -> str:
+def absent(title: str, probes: Probes | None, what: str) -> str:
     """A plot's title when the graph has nothing for it; unsaid while no graph is resolved."""
-    return title if probes is None else f"{title} (no {node_type} node)"
+    return title if probes is None else f"{title} (no {what} in this graph)"
 
 
 class LivePlots(pg.GraphicsLayoutWidget):
@@ -256,7 +256,7 @@ class LivePlots(pg.GraphicsLayoutWidget):
         self.metric_plot.setTitle(metric)
         self.metric_name = p.main_metric if p else ""
         # without probes (nothing resolved yet) the titles say only what each plot is
-        sp_title = f"SP columns ({p.sp}, {p.sp_columns})" if p and p.sp else absent("SP columns", p, "htm.sp")
+        sp_title = f"SP columns ({p.sp}, {p.sp_columns})" if p and p.sp else absent("SP columns", p, "spatial pooler")
         if p and p.sp and p.sp_columns > MAX_RASTER_UNITS:
             sp_title += f", first {MAX_RASTER_UNITS} shown"
         self.raster_plot.setTitle(sp_title)
@@ -270,9 +270,9 @@ class LivePlots(pg.GraphicsLayoutWidget):
         self.tm_plot.setTitle(
             f"TM cells ({p.tm}): <span style='color:#3c78ff'>predicted</span> · "
             f"<span style='color:#3cd25a'>active-predicted</span> · <span style='color:#eb463c'>bursting</span>"
-            if p and p.tm else absent("TM cells", p, "htm.tm"))
+            if p and p.tm else absent("TM cells", p, "temporal memory"))
         self.tm_counts.setText("")
-        self.duty_plot.setTitle("SP duty cycles" if p is None or p.sp else absent("SP duty cycles", p, "htm.sp"))
+        self.duty_plot.setTitle("SP duty cycles" if p is None or p.sp else absent("SP duty cycles", p, "spatial pooler"))
         pred_title = f"prediction vs actual ({p.pred[0]}.{p.pred[1]})" if p and p.pred else "prediction vs actual"
         self.pred_plot.setTitle(pred_title)
         for c in self.anomaly_curves:
@@ -284,7 +284,7 @@ class LivePlots(pg.GraphicsLayoutWidget):
         for c in self.anomaly_curves:
             self.anomaly_plot.addItem(c)
         self.anomaly_plot.setTitle("anomaly score (mean of 20 steps)" if p and p.anomalies
-                                   else absent("anomaly score", p, "htm.tm"))
+                                   else absent("anomaly score", p, "temporal memory or anomaly node"))
         n_images = min(len(p.images), len(self.image_plots)) if p else 0
         self._place_bottom_row(n_images)
         for i, (plot, img) in enumerate(self.image_plots):
