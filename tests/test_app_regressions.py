@@ -232,7 +232,7 @@ def test_the_run_dock_belongs_to_the_open_graph(qtbot, tmp_path):
     qtbot.waitUntil(lambda: panel.isVisible() and w.run_dock.height() >= 300, timeout=2000)  # room for plots
     # before training the plots already name the graph's SP and TM
     assert panel.plots.raster_plot.titleLabel.text.startswith("SP columns (sp, 64)")
-    assert "no htm" not in panel.plots.tm_plot.titleLabel.text
+    assert "(no " not in panel.plots.tm_plot.titleLabel.text and panel.plots.tm_plot.titleLabel.text.startswith("TM cells")
     assert panel.status.text() == "ready"
 
     # a graph with a problem can't be trained, and the button says why
