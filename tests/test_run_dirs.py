@@ -89,3 +89,34 @@ def test_a_locked_run_directory_is_refused(tmp_path, capsys):
     assert "another run is writing this run directory" in err and err.count("\n") == 1
     assert snapshot(run) == before
     assert main(["train", str(g), "--resume", str(run), "--steps", "40", "--quiet"]) == 0  # free again
+
+
+def test_checkpoints_come_by_time_as_well_as_by_steps(tmp_path):
+    """With checkpoint_every 0 (no step-based checkpoints), a run still checkpoints every
+    checkpoint_every_s seconds of training, so a kill loses at most about that much."""
+    import time
+
+    from deephtm.events import TrainerListener
+    from deephtm.graph.graphfile import Graph
+    from deephtm.train.trainer import Trainer
+
+    class SlowReports(TrainerListener):  # each report takes 0.2 s: time passes between steps
+        def __init__(self):
+            self.saved = []
+
+        def on_log(self, step, metrics):
+            time.sleep(0.2)
+
+        def on_checkpoint(self, step, path):
+            self.saved.append(step)
+
+    d = small_sine_dict(steps=60, columns=32, cells=2, hidden=16)
+    d["training"].update(checkpoint_every=0, checkpoint_every_s=0.5, log_every=5)
+    listener = SlowReports()
+    Trainer(Graph.from_dict(d), out=tmp_path / "run", listeners=[listener]).run()
+    mid_run = [s for s in listener.saved if s < 60]
+    assert len(mid_run) >= 3, listener.saved  # about 12 reports of 0.2 s: a save every ~3rd
+    d["training"]["checkpoint_every_s"] = 0
+    listener = SlowReports()
+    Trainer(Graph.from_dict(d), out=tmp_path / "run-off", listeners=[listener]).run()
+    assert listener.saved == [60]  # only the final one

@@ -26,6 +26,8 @@ TRAINING_PARAMS = (
     Param("grad_clip", "float", 0.0, "clip the gradient norm to this (0: off)", min=0.0, max=1e6),
     Param("log_every", "int", 100, "steps between metric reports", min=1, max=10**9),
     Param("checkpoint_every", "int", 5000, "steps between checkpoints (0: only at the end)", min=0, max=10**9),
+    Param("checkpoint_every_s", "float", 60.0, "seconds of training between checkpoints, so a kill loses at "
+          "most about this much (0: by steps only)", min=0.0, max=1e7),
     Param("main_metric", "str", "", "metric shown in the progress bar (empty: the first metric node)"),
     Param("precision", "str", "fp32", "bf16: matmuls in bfloat16 under autocast (weights, optimizer "
           "state and the loss stay fp32); worth it on GPUs with bf16 units", choices=("fp32", "bf16")),

@@ -199,6 +199,7 @@ class Trainer:
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if cfg.precision == "bf16" \
             else contextlib.nullcontext()
         t_start = time.perf_counter()
+        last_save = t_start
         t_log, step_log = t_start, self.step
         while self.step < target and not self._stop:
             if self.step >= self._check_at:
@@ -246,9 +247,12 @@ class Trainer:
             # first one on or after each multiple of checkpoint_every: a window cut in two
             # could not be resumed exactly.
             span = 1 if cfg.mode == "online" else cfg.bptt
-            if (cfg.checkpoint_every and end_of_window and self.step < target
-                    and self.step // cfg.checkpoint_every != (self.step - span) // cfg.checkpoint_every):
+            by_steps = cfg.checkpoint_every and self.step // cfg.checkpoint_every != (self.step - span) // cfg.checkpoint_every
+            # ... and by time, so a kill loses at most about checkpoint_every_s of training.
+            by_time = cfg.checkpoint_every_s and time.perf_counter() - last_save >= cfg.checkpoint_every_s
+            if end_of_window and self.step < target and (by_steps or by_time):
                 self.save()
+                last_save = time.perf_counter()
         self.wall_s += time.perf_counter() - t_log
 
     def _diverged(self, step: int) -> None:
