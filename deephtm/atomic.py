@@ -32,30 +32,72 @@ def check_can_write(path: str | os.PathLike, where: str) -> None:
         raise DeepHTMError(f"cannot write in {folder}: {exc.strerror or exc}", where=where) from None
 
 
+class AtomicFile:
+    """A file written bit by bit that appears at its path whole or not at all: lines go to a
+    temp file in the same folder (readable while it grows), commit() renames it over the
+    target, and a failure or abort() removes it."""
+
+    def __init__(self, path: str | os.PathLike, mode: str = "w"):  # "w": UTF-8 text, "wb": bytes
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.parent / f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        # Created like any new file (the umask applies), then given the old file's mode.
+        fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        self.file = os.fdopen(fd, "wb") if "b" in mode else os.fdopen(fd, "w", encoding="utf-8", newline="")
+
+    def commit(self) -> None:
+        try:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            self.file.close()
+            if self.path.exists():
+                os.chmod(self.tmp, stat.S_IMODE(os.stat(self.path).st_mode))
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        _fsync_dir(self.path.parent)
+        remove_stale_temps(self.path)
+
+    def abort(self) -> None:
+        try:
+            self.file.close()
+        except OSError:
+            pass
+        try:
+            os.unlink(self.tmp)
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write to a temp file in the same folder, fsync, then rename over the target, so a
     crash leaves either the old file or the new one, never a truncated one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    with AtomicFile(path, "wb") as f:
+        f.file.write(data)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (a power cut could otherwise undo it)."""
     try:
-        # Created like any new file (the umask applies), then given the old file's mode.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if path.exists():
-            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-    remove_stale_temps(path)
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def remove_stale_temps(path: Path) -> None:
@@ -88,15 +130,3 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (a power cut could otherwise undo it)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

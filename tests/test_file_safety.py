@@ -129,3 +129,39 @@ def peak_rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def test_detect_writes_the_value_column_exactly_as_read(tmp_path):
+    texts = ["1022294.6", "0.000123456789", "7", "-3.50", "1e3"] * 30
+    path = tmp_path / "v.csv"
+    path.write_text("timestamp,value\n" + "".join(f"2020-01-01 {i // 60:02d}:{i % 60:02d}:00,{v}\n"
+                                                   for i, v in enumerate(texts)))
+    assert main(["detect", str(GRAPH), "--input", str(path), "--out", str(tmp_path / "o.csv")]) == 0
+    rows = (tmp_path / "o.csv").read_text().splitlines()[1:]
+    assert [r.split(",")[1] for r in rows] == texts
+
+
+def test_detect_streams_its_rows_to_a_temp_file_and_never_leaves_a_partial_output(tmp_path):
+    """Rows appear (in a temp file beside --out) while detect runs; --out itself appears only
+    whole, at the end."""
+    import time
+
+    lines = (ROOT / "data" / "nab" / "speed_7578.csv").read_text().splitlines()
+    path = tmp_path / "s.csv"
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "o.csv"
+    proc = subprocess.Popen([sys.executable, "-m", "deephtm", "detect", str(GRAPH), "--input", str(path),
+                             "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    grown, deadline = 0, time.time() + 300
+    while proc.poll() is None and time.time() < deadline:
+        temps = list(tmp_path.glob(".o.csv.*.tmp"))
+        if temps:
+            try:
+                grown = max(grown, temps[0].read_text().count("\n"))
+            except OSError:
+                pass
+            assert not out.exists()  # never a partial file at the final path
+        time.sleep(0.05)
+    assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    assert 1 < grown < len(lines)  # some rows were written before the last one was scored
+    assert out.read_text().count("\n") == len(lines) and not list(tmp_path.glob("*.tmp"))

@@ -14,7 +14,6 @@ row for them (value and raw scores empty, anomaly_score 0) so that it lines up w
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import time
@@ -25,7 +24,7 @@ from typing import Callable
 import torch
 
 from ..errors import DeepHTMError, GraphError, TrainingError
-from ..atomic import atomic_write_bytes
+from ..atomic import AtomicFile, atomic_write_bytes
 from ..graph import registry
 from ..graph.graphfile import Graph, load_graph
 from ..node import Context
@@ -42,6 +41,7 @@ class Detection:
 
     timestamps: list[str] = field(default_factory=list)
     values: list[float | None] = field(default_factory=list)
+    value_texts: list[str] = field(default_factory=list)  # the value cell as read ("" for a skipped row)
     raw: list[float | None] = field(default_factory=list)
     likelihood: list[float | None] = field(default_factory=list)
     score: list[float] = field(default_factory=list)
@@ -99,6 +99,7 @@ class Detector:
         self.keys = [(feed.src, feed.src_port)] + [(lik.id, port) for port in ("likelihood", "score", "flag")]
         # The file line of the first row, and each row's timestamp as written (None: no column).
         self.first_line, self.timestamp_texts = self.source.column_texts(timestamp_column)
+        _, self.value_texts = self.source.column_texts(value_column)
 
     @property
     def rows(self) -> int:
@@ -194,6 +195,7 @@ class Detector:
             result.lines.append(line)
             idx = line - first
             result.timestamps.append(texts[idx] if texts is not None and 0 <= idx < len(texts) else str(idx))
+            result.value_texts.append(self.value_texts[idx] if why is None and 0 <= idx < len(self.value_texts) else "")
             if why is not None:
                 result.values.append(None)
                 result.raw.append(None)
@@ -221,14 +223,46 @@ def _single(graph: Graph, role: str):
     return found[0]
 
 
-def write_scores(path: str | Path, result: Detection) -> None:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(SCORE_COLUMNS)
-    for i in range(result.rows):
-        w.writerow([result.timestamps[i], _num(result.values[i]), _num(result.raw[i]),
-                    _num(result.likelihood[i]), f"{result.score[i]:.6f}", result.flagged[i]])
-    atomic_write_bytes(Path(path), buf.getvalue().encode())
+class ScoreWriter:
+    """Writes a detection's rows as they are scored and then forgets them, so memory stays
+    flat however long the input; the rows go to a temp file beside `path` that replaces it
+    only when every row is written (never a partial file at the final path)."""
+
+    def __init__(self, path: str | Path):
+        self.out = AtomicFile(path)
+        self.csv = csv.writer(self.out.file, lineterminator="\n")
+        self.csv.writerow(SCORE_COLUMNS)
+        self.rows = 0
+        self.flagged_points: list[dict] = []
+
+    def drain(self, result: Detection) -> None:
+        """Write the rows result holds, then drop them from it."""
+        for i in range(result.rows):
+            self.csv.writerow([result.timestamps[i], result.value_texts[i], _num(result.raw[i]),
+                               _num(result.likelihood[i]), f"{result.score[i]:.6f}", result.flagged[i]])
+            if result.flagged[i]:
+                self.flagged_points.append({"line": result.lines[i], "timestamp": result.timestamps[i],
+                                            "anomaly_score": round(result.score[i], 6)})
+        self.rows += result.rows
+        for rows in (result.timestamps, result.values, result.value_texts, result.raw, result.likelihood,
+                     result.score, result.flagged, result.lines):
+            rows.clear()
+        self.out.file.flush()
+
+    def summary(self, result: Detection, input_path: str, graph_path: str) -> dict:
+        scored = self.rows - len(result.skipped)
+        return {
+            "input": input_path,
+            "graph": graph_path,
+            "rows": self.rows,
+            "scored_rows": scored,
+            "skipped_rows": [{"line": line, "reason": why} for line, why in result.skipped],
+            "wall_s": round(result.wall_s, 3),
+            "rows_per_s": round(scored / result.wall_s, 1) if result.wall_s > 0 else 0.0,
+            "threshold": result.threshold,
+            "flagged": len(self.flagged_points),
+            "flagged_points": self.flagged_points,
+        }
 
 
 def _num(v: float | None) -> str:
@@ -236,12 +270,19 @@ def _num(v: float | None) -> str:
 
 
 def detect(graph: str, input_path: str, out: str, *, summary_path: str | None = None, **kw) -> dict:
+    """Score input_path row by row into `out` (written as it goes, in place at the end)."""
     det = Detector(graph, input_path, **kw)
     if not det.source.lines:
         raise DeepHTMError("no usable rows", file=input_path)
-    result = det.run()
-    write_scores(out, result)
-    summary = result.summary(input_path, det.graph_path)
+    writer = ScoreWriter(out)
+    try:
+        result = det.run(on_chunk=lambda result, _done: writer.drain(result))
+        writer.drain(result)  # skipped lines after the last chunk
+    except BaseException:
+        writer.out.abort()
+        raise
+    writer.out.commit()
+    summary = writer.summary(result, input_path, det.graph_path)
     summary["scores"] = str(out)
     summary_path = summary_path or str(Path(out).with_suffix(".summary.json"))
     atomic_write_bytes(Path(summary_path), (json.dumps(summary, indent=2) + "\n").encode())
