@@ -4,7 +4,7 @@ Prints one JSON object. Wall-clock rates depend on what else the machine runs, s
 time of this process is reported too (rows / CPU second: the rate of an idle core), next
 to references measured in the same run on the same rows: the same graph on the plain
 per-row path (Detector(fast=False): every row through GraphModule.step and the full
-optimizer, what detect did before deephtm/online.py), and the sine-sized detector (SP 256
+optimizer, what detect did before the fast path), and the sine-sized detector (SP 256
 columns, TM 5 cells per column, the seed network's sizes) on the fast path.
 
     .venv/bin/python benchmarks/detect_speed.py [--input data/nab/art_daily_jumpsup.csv] [--rows N]
