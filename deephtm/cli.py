@@ -143,6 +143,9 @@ def cmd_train(args) -> int:
         if not args.quiet:
             listeners.append(ProgressListener())
         trainer = Trainer(graph, out=out, device=args.device, resume=resume, listeners=listeners, **overrides)
+        for node in trainer.model.nodes.values():
+            for note in node.data_warnings():
+                print(f"deephtm: warning: {note}", file=sys.stderr)
         if resume:
             drop_log_lines_after(out, trainer.step)
         stop = StopOnCtrlC(trainer)
@@ -268,6 +271,8 @@ def cmd_detect(args) -> int:
         print(f"deephtm: warning: {args.input}: line {s['line']}: {s['reason']}; row skipped", file=sys.stderr)
     if len(summary["skipped_rows"]) > 20:
         print(f"deephtm: warning: {len(summary['skipped_rows']) - 20} more rows skipped", file=sys.stderr)
+    for note in summary["warnings"]:
+        print(f"deephtm: warning: {note}", file=sys.stderr)
     shown = dict(summary, skipped_rows=len(summary["skipped_rows"]))
     print(json.dumps(shown, indent=2))
     return 0

@@ -133,6 +133,11 @@ class Node(nn.Module):
         """Why this node cannot train data-parallel (its ranks would drift apart), or None."""
         return None
 
+    def data_warnings(self) -> list[str]:
+        """Things about this node's data a user should hear once (e.g. timestamps out of
+        order), said by the CLI as warnings; nothing by default."""
+        return []
+
     def value(self) -> float | None:
         """Metric nodes: the metric's current value."""
         return None

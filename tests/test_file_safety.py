@@ -165,3 +165,16 @@ def test_detect_streams_its_rows_to_a_temp_file_and_never_leaves_a_partial_outpu
     assert proc.wait(timeout=60) == 0, proc.stderr.read()
     assert 1 < grown < len(lines)  # some rows were written before the last one was scored
     assert out.read_text().count("\n") == len(lines) and not list(tmp_path.glob("*.tmp"))
+
+
+def test_timestamps_out_of_order_or_repeated_are_said_once(tmp_path, capsys):
+    rows = ["2020-01-01 00:05:00,1", "2020-01-01 00:00:00,2", "2020-01-01 00:00:00,3"]
+    rows += [f"2020-01-01 01:{i:02d}:00,{i}" for i in range(60)]
+    path = tmp_path / "o.csv"
+    path.write_text("timestamp,value\n" + "\n".join(rows) + "\n")
+    assert main(["detect", str(GRAPH), "--input", str(path), "--out", str(tmp_path / "s.csv")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"deephtm: warning: {path}: 1 row with a timestamp earlier than the row before (line 3); "
+                   "rows are used in file order",
+                   f"deephtm: warning: {path}: 1 row with the same timestamp as the row before (line 4); "
+                   "rows are used in file order"]

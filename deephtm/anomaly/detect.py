@@ -283,6 +283,7 @@ def detect(graph: str, input_path: str, out: str, *, summary_path: str | None = 
         raise
     writer.out.commit()
     summary = writer.summary(result, input_path, det.graph_path)
+    summary["warnings"] = [w for node in det.trainer.model.nodes.values() for w in node.data_warnings()]
     summary["scores"] = str(out)
     summary_path = summary_path or str(Path(out).with_suffix(".summary.json"))
     atomic_write_bytes(Path(summary_path), (json.dumps(summary, indent=2) + "\n").encode())

@@ -69,6 +69,7 @@ class CSVSource(Node):
                              where=node_where(self.node_id, param="horizon"))
         self.raw_values = values  # as read, for reports (e.g. deephtm detect)
         self.timestamps = stamps  # datetimes, or None without a timestamp column
+        self.order_notes = timestamp_order_notes(stamps, self.lines, str(path))
         x = torch.tensor(values, dtype=torch.float64)
         self.raw_mean, self.raw_std = float(x.mean()), float(x.std()) if len(values) > 1 else 0.0
         if p["normalize"] == "zscore":
@@ -92,6 +93,9 @@ class CSVSource(Node):
         if timestamp_format is not None:
             p["timestamp_format"] = timestamp_format
         return p
+
+    def data_warnings(self):
+        return list(self.order_notes)
 
     def column_texts(self, column):
         skip = self.p["skip_rows"]
@@ -215,4 +219,22 @@ def date_features(stamps, n: int) -> torch.Tensor:
     return torch.tensor(feats, dtype=torch.float32)
 
 
+
+def timestamp_order_notes(stamps, lines, path: str) -> list[str]:
+    """One note each for timestamps that go back in time and for repeated ones: the rows are
+    used in file order, as a stream arrives, but the user should know."""
+    if not stamps:
+        return []
+    back = [lines[i] for i in range(1, len(stamps)) if stamps[i] < stamps[i - 1]]
+    same = [lines[i] for i in range(1, len(stamps)) if stamps[i] == stamps[i - 1]]
+    notes = []
+    for rows, what in ((back, "a timestamp earlier than the row before"), (same, "the same timestamp as the row before")):
+        if rows:
+            shown = ", ".join(map(str, rows[:5])) + (", ..." if len(rows) > 5 else "")
+            notes.append(f"{path}: {len(rows)} row{'s' if len(rows) > 1 else ''} with {what} (line "
+                         f"{shown}); rows are used in file order")
+    return notes
+
+
 NODE = CSVSource
+
