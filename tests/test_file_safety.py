@@ -178,3 +178,11 @@ def test_timestamps_out_of_order_or_repeated_are_said_once(tmp_path, capsys):
                    "rows are used in file order",
                    f"deephtm: warning: {path}: 1 row with the same timestamp as the row before (line 4); "
                    "rows are used in file order"]
+
+
+def test_an_input_without_rows_says_so_plainly(tmp_path, capsys):
+    path = tmp_path / "empty.csv"
+    path.write_text("timestamp,value\n")
+    assert main(["detect", str(GRAPH), "--input", str(path), "--out", str(tmp_path / "o.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.endswith(f"{path}: no usable rows\n") and "horizon" not in err

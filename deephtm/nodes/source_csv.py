@@ -64,9 +64,11 @@ class CSVSource(Node):
             values, stamps = self._read(path)
         except DeepHTMError as exc:  # re-raise naming the node and param
             raise GraphError(str(exc), where=node_where(self.node_id, param="path")) from None
+        if not values:
+            raise GraphError(f"{path}: no usable rows", where=node_where(self.node_id, param="path"))
         if len(values) <= p["horizon"]:
-            raise GraphError(f"{path}: only {len(values)} usable rows, fewer than horizon + 1",
-                             where=node_where(self.node_id, param="horizon"))
+            raise GraphError(f"{path}: only {len(values)} usable rows; predicting {p['horizon']} steps ahead "
+                             f"needs at least {p['horizon'] + 1}", where=node_where(self.node_id, param="horizon"))
         self.raw_values = values  # as read, for reports (e.g. deephtm detect)
         self.timestamps = stamps  # datetimes, or None without a timestamp column
         self.order_notes = timestamp_order_notes(stamps, self.lines, str(path))
