@@ -93,6 +93,7 @@ def run_headless_training(graph_path: str, steps: int, out: str | None, screensh
         return EXIT_FAILED
     done.exec()
     app.processEvents()
+    out = panel.run_dir()  # where the run went: beside an earlier run, never over it
     panel._tick()  # the last frame, with everything the run sent
     code = 0
     if panel.last_error:
