@@ -234,9 +234,15 @@ class GraphScene(QGraphicsScene):
             delta = item.pos() - last
             item.last_pos = item.pos()
             self._shift(item.members, delta)
-        for e in item.edges:
-            e.update_path()
+        self._reroute_near(item)
         self._fit_frames()
+
+    def _reroute_near(self, item: BoxItem) -> None:
+        """Re-route the moved box's wires and the wires it now lies across."""
+        area = item.sceneBoundingRect().adjusted(-30, -30, 30, 30)
+        for e in self.edges.values():
+            if e in item.edges or (e.isVisible() and e.sceneBoundingRect().intersects(area)):
+                e.update_path()
 
     def _shift(self, node_ids, delta: QPointF) -> None:
         was, self._syncing = self._syncing, True
@@ -316,6 +322,11 @@ class GraphScene(QGraphicsScene):
                 if dd <= best_d:
                     best, best_d = it, dd
         return best
+
+    def obstacles(self) -> list[tuple[BoxItem, QRectF]]:
+        """The boxes on show with their scene rectangles: what wires must go around."""
+        return [(it, it.sceneBoundingRect()) for it in list(self.nodes.values()) + list(self.collapsed.values())
+                if it.isVisible()]
 
     def content_rect(self) -> QRectF:
         rect = QRectF()
