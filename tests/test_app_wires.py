@@ -1,0 +1,103 @@
+"""Wires that can be read: in every example graph, as opened and after Auto-Layout, no wire
+passes behind a box it does not connect; hovering a wire lights it and its two ports."""
+from pathlib import Path
+
+import pytest
+from PyQt6.QtCore import QPoint, QPointF, Qt
+from PyQt6.QtGui import QPainterPathStroker
+from PyQt6.QtTest import QTest
+
+from app_helpers import fixture_file, make_window
+
+GRAPHS = sorted((Path(__file__).resolve().parents[1] / "graphs").glob("*.json"))
+
+
+def wires_behind_boxes(scene) -> list[tuple]:
+    """(wire, box) pairs where a drawn wire crosses a box other than its two ends."""
+    stroker = QPainterPathStroker()
+    stroker.setWidth(1)
+    boxes = [it for it in list(scene.nodes.values()) + list(scene.collapsed.values()) if it.isVisible()]
+    crossings = []
+    for key, wire in scene.edges.items():
+        if not wire.isVisible():
+            continue
+        stroke = stroker.createStroke(wire.path())  # the line itself, not the area it encloses
+        for box in boxes:
+            if box in (wire.src_item, wire.dst_item):
+                continue
+            if stroke.intersects(box.sceneBoundingRect().adjusted(2, 2, -2, -2)):
+                crossings.append((key, box.key))
+    return crossings
+
+
+@pytest.mark.parametrize("path", GRAPHS, ids=[p.stem for p in GRAPHS])
+def test_no_wire_passes_behind_a_box_as_opened_and_after_auto_layout(qtbot, tmp_path, path):
+    w = make_window(qtbot, tmp_path)
+    assert w.open_file(str(path))
+    assert w.scene.edges and all(e.isVisible() for e in w.scene.edges.values()
+                                 if e.src_item is not None and e.dst_item is not None)
+    assert wires_behind_boxes(w.scene) == []
+    w.view.setFocus()
+    QTest.keyClick(w.view, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)  # Auto-Layout
+    assert w.editor.stack.count() == 1
+    assert wires_behind_boxes(w.scene) == []
+    # layers run left to right: every undelayed wire goes right, and no two boxes overlap
+    g = w.editor.doc.graph
+    for e in g.edges:
+        if e.delay == 0 and e.src != e.dst:
+            assert w.editor.doc.position(e.dst)[0] > w.editor.doc.position(e.src)[0], (e.src, e.dst)
+    rects = [it.sceneBoundingRect() for it in w.scene.nodes.values() if it.isVisible()]
+    assert not any(a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1:])
+    # an expanded group's frame holds no box from outside it
+    for gid, frame in w.scene.frames.items():
+        for nid, item in w.scene.nodes.items():
+            if nid not in frame.members and item.isVisible():
+                assert not frame.rect.intersects(item.sceneBoundingRect()), (gid, nid)
+
+
+def test_a_box_dragged_onto_a_wire_sends_the_wire_around_it(qtbot, tmp_path):
+    w = make_window(qtbot, tmp_path)
+    w.open_file(str(fixture_file(tmp_path)))
+    scene, view = w.scene, w.view
+    w.editor.move({"loss": (1700.0, 0.0)})  # a long wire decoder -> loss, with room on it
+    view.fit()
+    wire = scene.edges[("decoder", "y", "loss", "pred")]
+    assert wires_behind_boxes(scene) == []
+    assert wire.path().elementCount() == 4  # the plain curve: nothing in the way
+    # drag nrmse by its title onto the middle of the wire
+    box = scene.nodes["nrmse"]
+    grab = view.mapFromScene(box.sceneBoundingRect().topLeft() + QPointF(60, 12))
+    target = view.mapFromScene(wire.path().pointAtPercent(0.5) + QPointF(0, -40))
+    vp = view.viewport()
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, grab)
+    for i in range(1, 6):
+        QTest.mouseMove(vp, grab + (target - grab) * i / 5)
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, target)
+    y = scene.nodes["decoder"].ports[("out", "decoder", "y")].scenePos().y()
+    assert box.sceneBoundingRect().top() < y < box.sceneBoundingRect().bottom()  # it sits across the line
+    assert wires_behind_boxes(scene) == []
+    assert wire.path().elementCount() > 4  # routed around, no longer the plain curve
+
+
+def test_hovering_a_wire_lights_it_and_its_two_ports(qtbot, tmp_path):
+    w = make_window(qtbot, tmp_path)
+    w.open_file(str(fixture_file(tmp_path)))
+    scene, view = w.scene, w.view
+    w.editor.move({"loss": (1500.0, 0.0)})  # a long wire decoder -> loss to point at
+    view.fit()
+    wire = scene.edges[("decoder", "y", "loss", "pred")]
+    out_port = scene.nodes["decoder"].ports[("out", "decoder", "y")]
+    in_port = scene.nodes["loss"].ports[("in", "loss", "pred")]
+    width = wire.pen().widthF()
+    on = view.mapFromScene(wire.path().pointAtPercent(0.5))
+    QTest.mouseMove(view.viewport(), on + QPoint(0, 60))
+    QTest.mouseMove(view.viewport(), on)
+    qtbot.waitUntil(lambda: wire.hovered, timeout=2000)
+    assert wire.pen().widthF() > width
+    assert out_port.highlight == "hover" and in_port.highlight == "hover"
+    other = scene.nodes["tm"].ports[("out", "tm", "cells")]
+    assert other.highlight is None
+    QTest.mouseMove(view.viewport(), view.mapFromScene(scene.content_rect().bottomRight() + QPointF(60, 60)))
+    qtbot.waitUntil(lambda: not wire.hovered, timeout=2000)
+    assert out_port.highlight is None and in_port.highlight is None
+    assert wire.pen().widthF() == width
