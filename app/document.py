@@ -219,6 +219,10 @@ def coordinate(value) -> float:
 
 
 def type_base_id(type_name: str) -> str:
-    """'htm.sp' -> 'sp': the short part of a type name makes a readable default id."""
-    return type_name.rsplit(".", 1)[-1]
+    """'htm.sp' -> 'sp': the short part of a type name makes a readable default id; where
+    two types share it ('encoder.mlp', 'decoder.mlp'), the first part says more."""
+    head, _, short = type_name.rpartition(".")
+    if head and any(t != type_name and t.rpartition(".")[2] == short for t in registry.types()):
+        return head
+    return short
 

@@ -86,6 +86,7 @@ class Inspector(QScrollArea):
     # ---- building forms -------------------------------------------------------------
     def _build(self) -> None:
         self.editors, self.shape_labels, self.param_labels = {}, {}, {}
+        self.param_errors: dict[str, QLabel] = {}  # under each field: why its value is wrong
         self.problem_label = self.error_label = None
         page = QWidget()
         self.form = QFormLayout(page)
@@ -119,6 +120,30 @@ class Inspector(QScrollArea):
         title.setTextFormat(Qt.TextFormat.RichText)
         self.form.addRow(title)
 
+    def _add_param_error(self, name: str) -> None:
+        label = self.param_errors[name] = QLabel("")
+        label.setObjectName(f"error:{name}")
+        label.setStyleSheet("color: #ff6b6b;")
+        label.setWordWrap(True)
+        label.hide()
+        self.form.addRow("", label)
+
+    def _report_param(self, name: str, text: str | None, typed: bool = True) -> None:
+        """Show a param's problem right under its field (a typed value refused, or what the
+        graph check says about the value it holds)."""
+        label = self.param_errors.get(name)
+        if label is None:
+            self._report(text)
+            return
+        try:
+            if typed:
+                label.typed = text
+            shown = getattr(label, "typed", None) or getattr(label, "checked", None)
+            label.setText("✗ " + shown if shown else "")
+            label.setVisible(bool(shown))
+        except RuntimeError:  # the label's form was just replaced
+            pass
+
     def _report(self, text: str | None) -> None:
         if self.error_label is not None:
             self.error_label.setText(text or "")
@@ -150,10 +175,11 @@ class Inspector(QScrollArea):
         for p in cls.params:
             value = spec.params.get(p.name, p.default)
             w = make_editor(p, value, lambda v, name=p.name: self.editor.set_param(node_id, name, v),
-                            self._report)
+                            lambda text, name=p.name: self._report_param(name, text))
             self.editors[p.name] = w
             label = self.param_labels[p.name] = self._param_label(p, p.name in spec.params)
             self.form.addRow(label, self._with_reset(w, node_id, p.name))
+            self._add_param_error(p.name)
         self._build_ports(node_id, cls)
         self.problem_label = QLabel("")
         self.problem_label.setWordWrap(True)
@@ -238,11 +264,13 @@ class Inspector(QScrollArea):
         training = g.training.to_dict()
         for p in TRAINING_PARAMS:
             w = make_editor(p, training.get(p.name, p.default),
-                            lambda v, name=p.name: self.editor.set_training(name, v), self._report)
+                            lambda v, name=p.name: self.editor.set_training(name, v),
+                            lambda text, name=p.name: self._report_param("training." + name, text))
             self.editors["training." + p.name] = w
             label = QLabel(p.name)
             label.setToolTip(p.doc)
             self.form.addRow(label, w)
+            self._add_param_error("training." + p.name)
 
     # ---- keeping values current ---------------------------------------------------
     def _update_values(self) -> None:
@@ -279,8 +307,15 @@ class Inspector(QScrollArea):
                 pass
         if self.problem_label is not None and self.target and self.target[0] == "node":
             probs = a.node_problems(self.target[1])
+            by_param = {}
+            for name, label in self.param_errors.items():
+                mine = [p.text for p in probs if f"param '{name}'" in p.text]
+                by_param[name] = mine
+                label.checked = "; ".join(t.split(f"param '{name}': ", 1)[-1] for t in mine) or None
+                self._report_param(name, None, typed=False)
+            placed = {t for texts in by_param.values() for t in texts}
             try:
-                self.problem_label.setText("\n".join("✗ " + p.text for p in probs))
+                self.problem_label.setText("\n".join("✗ " + p.text for p in probs if p.text not in placed))
             except RuntimeError:
                 pass
 

@@ -18,6 +18,7 @@ class BoxItem(QGraphicsItem):
         super().__init__()
         self.key = key
         self.summary = summary  # a line of the params the file sets; None: no such line
+        self.prefix = ""  # drawn before the title
         self.title = title
         self.subtitle = subtitle
         self.category = category
@@ -101,9 +102,9 @@ class BoxItem(QGraphicsItem):
         painter.drawRoundedRect(body, 6, 6)
         painter.setPen(style.TEXT)
         painter.setFont(style.font(9.5, bold=True))
-        painter.drawText(QRectF(10, 3, w - 20, 20), Qt.AlignmentFlag.AlignVCenter, self.title)
-        painter.setPen(style.TEXT_DIM)
-        painter.setFont(style.font(8))
+        painter.drawText(QRectF(10, 3, w - 20, 20), Qt.AlignmentFlag.AlignVCenter, self.prefix + self.title)
+        painter.setPen(style.SUBTITLE)
+        painter.setFont(style.font(8.5))
         painter.drawText(QRectF(10, 20, w - 20, 16), Qt.AlignmentFlag.AlignVCenter, self.subtitle)
         if self.error:
             painter.setPen(style.ERROR)
@@ -150,7 +151,19 @@ class CollapsedGroupItem(BoxItem):
 
     def __init__(self, key, title, subtitle, inputs, outputs, members: list[str]):
         super().__init__(key, title, subtitle, "group", inputs, outputs)
+        self.prefix = "▸ "  # click it to expand
         self.members = members  # leaf node ids; they move with this box
+
+    def arrow_rect(self) -> QRectF:
+        """The ▸ that expands the group."""
+        return QRectF(4, 0, 22, 22)
+
+    def mousePressEvent(self, event):
+        if event.button() == Qt.MouseButton.LeftButton and self.arrow_rect().contains(event.pos()):
+            self.scene().request_collapse(self.key, False)
+            event.accept()
+            return
+        super().mousePressEvent(event)
 
     def paint(self, painter, option, widget=None):
         # a stacked look says "several nodes inside"

@@ -287,14 +287,14 @@ class GraphScene(QGraphicsScene):
 
     # ---- selection ----------------------------------------------------------------
     def selected_members(self) -> list[str]:
-        """Ids of selected visible items: nodes and collapsed groups (what grouping takes)."""
-        return [it.key for it in self.selectedItems() if isinstance(it, BoxItem)]
+        """Ids of selected visible items: nodes and groups (what grouping takes)."""
+        return [it.key for it in self.selectedItems() if isinstance(it, (BoxItem, GroupFrameItem))]
 
     def selected_node_ids(self) -> list[str]:
         """Node ids selected, counting every member of a selected collapsed group."""
         out = []
         for it in self.selectedItems():
-            if isinstance(it, CollapsedGroupItem):
+            if isinstance(it, (CollapsedGroupItem, GroupFrameItem)):
                 out += it.members
             elif isinstance(it, NodeItem):
                 out.append(it.key)
@@ -309,7 +309,7 @@ class GraphScene(QGraphicsScene):
         shown = {reps.get(i, i) for i in ids}
         self.clearSelection()
         for key in shown:
-            it = self._item_for(key)
+            it = self._item_for(key) or self.frames.get(key)
             if it is not None:
                 it.setSelected(True)
 
