@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from PyQt6 import sip
 from PyQt6.QtCore import Qt
-from PyQt6.QtWidgets import (QCheckBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
-                             QScrollArea, QToolButton, QWidget)
+from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+                             QPushButton, QScrollArea, QToolButton, QWidget)
 
 from deephtm.graph import registry
 from deephtm.graph.training import TRAINING_PARAMS
@@ -14,6 +14,11 @@ from deephtm.graph.training import TRAINING_PARAMS
 from . import edits, grouping
 from .canvas import style
 from .param_widgets import make_editor, set_editor_value
+
+
+# a group's colour, saved under its ui; None: the default blue-grey
+GROUP_COLORS = [("default", None), ("blue", "#4e8fe6"), ("green", "#4fbf73"), ("orange", "#f0a43a"),
+                ("red", "#e5656b"), ("purple", "#b07be8"), ("teal", "#3fc1c9"), ("grey", "#9aa0a6")]
 
 
 def shape_text(shape) -> str:
@@ -170,6 +175,12 @@ class Inspector(QScrollArea):
         id_edit.textEdited.connect(check_id)
         id_edit.editingFinished.connect(commit_id)
         self.form.addRow("id", id_edit)
+        title = QLineEdit(spec.ui.get("title", "") if isinstance(spec.ui.get("title"), str) else "")
+        title.setObjectName("node_title")
+        title.setPlaceholderText("shown on the box instead of the id")
+        title.textEdited.connect(lambda t: self.editor.set_title(node_id, t))
+        self.editors["title"] = title
+        self.form.addRow("title", title)
         if cls is None:
             return
         for p in cls.params:
@@ -239,6 +250,15 @@ class Inspector(QScrollArea):
         title.textEdited.connect(lambda t: self.editor.retitle_group(gid, t))
         self.editors["title"] = title
         self.form.addRow("title", title)
+        color = QComboBox()
+        color.setObjectName("group_color")
+        for name, value in GROUP_COLORS:
+            color.addItem(name, value)
+        current = (g.get("ui") or {}).get("color") if isinstance(g.get("ui"), dict) else None
+        color.setCurrentIndex(max(0, color.findData(current)))
+        color.activated.connect(lambda i: self.editor.set_group_color(gid, color.itemData(i)))
+        self.editors["color"] = color
+        self.form.addRow("colour", color)
         expand = QPushButton("Expand" if g.get("collapsed") else "Collapse")
         expand.clicked.connect(lambda: self.editor.set_collapsed(gid, not g.get("collapsed")))
         ungroup = QPushButton("Ungroup")
@@ -286,6 +306,8 @@ class Inspector(QScrollArea):
                     label = self.param_labels.get(p.name)
                     if label is not None:
                         label.setText(f"<b>{p.name}</b>" if p.name in spec.params else p.name)
+            title = spec.ui.get("title")
+            values["title"] = title if isinstance(title, str) else ""
         elif t[0] == "edge":
             values = {"delay": bool(doc.edge(t[1]).delay)}
         elif t[0] == "group":

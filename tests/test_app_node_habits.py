@@ -211,3 +211,66 @@ def test_an_sdr_input_is_spoken_of_as_such(qtbot, tmp_path):
     doc.apply_all([("add_node", {"id": "enc", "type": "encoder.mlp", "params": {}, "ui": {}}, None),
                    ("add_node", {"id": "tm", "type": "htm.tm", "params": {}, "ui": {}}, None)])
     assert connection_problem(doc, "enc", "y", "tm", "columns") == "a tensor output cannot feed an sdr input"
+
+
+def test_a_node_title_shows_on_its_box_and_is_saved_under_ui(qtbot, tmp_path):
+    w = make_window(qtbot, tmp_path)
+    w.open_file(str(fixture_file(tmp_path)))
+    w.scene.select_ids(["sp"])
+    edit = w.inspector.editors["title"]
+    edit.setFocus()
+    QTest.keyClicks(edit, "Spatial pooler")
+    box = w.scene.nodes["sp"]
+    assert box.title == "Spatial pooler" and box.subtitle == "sp · htm.sp"  # the id stays in view
+    assert w.editor.doc.node("sp").ui["title"] == "Spatial pooler"
+    assert w.editor.doc.edge(("sp", "columns", "tm", "columns")) is not None  # edges still use the id
+    out = tmp_path / "titled.json"
+    assert w.save_to(str(out))
+    saved = json.loads(out.read_text())
+    assert next(n for n in saved["nodes"] if n["id"] == "sp")["ui"]["title"] == "Spatial pooler"
+    w.editor.stack.undo()  # the typing was one step
+    assert "title" not in w.editor.doc.node("sp").ui and w.scene.nodes["sp"].title == "sp"
+    assert w.open_file(str(out))  # and it loads back
+    assert w.scene.nodes["sp"].title == "Spatial pooler"
+
+
+def test_a_group_colour_is_chosen_in_the_inspector_and_saved_under_its_ui(qtbot, tmp_path):
+    w = make_window(qtbot, tmp_path)
+    w.open_file(str(fixture_file(tmp_path)))
+    gid = w.editor.group(["sp", "tm"], "core")
+    w.scene.select_ids([gid])
+    assert w.inspector.target == ("group", gid)
+    combo = w.inspector.editors["color"]
+    combo.setFocus()
+    i = combo.findText("green")
+    QTest.keyClick(combo, Qt.Key.Key_Home)
+    for _ in range(i):
+        QTest.keyClick(combo, Qt.Key.Key_Down)
+    assert w.editor.doc.graph.groups[0]["ui"]["color"] == "#4fbf73"
+    assert w.scene.frames[gid].color == "#4fbf73"
+    out = tmp_path / "coloured.json"
+    assert w.save_to(str(out))
+    assert json.loads(out.read_text())["groups"][0]["ui"] == {"color": "#4fbf73"}
+    assert w.open_file(str(out))
+    assert w.scene.frames[gid].color == "#4fbf73"
+    w.editor.set_collapsed(gid, True)
+    assert w.scene.collapsed[gid].color == "#4fbf73"
+
+
+def test_the_overview_shows_for_a_big_graph_and_clicking_it_moves_the_view(qtbot, tmp_path):
+    from test_app_wires import GRAPHS
+
+    w = make_window(qtbot, tmp_path)
+    w.open_file(str(next(p for p in GRAPHS if p.stem == "nyc_taxi")))
+    w.view.fit()
+    mini = w.view.minimap
+    assert not mini.isVisible()  # all of it on show: no overview needed
+    w.view.resetTransform()  # zoom 1: the 27 nodes no longer fit
+    w.view.centerOn(w.scene.nodes["taxi"].sceneBoundingRect().center())
+    qtbot.waitUntil(mini.isVisible, timeout=2000)
+    far = w.scene.content_rect().bottomRight() - QPointF(100, 100)
+    QTest.mouseClick(mini, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     mini.to_map(far).toPoint())
+    centre = w.view.mapToScene(w.view.viewport().rect().center())
+    assert abs(centre.x() - far.x()) < 40 and abs(centre.y() - far.y()) < 40
+    assert w.editor.stack.count() == 0  # looking around is not an edit

@@ -4,7 +4,7 @@ double-click on the bar) collapses the group."""
 from __future__ import annotations
 
 from PyQt6.QtCore import QRectF, Qt
-from PyQt6.QtGui import QBrush, QPainterPath, QPen
+from PyQt6.QtGui import QBrush, QColor, QPainterPath, QPen
 from PyQt6.QtWidgets import QGraphicsItem
 
 from . import style
@@ -20,6 +20,7 @@ class GroupFrameItem(QGraphicsItem):
         self.title = str(title)  # a hand-edited file may hold a number
         self.members = members  # leaf node ids
         self.rect = QRectF()
+        self.color: str | None = None  # the group's own colour (its ui), else the default
         self._drag_from = None
         self.setZValue(-1)
         self.setAcceptHoverEvents(True)
@@ -62,9 +63,13 @@ class GroupFrameItem(QGraphicsItem):
 
     def paint(self, painter, option, widget=None):
         selected = self.isSelected()
-        painter.setPen(QPen(style.SELECTED if selected else style.GROUP_BORDER, 2.5 if selected else 1.5,
-                            Qt.PenStyle.DashLine))
-        painter.setBrush(QBrush(style.GROUP_FILL))
+        border, fill = style.GROUP_BORDER, style.GROUP_FILL
+        if self.color:
+            border, fill = QColor(self.color), QColor(self.color)
+            border.setAlpha(200)
+            fill.setAlpha(40)
+        painter.setPen(QPen(style.SELECTED if selected else border, 2.5 if selected else 1.5, Qt.PenStyle.DashLine))
+        painter.setBrush(QBrush(fill))
         painter.drawRoundedRect(self.rect, 10, 10)
         painter.setPen(style.TEXT)
         painter.setFont(style.font(10, bold=True))

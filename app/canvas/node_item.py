@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from PyQt6.QtCore import QPointF, QRectF, Qt
-from PyQt6.QtGui import QBrush, QFontMetricsF, QPainterPath, QPen
+from PyQt6.QtGui import QBrush, QColor, QFontMetricsF, QPainterPath, QPen
 from PyQt6.QtWidgets import QGraphicsItem
 
 from . import style
@@ -56,6 +56,11 @@ class BoxItem(QGraphicsItem):
         self.tip = text
         self.setToolTip(f"{self.error}\n\n{text}" if self.error else text)
 
+    def set_title(self, title: str, subtitle: str) -> None:
+        if (title, subtitle) != (self.title, self.subtitle):
+            self.title, self.subtitle = title, subtitle
+            self.update()
+
     def set_summary(self, text: str) -> None:
         if self.summary is not None and text != self.summary:
             self.summary = text
@@ -73,8 +78,7 @@ class BoxItem(QGraphicsItem):
         if option.levelOfDetailFromTransform(painter.worldTransform()) < style.LOD_TEXT:
             # zoomed far out: text would be unreadable; flat boxes keep big graphs fluid
             painter.fillRect(body, style.NODE_BG)
-            painter.fillRect(QRectF(0, 0, w, style.HEADER_HEIGHT),
-                             style.NODE_HEADER.get(self.category, style.NODE_HEADER_DEFAULT))
+            painter.fillRect(QRectF(0, 0, w, style.HEADER_HEIGHT), self.header_color())
             if self.isSelected() or self.error:
                 painter.setPen(QPen(style.SELECTED if self.isSelected() else style.ERROR, 0))
                 painter.setBrush(Qt.BrushStyle.NoBrush)
@@ -86,7 +90,7 @@ class BoxItem(QGraphicsItem):
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(QBrush(style.NODE_BG))
         painter.drawRoundedRect(body, 6, 6)
-        painter.setBrush(QBrush(style.NODE_HEADER.get(self.category, style.NODE_HEADER_DEFAULT)))
+        painter.setBrush(QBrush(self.header_color()))
         header = QPainterPath()
         header.addRoundedRect(QRectF(0, 0, w, style.HEADER_HEIGHT), 6, 6)
         header.addRect(QRectF(0, style.HEADER_HEIGHT - 6, w, 6))
@@ -130,6 +134,10 @@ class BoxItem(QGraphicsItem):
             else:
                 painter.drawText(QRectF(w - 12 - half, y - 9, half, 18),
                                  Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, text)
+
+    def header_color(self) -> QColor:
+        color = getattr(self, "color", None)  # a group's own colour
+        return QColor(color).darker(160) if color else style.NODE_HEADER.get(self.category, style.NODE_HEADER_DEFAULT)
 
     def itemChange(self, change, value):
         if change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged and self.scene() is not None:

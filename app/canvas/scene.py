@@ -3,6 +3,7 @@ so they match the graph. Items never change the document themselves; they ask th
 from __future__ import annotations
 
 from PyQt6.QtCore import QPointF, QRectF
+from PyQt6.QtGui import QColor
 from PyQt6.QtWidgets import QGraphicsScene
 
 from deephtm.graph import registry
@@ -55,7 +56,7 @@ class GraphScene(QGraphicsScene):
     def _make_node(self, spec) -> NodeItem:
         cls = registry.get(spec.type)
         ins, outs = self._node_ports(spec.id)
-        item = NodeItem(spec.id, spec.id, spec.type if cls else f"{spec.type} (unknown type)",
+        item = NodeItem(spec.id, *node_title(spec, known=cls is not None),
                         cls.category if cls else "", ins, outs,
                         param_summary(spec.params) if cls is not None and cls.params else None)
         item.type_name = spec.type
@@ -77,7 +78,8 @@ class GraphScene(QGraphicsScene):
 
         item = CollapsedGroupItem(g["id"], group_title(g), f"group · {len(leaves)} nodes",
                                   port_rows(ins, "in"), port_rows(outs, "out"), leaves)
-        item.signature = (g.get("title"), tuple(ins), tuple(outs), tuple(leaves))
+        item.signature = (g.get("title"), tuple(ins), tuple(outs), tuple(leaves), group_color(g))
+        item.color = group_color(g)
         item.set_tip(f"group '{g['id']}' ({len(leaves)} nodes): double-click to expand")
         self.addItem(item)
         return item
@@ -108,6 +110,7 @@ class GraphScene(QGraphicsScene):
             if item is None:
                 item = self.nodes[spec.id] = self._make_node(spec)
             item.set_summary(param_summary(spec.params))
+            item.set_title(*node_title(spec))
             x, y = self.doc.position(spec.id)
             if item.pos() != QPointF(x, y):
                 item.setPos(x, y)
@@ -166,13 +169,15 @@ class GraphScene(QGraphicsScene):
                 frame = self.frames[gid] = GroupFrameItem(gid, group_title(grp), leaves)
                 self.addItem(frame)
             frame.title, frame.members = group_title(grp), leaves
+            frame.color = group_color(grp)
             frame.update()
         self._fit_frames()
         self.show_analysis(self.editor.analysis)
 
     def _collapsed_signature(self, grp: dict):
         ins, outs = grouping.external_ports(self.doc.graph, grp["id"])
-        return (grp.get("title"), tuple(ins), tuple(outs), tuple(grouping.leaf_nodes(self.doc.graph, grp["id"])))
+        return (grp.get("title"), tuple(ins), tuple(outs), tuple(grouping.leaf_nodes(self.doc.graph, grp["id"])),
+                group_color(grp))
 
     def _item_for(self, rep: str | None) -> BoxItem | None:
         if rep is None:
@@ -348,6 +353,23 @@ def group_title(grp: dict) -> str:
     """The title to draw: text even when a hand-edited file holds a number; the id if none."""
     title = grp.get("title")
     return str(title) if title not in (None, "") else str(grp["id"])
+
+
+def node_title(spec, known: bool = True) -> tuple[str, str]:
+    """(title, type line) for a node's box: a display title from its ui, else its id; the
+    id goes on the type line when a title hides it."""
+    kind = spec.type if known else f"{spec.type} (unknown type)"
+    title = spec.ui.get("title")
+    if isinstance(title, str) and title.strip() and title.strip() != spec.id:
+        return title.strip(), f"{spec.id} · {kind}"
+    return spec.id, kind
+
+
+def group_color(grp: dict) -> str | None:
+    """The colour a group's ui asks for, if it is one Qt can read."""
+    ui = grp.get("ui")
+    color = ui.get("color") if isinstance(ui, dict) else None
+    return color if isinstance(color, str) and QColor.isValidColorName(color) else None
 
 
 def param_summary(params: dict) -> str:

@@ -14,6 +14,7 @@ from . import style
 from .edge_item import wire_path
 from .node_item import BoxItem, CollapsedGroupItem
 from .port_item import PortItem
+from .minimap import Minimap
 from .search import NodeSearch, compatible_types
 
 NODE_TYPE_MIME = "application/x-deephtm-node-type"
@@ -46,6 +47,8 @@ class GraphView(QGraphicsView):
         self._toast_timer.timeout.connect(self._clear_toast)
         self._last_mouse = QPointF(0, 0)
         self._mouse_seen = False  # has the mouse been over the canvas yet?
+        self.minimap = Minimap(self)
+        scene.changed.connect(lambda _rects: self.minimap.refresh())  # edits, moves, zoom redraws
         self.search = NodeSearch(self.viewport())
         self.search.chosen.connect(self._add_from_search)
         self._search_at = QPointF(0, 0)
@@ -76,6 +79,14 @@ class GraphView(QGraphicsView):
                 painter.drawLine(QPointF(rect.left(), y), QPointF(rect.right(), y))
                 y += spacing
 
+    def scrollContentsBy(self, dx: int, dy: int) -> None:
+        super().scrollContentsBy(dx, dy)
+        self.minimap.refresh()
+
+    def resizeEvent(self, event):
+        super().resizeEvent(event)
+        self.minimap.refresh()
+
     # ---- zoom and fit -------------------------------------------------------------
     def zoom(self) -> float:
         return self.transform().m11()
@@ -96,6 +107,7 @@ class GraphView(QGraphicsView):
         self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() + shift.x())
         self.verticalScrollBar().setValue(self.verticalScrollBar().value() + shift.y())
         self.resetCachedContent()
+        self.minimap.refresh()
 
     def fit(self) -> None:
         rect = self.scene().content_rect()
@@ -113,6 +125,7 @@ class GraphView(QGraphicsView):
             self.scale(MIN_ZOOM, MIN_ZOOM)
             self.centerOn(rect.center())
         self.resetCachedContent()
+        self.minimap.refresh()
 
     def view_state(self) -> dict:
         c = self.mapToScene(self.viewport().rect().center())
@@ -130,6 +143,7 @@ class GraphView(QGraphicsView):
         z = max(MIN_ZOOM, min(MAX_ZOOM, z))
         self.scale(z, z)
         self.centerOn(cx, cy)
+        self.minimap.refresh()
         return True
 
     def center_on_ids(self, ids) -> None:
