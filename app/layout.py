@@ -20,38 +20,60 @@ GROUP_BOTTOM = 10.0  # added to the row gap under a group's last row
 
 def layered_positions(graph: Graph, heights: dict[str, float] | None = None,
                       only: set[str] | None = None) -> dict[str, tuple[float, float]]:
-    """x, y for each node (or for the nodes in `only`, laid out among themselves)."""
+    """x, y for each node (or for the nodes in `only`, laid out among themselves). A
+    collapsed group is laid out as the one box it is drawn as; its members keep their places
+    relative to each other, as they are when it is expanded."""
     ids = [n.id for n in graph.nodes if only is None or n.id in only]
     idset = set(ids)
+    chains = _chains(graph)
+    unit = _units(graph, ids, chains)
+    units = list(dict.fromkeys(unit[n] for n in ids))
     dag = nx.DiGraph()
-    dag.add_nodes_from(ids)
+    dag.add_nodes_from(units)
     for e in graph.edges:
-        if e.delay == 0 and e.src in idset and e.dst in idset and e.src != e.dst:
-            dag.add_edge(e.src, e.dst)
+        if e.delay == 0 and e.src in idset and e.dst in idset and unit[e.src] != unit[e.dst]:
+            dag.add_edge(unit[e.src], unit[e.dst])
     while not nx.is_directed_acyclic_graph(dag):  # an invalid graph: lay out what we can
         dag.remove_edges_from(list(nx.find_cycle(dag)))
     columns = [list(gen) for gen in nx.topological_generations(dag)]
-    order = {nid: i for i, nid in enumerate(ids)}
+    order = {u: i for i, u in enumerate(units)}
     for col in columns:
         col.sort(key=order.__getitem__)
-    group = _group_of(graph)
+    group = {u: chains[u][0] for u in units if chains.get(u)}  # outermost group around each
     for sweep in range(SWEEPS):
         down = sweep % 2 == 0
         for col in (columns[1:] if down else columns[-2::-1]):
-            rank = {nid: i for c in columns for i, nid in enumerate(c)}
+            rank = {u: i for c in columns for i, u in enumerate(c)}
             neighbours = dag.predecessors if down else dag.successors
-            bary = {n: _mean([rank[p] for p in neighbours(n)], rank[n]) for n in col}
+            bary = {u: _mean([rank[p] for p in neighbours(u)], rank[u]) for u in col}
             by_group: dict = {}
-            for n in col:
-                by_group.setdefault(group.get(n), []).append(bary[n])
-            col.sort(key=lambda n: (_mean(by_group[group.get(n)], 0) if group.get(n) else bary[n],
-                                    group.get(n) or "", bary[n], order[n]))
-    start_x = min((_num(n.ui.get("x")) for n in graph.nodes if n.id in idset), default=0.0) if only else 0.0
-    start_y = min((_num(n.ui.get("y")) for n in graph.nodes if n.id in idset), default=0.0) if only else 0.0
-    height = {nid: (heights or {}).get(nid, NODE_BASE_HEIGHT + 2 * PORT_ROW) for nid in ids}
-    placer = _Placer(columns, dag, height, _chains(graph), start_x, start_y)
-    placer.place(ids, 0)
-    return placer.pos
+            for u in col:
+                by_group.setdefault(group.get(u), []).append(bary[u])
+            col.sort(key=lambda u: (_mean(by_group[group.get(u)], 0) if group.get(u) else bary[u],
+                                    group.get(u) or "", bary[u], order[u]))
+    now = {n.id: (_num(n.ui.get("x")), _num(n.ui.get("y"))) for n in graph.nodes if n.id in idset}
+    start_x = min((p[0] for p in now.values()), default=0.0) if only else 0.0
+    start_y = min((p[1] for p in now.values()), default=0.0) if only else 0.0
+    height = {u: (heights or {}).get(u, NODE_BASE_HEIGHT + 2 * PORT_ROW) for u in units}
+    placer = _Placer(columns, dag, height, chains, start_x, start_y)
+    placer.place(units, 0)
+    pos: dict[str, tuple[float, float]] = {}
+    for nid in ids:
+        u = unit[nid]
+        if u == nid:
+            pos[nid] = placer.pos[nid]
+            continue
+        members = [now[m] for m in ids if unit[m] == u]
+        x0, y0 = min(p[0] for p in members), min(p[1] for p in members)
+        ux, uy = placer.pos[u]
+        pos[nid] = (ux + now[nid][0] - x0, uy + now[nid][1] - y0)
+    return pos
+
+
+def _units(graph: Graph, ids: list[str], chains: dict[str, list[str]]) -> dict[str, str]:
+    """Each node's box on the canvas: itself, or its outermost collapsed group."""
+    collapsed = {g["id"] for g in graph.groups if g.get("collapsed")}
+    return {n: next((g for g in chains.get(n, []) if g in collapsed), n) for n in ids}
 
 
 class _Placer:
@@ -94,37 +116,18 @@ class _Placer:
 
 
 def _chains(graph: Graph) -> dict[str, list[str]]:
-    """Each node's groups, outermost first."""
+    """The groups around each node and group, outermost first."""
     parent: dict[str, str] = {}
     for g in graph.groups:
         for m in g.get("nodes", []):
             parent.setdefault(m, g["id"])
     out = {}
-    for n in graph.nodes:
-        chain, x = [], n.id
-        while x in parent and parent[x] not in chain:
+    for x0 in [n.id for n in graph.nodes] + [g["id"] for g in graph.groups]:
+        chain, x = [], x0
+        while x in parent and parent[x] not in chain and parent[x] != x0:
             x = parent[x]
             chain.append(x)
-        out[n.id] = chain[::-1]
-    return out
-
-
-def _group_of(graph: Graph) -> dict[str, str]:
-    """Each node's outermost group, so a group's members sort together."""
-    direct = {}
-    parent = {}
-    for g in graph.groups:
-        for m in g.get("nodes", []):
-            direct[m] = g["id"]
-            parent[m] = g["id"]
-    out = {}
-    for nid in (n.id for n in graph.nodes):
-        g, seen = direct.get(nid), set()
-        while g is not None and g in parent and g not in seen:
-            seen.add(g)
-            g = parent[g]
-        if g is not None:
-            out[nid] = g
+        out[x0] = chain[::-1]
     return out
 
 

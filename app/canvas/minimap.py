@@ -46,6 +46,8 @@ class Minimap(QWidget):
 
     def refresh(self) -> None:
         """Show the map when the graph is bigger than the view; keep it in the corner."""
+        if self.view.scene() is None:  # the window is being torn down
+            return
         vp = self.view.viewport()
         self.move(vp.width() - self.width() - MARGIN, vp.height() - self.height() - MARGIN)
         content = self.view.scene().content_rect()

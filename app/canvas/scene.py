@@ -341,7 +341,10 @@ class GraphScene(QGraphicsScene):
         return rect
 
     def node_heights(self) -> dict[str, float]:
-        return {nid: it.height for nid, it in self.nodes.items()}
+        """Box heights by id: nodes, and collapsed groups (the layout places them as one)."""
+        out = {nid: it.height for nid, it in self.nodes.items()}
+        out.update({gid: it.height + 6 for gid, it in self.collapsed.items()})
+        return out
 
     def all_ports(self):
         for it in list(self.nodes.values()) + list(self.collapsed.values()):
