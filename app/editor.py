@@ -135,6 +135,18 @@ class Editor(QObject):
             ui.pop("title", None)  # no title: the box shows the id
         push(self.stack, self.doc, f"Title {node_id}", [("set_ui", node_id, ui)], merge_key=("title", node_id))
 
+    def set_reroutes(self, key: tuple, points: list[tuple[float, float]]) -> None:
+        """Set the points the wire `key` passes through (saved in its input node's ui)."""
+        from .canvas.reroute import with_points
+
+        src, src_port, dst, dst_port = key
+        spec = self.doc.node(dst)
+        if spec is None or self.doc.edge(tuple(key)) is None:
+            return
+        ui = with_points(spec.ui, src, src_port, dst_port, points)
+        if ui != spec.ui:
+            push(self.stack, self.doc, f"Reroute {src}.{src_port} -> {dst}.{dst_port}", [("set_ui", dst, ui)])
+
     def set_group_color(self, gid: str, color: str | None) -> None:
         g = grouping.group(self.doc.graph, gid)
         if g is None:

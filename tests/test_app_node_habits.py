@@ -274,3 +274,42 @@ def test_the_overview_shows_for_a_big_graph_and_clicking_it_moves_the_view(qtbot
     centre = w.view.mapToScene(w.view.viewport().rect().center())
     assert abs(centre.x() - far.x()) < 40 and abs(centre.y() - far.y()) < 40
     assert w.editor.stack.count() == 0  # looking around is not an edit
+
+
+def test_reroute_points_bend_a_wire_move_with_a_drag_and_go_with_a_double_click(qtbot, tmp_path):
+    from PyQt6.QtGui import QPainterPathStroker
+
+    w = make_window(qtbot, tmp_path)
+    w.open_file(str(fixture_file(tmp_path)))
+    w.editor.move({"loss": (1500.0, 0.0)})  # a long wire decoder -> loss
+    w.view.resetTransform()
+    wire = w.scene.edges[("decoder", "y", "loss", "pred")]
+    mid = wire.path().pointAtPercent(0.5)
+    w.view.centerOn(mid)
+    vp = w.view.viewport()
+    QTest.mouseDClick(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, w.view.mapFromScene(mid))
+    ui = w.editor.doc.node("loss").ui
+    assert ui["reroutes"]["pred"]["from"] == "decoder.y" and len(ui["reroutes"]["pred"]["points"]) == 1
+    assert len(wire.handles) == 1
+    # drag the dot up: the wire follows through it
+    dot = wire.handles[0]
+    start = w.view.mapFromScene(dot.scenePos())
+    drag(w, start, start + QPoint(0, -120))
+    x, y = w.editor.doc.node("loss").ui["reroutes"]["pred"]["points"][0]
+    assert abs(y - (mid.y() - 120)) < 3 and abs(x - mid.x()) < 3
+    stroker = QPainterPathStroker()
+    stroker.setWidth(4)
+    assert stroker.createStroke(wire.path()).contains(QPointF(x, y))
+    assert w.editor.doc.edge(("decoder", "y", "loss", "pred")) is not None
+    # saved and loaded back
+    out = tmp_path / "rerouted.json"
+    assert w.save_to(str(out))
+    assert w.open_file(str(out))
+    wire = w.scene.edges[("decoder", "y", "loss", "pred")]
+    assert [(h.pos().x(), h.pos().y()) for h in wire.handles] == [(x, y)]
+    # double-click the dot: gone, and the wire is plain again
+    w.view.centerOn(QPointF(x, y))
+    QTest.mouseDClick(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                      w.view.mapFromScene(QPointF(x, y)))
+    assert "reroutes" not in w.editor.doc.node("loss").ui and wire.handles == []
+    assert wire.path().elementCount() == 4

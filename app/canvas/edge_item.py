@@ -68,6 +68,8 @@ class EdgeItem(QGraphicsPathItem):
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.setAcceptHoverEvents(True)
         self.hovered = False
+        self.via: list[QPointF] = []  # reroute points the wire passes through, left to right
+        self.handles: list = []  # their RerouteItems (children: they go when the wire goes)
         self.setZValue(0)
         self.tip = f"{key[0]}.{key[1]} -> {key[2]}.{key[3]}" + (" (delayed: previous step's value)" if delay else "")
         self.setToolTip(self.tip)
@@ -122,12 +124,38 @@ class EdgeItem(QGraphicsPathItem):
         self.setPath(self._route(a, b))
         self.setVisible(True)
 
+    def set_via(self, points: list[QPointF]) -> None:
+        from .reroute import RerouteItem
+
+        self.via = list(points)
+        while len(self.handles) > len(self.via):
+            h = self.handles.pop()
+            h.setParentItem(None)
+            if h.scene() is not None:
+                h.scene().removeItem(h)
+        while len(self.handles) < len(self.via):
+            self.handles.append(RerouteItem(self, len(self.handles)))
+            self.handles[-1].setParentItem(self)
+        for h, p in zip(self.handles, self.via):
+            if h.pos() != p:
+                h.setPos(p)
+
     def _route(self, a: QPointF, b: QPointF) -> QPainterPath:
+        """The wire through its reroute points, leg by leg."""
+        if not self.via:
+            return self._leg(a, b, [it for it in (self.src_item, self.dst_item) if it is not None], self.delay)
+        stops = [a] + self.via + [b]
+        path = QPainterPath(a)
+        for i, (p, q) in enumerate(zip(stops, stops[1:])):
+            ends = ([self.src_item] if i == 0 else []) + ([self.dst_item] if i == len(stops) - 2 else [])
+            path.connectPath(self._leg(p, q, [e for e in ends if e is not None], 0))
+        return path
+
+    def _leg(self, a: QPointF, b: QPointF, ends: list, delay: int) -> QPainterPath:
         """The plain curve when it is clear of every box, else a route around the boxes: a
         wire drawn behind a box would look like a connection to that box."""
         boxes = self.scene().obstacles() if self.scene() is not None else []
-        ends = [it for it in (self.src_item, self.dst_item) if it is not None]
-        if self.delay and b.x() <= a.x():
+        if delay and b.x() <= a.x():
             # a recurrent edge goes back: loop below the nodes instead of through them
             path = QPainterPath(a)
             low = max([it.sceneBoundingRect().bottom() for it in ends] + [a.y(), b.y()]) + 40

@@ -14,6 +14,7 @@ from .edge_item import EdgeItem
 from .group_item import GroupFrameItem
 from .node_item import BoxItem, CollapsedGroupItem, NodeItem
 from .port_item import PortItem
+from .reroute import reroute_points
 
 
 class GraphScene(QGraphicsScene):
@@ -152,6 +153,10 @@ class GraphScene(QGraphicsScene):
             for end in (item.src_item, item.dst_item):
                 if end is not None:
                     end.edges.append(item)
+            dst_spec = self.doc.node(e.dst)
+            via = reroute_points(dst_spec.ui, e.src, e.src_port, e.dst_port) if dst_spec is not None else []
+            shown = item.src_item is not None and item.dst_item is not None
+            item.set_via([QPointF(x, y) for x, y in via] if shown else [])
             item.update_path()
         for key in list(self.edges):
             if key not in keep:
@@ -286,6 +291,15 @@ class GraphScene(QGraphicsScene):
                 changed[nid] = (p.x(), p.y())
         if changed:
             self.editor.move(changed)
+
+    @property
+    def syncing(self) -> bool:
+        return self._syncing
+
+    def commit_reroutes(self, edge: EdgeItem, points=None) -> None:
+        """Record a wire's reroute points (as dragged, or the given ones) as an edit."""
+        points = [h.pos() for h in edge.handles] if points is None else points
+        self.editor.set_reroutes(edge.key, [(p.x(), p.y()) for p in points])
 
     def request_collapse(self, gid: str, collapsed: bool) -> None:
         self.editor.set_collapsed(gid, collapsed)

@@ -11,9 +11,10 @@ from PyQt6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QGraphicsView
 from deephtm.graph.spec import kind_accepts
 
 from . import style
-from .edge_item import wire_path
+from .edge_item import EdgeItem, wire_path
 from .node_item import BoxItem, CollapsedGroupItem
 from .port_item import PortItem
+from .reroute import RerouteItem
 from .minimap import Minimap
 from .search import NodeSearch, compatible_types
 
@@ -216,10 +217,18 @@ class GraphView(QGraphicsView):
     def mouseDoubleClickEvent(self, event):
         pos = self.mapToScene(event.position().toPoint())
         item = self.itemAt(event.position().toPoint())
+        if isinstance(item, RerouteItem):  # it removes itself
+            super().mouseDoubleClickEvent(event)
+            return
         while item is not None and item.parentItem() is not None:
             item = item.parentItem()
         if isinstance(item, CollapsedGroupItem):
             self.editor.set_collapsed(item.key, False)
+            return
+        if isinstance(item, EdgeItem) and self.scene().port_at(pos) is None:
+            # a reroute point where the wire was clicked, in left-to-right order
+            points = [(p.x(), p.y()) for p in item.via] + [(pos.x(), pos.y())]
+            self.editor.set_reroutes(item.key, sorted(points))
             return
         if item is None:
             self.open_search(event.position().toPoint(), pos)
