@@ -7,6 +7,7 @@ from PyQt6.QtCore import QPoint, QPointF, Qt
 from PyQt6.QtGui import QPainterPathStroker
 from PyQt6.QtTest import QTest
 
+from app.layout import layered_positions
 from app_helpers import fixture_file, make_window
 
 GRAPHS = sorted((Path(__file__).resolve().parents[1] / "graphs").glob("*.json"))
@@ -38,14 +39,17 @@ def test_no_wire_passes_behind_a_box_as_opened_and_after_auto_layout(qtbot, tmp_
                                  if e.src_item is not None and e.dst_item is not None)
     assert wires_behind_boxes(w.scene) == []
     w.view.setFocus()
+    laid_out = layered_positions(w.editor.doc.graph, w.scene.node_heights())
     QTest.keyClick(w.view, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)  # Auto-Layout
-    assert w.editor.stack.count() == 1
+    assert all(w.editor.doc.position(nid) == (round(x), round(y)) for nid, (x, y) in laid_out.items())
     assert wires_behind_boxes(w.scene) == []
-    # layers run left to right: every undelayed wire goes right, and no two boxes overlap
+    # layers run left to right: every undelayed wire between two boxes goes right (a
+    # collapsed group is one box), and no two boxes overlap
     g = w.editor.doc.graph
     for e in g.edges:
-        if e.delay == 0 and e.src != e.dst:
-            assert w.editor.doc.position(e.dst)[0] > w.editor.doc.position(e.src)[0], (e.src, e.dst)
+        wire = w.scene.edges[(e.src, e.src_port, e.dst, e.dst_port)]
+        if e.delay == 0 and wire.src_item is not wire.dst_item:
+            assert wire.dst_item.x() > wire.src_item.x(), (e.src, e.dst)
     rects = [it.sceneBoundingRect() for it in w.scene.nodes.values() if it.isVisible()]
     assert not any(a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1:])
     # an expanded group's frame holds no box from outside it
