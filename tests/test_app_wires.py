@@ -105,3 +105,36 @@ def test_hovering_a_wire_lights_it_and_its_two_ports(qtbot, tmp_path):
     qtbot.waitUntil(lambda: not wire.hovered, timeout=2000)
     assert out_port.highlight is None and in_port.highlight is None
     assert wire.pen().widthF() == width
+
+
+def _hits(points, box) -> bool:
+    from app.canvas.routing import segment_hits
+
+    return any(segment_hits(p, q, box) for p, q in zip(points, points[1:]))
+
+
+def test_a_route_goes_around_the_boxes_between_its_ports_and_keeps_clear_of_them():
+    from app.canvas.routing import grow, route
+
+    src = (0.0, 0.0, 100.0, 80.0)
+    dst = (600.0, 0.0, 700.0, 80.0)
+    wall = (250.0, -200.0, 350.0, 200.0)  # a tall box right across the straight line
+    a, b = (100.0, 40.0), (600.0, 40.0)
+    corners = route(a, b, [src, dst, wall], margin=10)
+    assert corners[0] == a and corners[-1] == b
+    assert all(p[0] == q[0] or p[1] == q[1] for p, q in zip(corners, corners[1:]))  # orthogonal
+    assert not _hits(corners, grow(wall, 9))  # round the wall, the margin kept
+    assert not _hits(corners[1:-1], src) and not _hits(corners[1:-1], dst)  # nor through its own ends
+    # a wire back to the left (a loop to the node's own input) goes round its node
+    loop = route((100.0, 40.0), (0.0, 20.0), [src], margin=10)
+    assert not _hits(loop[1:-1], src) and len(loop) >= 5
+
+
+def test_a_narrow_gap_is_still_used_with_a_thinner_margin():
+    from app.canvas.routing import route
+
+    left = (0.0, 0.0, 100.0, 80.0)
+    right = (115.0, 0.0, 215.0, 80.0)  # 15 px between the boxes
+    far = (600.0, 200.0, 700.0, 280.0)
+    corners = route((100.0, 40.0), (600.0, 240.0), [left, right, far], margin=12)
+    assert not _hits(corners[1:-1], right) and not _hits(corners, far)
