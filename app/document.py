@@ -129,15 +129,22 @@ class Document:
         return f"{stem}_{i}"
 
     # ---- applying operations ------------------------------------------------
-    def apply(self, op: Op) -> Op:
+    def apply(self, op: Op, notify: bool = True) -> Op:
         """Apply one operation and return the operation that undoes it exactly."""
         inverse = getattr(self, "_op_" + op[0])(*op[1:])
-        self._notify(op[0])
+        if notify:
+            self._notify(op[0])
+        else:
+            self._index = None
         return inverse
 
     def apply_all(self, ops: list[Op]) -> list[Op]:
-        """Apply ops in order; returns their inverses in the order they must be applied."""
-        inverses = [self.apply(op) for op in ops]
+        """Apply ops in order; returns their inverses in the order they must be applied.
+        Listeners hear once, after the last: an auto-layout of 27 nodes redraws once."""
+        inverses = [self.apply(op, notify=False) for op in ops]
+        if ops:
+            self.revision += len(ops) - 1
+            self._notify(ops[-1][0] if len({op[0] for op in ops}) == 1 else "batch")
         return inverses[::-1]
 
     def _op_add_node(self, d: dict, index: int | None) -> Op:
@@ -212,6 +219,10 @@ def coordinate(value) -> float:
 
 
 def type_base_id(type_name: str) -> str:
-    """'htm.sp' -> 'sp': the short part of a type name makes a readable default id."""
-    return type_name.rsplit(".", 1)[-1]
+    """'htm.sp' -> 'sp': the short part of a type name makes a readable default id; where
+    two types share it ('encoder.mlp', 'decoder.mlp'), the first part says more."""
+    head, _, short = type_name.rpartition(".")
+    if head and any(t != type_name and t.rpartition(".")[2] == short for t in registry.types()):
+        return head
+    return short
 

@@ -123,6 +123,43 @@ class Editor(QObject):
             push(self.stack, self.doc, f"Rename group {gid}", grouping.set_group_ops(self.doc, gid, title=title),
                  merge_key=("group-title", gid))
 
+    def set_title(self, node_id: str, title: str) -> None:
+        """A node's display title (under its ui; the id stays what edges and params use)."""
+        spec = self.doc.node(node_id)
+        if spec is None or spec.ui.get("title", "") == title.strip():
+            return
+        ui = dict(spec.ui)
+        if title.strip():
+            ui["title"] = title.strip()
+        else:
+            ui.pop("title", None)  # no title: the box shows the id
+        push(self.stack, self.doc, f"Title {node_id}", [("set_ui", node_id, ui)], merge_key=("title", node_id))
+
+    def set_reroutes(self, key: tuple, points: list[tuple[float, float]]) -> None:
+        """Set the points the wire `key` passes through (saved in its input node's ui)."""
+        from .canvas.reroute import with_points
+
+        src, src_port, dst, dst_port = key
+        spec = self.doc.node(dst)
+        if spec is None or self.doc.edge(tuple(key)) is None:
+            return
+        ui = with_points(spec.ui, src, src_port, dst_port, points)
+        if ui != spec.ui:
+            push(self.stack, self.doc, f"Reroute {src}.{src_port} -> {dst}.{dst_port}", [("set_ui", dst, ui)])
+
+    def set_group_color(self, gid: str, color: str | None) -> None:
+        g = grouping.group(self.doc.graph, gid)
+        if g is None:
+            return
+        ui = dict(g.get("ui") or {}) if isinstance(g.get("ui"), dict) else {}
+        if ui.get("color") == color:
+            return
+        if color:
+            ui["color"] = color
+        else:
+            ui.pop("color", None)
+        push(self.stack, self.doc, f"Colour group {gid}", grouping.set_group_ops(self.doc, gid, ui=ui))
+
     def paste(self, frag: dict, dx: float, dy: float) -> list[str]:
         ops, new_ids = edits.paste_ops(self.doc, frag, dx, dy)
         push(self.stack, self.doc, f"Paste {len(new_ids)} node(s)", ops)

@@ -44,7 +44,7 @@ def connection_problem(doc: Document, src: str, src_port: str, dst: str, dst_por
     if out_port is None or in_port is None:
         return "connect an output port to an input port"
     if not kind_accepts(in_port.kind, out_port.kind):
-        return f"a {out_port.kind} output cannot feed a {in_port.kind} input"
+        return f"{_a(out_port.kind)} output cannot feed {_a(in_port.kind)} input"
     e = doc.inbound(dst, dst_port)
     if e is not None and (e.src, e.src_port) == (src, src_port):
         return "these ports are already connected"
@@ -169,3 +169,8 @@ def layout_ops(doc: Document, heights: dict[str, float] | None = None, only: set
 def delay_ops(doc: Document, key: EdgeKey, delay: int) -> list[Op]:
     e = doc.edge(tuple(key))
     return [("set_delay", tuple(key), int(delay))] if e is not None and e.delay != int(delay) else []
+
+
+def _a(kind: str) -> str:
+    """'an sdr', 'an image', 'a tensor': the article goes by how the kind is spoken."""
+    return f"{'an' if kind[:1] in 'aeiou' or kind == 'sdr' else 'a'} {kind}"

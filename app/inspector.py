@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from PyQt6 import sip
 from PyQt6.QtCore import Qt
-from PyQt6.QtWidgets import (QCheckBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
-                             QScrollArea, QToolButton, QWidget)
+from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+                             QPushButton, QScrollArea, QToolButton, QWidget)
 
 from deephtm.graph import registry
 from deephtm.graph.training import TRAINING_PARAMS
@@ -14,6 +14,11 @@ from deephtm.graph.training import TRAINING_PARAMS
 from . import edits, grouping
 from .canvas import style
 from .param_widgets import make_editor, set_editor_value
+
+
+# a group's colour, saved under its ui; None: the default blue-grey
+GROUP_COLORS = [("default", None), ("blue", "#4e8fe6"), ("green", "#4fbf73"), ("orange", "#f0a43a"),
+                ("red", "#e5656b"), ("purple", "#b07be8"), ("teal", "#3fc1c9"), ("grey", "#9aa0a6")]
 
 
 def shape_text(shape) -> str:
@@ -86,6 +91,7 @@ class Inspector(QScrollArea):
     # ---- building forms -------------------------------------------------------------
     def _build(self) -> None:
         self.editors, self.shape_labels, self.param_labels = {}, {}, {}
+        self.param_errors: dict[str, QLabel] = {}  # under each field: why its value is wrong
         self.problem_label = self.error_label = None
         page = QWidget()
         self.form = QFormLayout(page)
@@ -119,6 +125,30 @@ class Inspector(QScrollArea):
         title.setTextFormat(Qt.TextFormat.RichText)
         self.form.addRow(title)
 
+    def _add_param_error(self, name: str) -> None:
+        label = self.param_errors[name] = QLabel("")
+        label.setObjectName(f"error:{name}")
+        label.setStyleSheet("color: #ff6b6b;")
+        label.setWordWrap(True)
+        label.hide()
+        self.form.addRow("", label)
+
+    def _report_param(self, name: str, text: str | None, typed: bool = True) -> None:
+        """Show a param's problem right under its field (a typed value refused, or what the
+        graph check says about the value it holds)."""
+        label = self.param_errors.get(name)
+        if label is None:
+            self._report(text)
+            return
+        try:
+            if typed:
+                label.typed = text
+            shown = getattr(label, "typed", None) or getattr(label, "checked", None)
+            label.setText("✗ " + shown if shown else "")
+            label.setVisible(bool(shown))
+        except RuntimeError:  # the label's form was just replaced
+            pass
+
     def _report(self, text: str | None) -> None:
         if self.error_label is not None:
             self.error_label.setText(text or "")
@@ -145,15 +175,22 @@ class Inspector(QScrollArea):
         id_edit.textEdited.connect(check_id)
         id_edit.editingFinished.connect(commit_id)
         self.form.addRow("id", id_edit)
+        title = QLineEdit(spec.ui.get("title", "") if isinstance(spec.ui.get("title"), str) else "")
+        title.setObjectName("node_title")
+        title.setPlaceholderText("shown on the box instead of the id")
+        title.textEdited.connect(lambda t: self.editor.set_title(node_id, t))
+        self.editors["title"] = title
+        self.form.addRow("title", title)
         if cls is None:
             return
         for p in cls.params:
             value = spec.params.get(p.name, p.default)
             w = make_editor(p, value, lambda v, name=p.name: self.editor.set_param(node_id, name, v),
-                            self._report)
+                            lambda text, name=p.name: self._report_param(name, text))
             self.editors[p.name] = w
             label = self.param_labels[p.name] = self._param_label(p, p.name in spec.params)
             self.form.addRow(label, self._with_reset(w, node_id, p.name))
+            self._add_param_error(p.name)
         self._build_ports(node_id, cls)
         self.problem_label = QLabel("")
         self.problem_label.setWordWrap(True)
@@ -213,6 +250,15 @@ class Inspector(QScrollArea):
         title.textEdited.connect(lambda t: self.editor.retitle_group(gid, t))
         self.editors["title"] = title
         self.form.addRow("title", title)
+        color = QComboBox()
+        color.setObjectName("group_color")
+        for name, value in GROUP_COLORS:
+            color.addItem(name, value)
+        current = (g.get("ui") or {}).get("color") if isinstance(g.get("ui"), dict) else None
+        color.setCurrentIndex(max(0, color.findData(current)))
+        color.activated.connect(lambda i: self.editor.set_group_color(gid, color.itemData(i)))
+        self.editors["color"] = color
+        self.form.addRow("colour", color)
         expand = QPushButton("Expand" if g.get("collapsed") else "Collapse")
         expand.clicked.connect(lambda: self.editor.set_collapsed(gid, not g.get("collapsed")))
         ungroup = QPushButton("Ungroup")
@@ -238,11 +284,13 @@ class Inspector(QScrollArea):
         training = g.training.to_dict()
         for p in TRAINING_PARAMS:
             w = make_editor(p, training.get(p.name, p.default),
-                            lambda v, name=p.name: self.editor.set_training(name, v), self._report)
+                            lambda v, name=p.name: self.editor.set_training(name, v),
+                            lambda text, name=p.name: self._report_param("training." + name, text))
             self.editors["training." + p.name] = w
             label = QLabel(p.name)
             label.setToolTip(p.doc)
             self.form.addRow(label, w)
+            self._add_param_error("training." + p.name)
 
     # ---- keeping values current ---------------------------------------------------
     def _update_values(self) -> None:
@@ -258,6 +306,8 @@ class Inspector(QScrollArea):
                     label = self.param_labels.get(p.name)
                     if label is not None:
                         label.setText(f"<b>{p.name}</b>" if p.name in spec.params else p.name)
+            title = spec.ui.get("title")
+            values["title"] = title if isinstance(title, str) else ""
         elif t[0] == "edge":
             values = {"delay": bool(doc.edge(t[1]).delay)}
         elif t[0] == "group":
@@ -279,8 +329,15 @@ class Inspector(QScrollArea):
                 pass
         if self.problem_label is not None and self.target and self.target[0] == "node":
             probs = a.node_problems(self.target[1])
+            by_param = {}
+            for name, label in self.param_errors.items():
+                mine = [p.text for p in probs if f"param '{name}'" in p.text]
+                by_param[name] = mine
+                label.checked = "; ".join(t.split(f"param '{name}': ", 1)[-1] for t in mine) or None
+                self._report_param(name, None, typed=False)
+            placed = {t for texts in by_param.values() for t in texts}
             try:
-                self.problem_label.setText("\n".join("✗ " + p.text for p in probs))
+                self.problem_label.setText("\n".join("✗ " + p.text for p in probs if p.text not in placed))
             except RuntimeError:
                 pass
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-from PyQt6.QtCore import QMimeData
-from PyQt6.QtGui import QCursor
+from PyQt6.QtCore import QMimeData, QPointF
 from PyQt6.QtWidgets import QApplication, QInputDialog, QMenu
 
 from . import grouping
@@ -69,15 +68,21 @@ class EditActionsMixin:
             self.statusBar().showMessage(TOO_DEEP, 8000)
             return []
         self._paste_count += 1
-        at = self.view.mapFromGlobal(QCursor.pos())
-        if self.view.underMouse() and self.view.viewport().rect().contains(at):
-            # paste where the mouse is: the fragment's top-left corner goes there
+        at = self.view.mouse_at()
+        if at is not None:
+            # paste where the mouse is (or was last over the canvas, when Paste comes from
+            # the menu): the fragment's top-left corner goes there
             try:
                 xs = [float(n.get("ui", {}).get("x", 0)) for n in frag["nodes"]] or [0.0]
                 ys = [float(n.get("ui", {}).get("y", 0)) for n in frag["nodes"]] or [0.0]
             except (AttributeError, TypeError, ValueError):
                 xs = ys = [0.0]
             target = self.view.mapToScene(at)
+            if (round(target.x()), round(target.y())) == getattr(self, "_last_paste_at", None):
+                target += QPointF(PASTE_OFFSET, PASTE_OFFSET) * (self._paste_count - 1)  # not on the last copy
+            else:
+                self._last_paste_at = (round(target.x()), round(target.y()))
+                self._paste_count = 1
             return self._paste_fragment(frag, target.x() - min(xs), target.y() - min(ys))
         offset = PASTE_OFFSET * self._paste_count
         return self._paste_fragment(frag, offset, offset)

@@ -88,6 +88,10 @@ class FilesMixin:
             path, _ = QFileDialog.getSaveFileName(self, "Save graph", start, "Graph files (*.json)")
             if not path:
                 return False
+        graph = self.editor.doc.graph
+        if graph.name in ("", "untitled", None):
+            # an untitled graph takes its file's name (an undoable rename, saved with it)
+            self.editor.set_meta(Path(path).stem, graph.description or "")
         if self.save_to(path):
             self._add_recent(path)
             return True

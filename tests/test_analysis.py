@@ -125,7 +125,7 @@ def test_a_refused_edge_is_its_only_problem():
     next(e for e in d["edges"] if e["to"] == "tm.columns")["from"] = "encoder.y"
     a = analyse(graph(d))
     assert places(a.errors) == [(None, None, None, ("encoder", "y", "tm", "columns"))]
-    assert a.errors[0].message == "a tensor output cannot feed a sdr input"
+    assert a.errors[0].message == "a tensor output cannot feed an sdr input"
     assert a.shapes[("tm", "in", "columns")] is None and a.shapes[("decoder", "out", "y")] is None
 
 

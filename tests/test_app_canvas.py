@@ -80,16 +80,16 @@ def test_incompatible_connection_is_refused_with_reason(qtbot, tmp_path):
     drag_wire(qtbot, w, port_view_pos(w, "encoder", "out", "y"), port_view_pos(w, "tm", "in", "columns"))
     assert w.editor.doc.graph.to_dict() == before
     assert w.editor.stack.count() == 0
-    assert "a tensor output cannot feed a sdr input" in w.last_error
-    assert "a tensor output cannot feed a sdr input" in w.statusBar().currentMessage()
-    assert "a tensor output cannot feed a sdr input" in w.view.toast_text  # shown on the canvas too
+    assert "a tensor output cannot feed an sdr input" in w.last_error
+    assert "a tensor output cannot feed an sdr input" in w.statusBar().currentMessage()
+    assert "a tensor output cannot feed an sdr input" in w.view.toast_text  # shown on the canvas too
     # the reason shows while the wire hovers the port, before the button is released
     vp = w.view.viewport()
     a, b = port_view_pos(w, "encoder", "out", "y"), port_view_pos(w, "tm", "in", "columns")
     w.view._clear_toast()
     QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, a)
     QTest.mouseMove(vp, b)
-    assert "a tensor output cannot feed a sdr input" in w.view.toast_text
+    assert "a tensor output cannot feed an sdr input" in w.view.toast_text
     QTest.keyClick(w.view, Qt.Key.Key_Escape)  # cancels the wire
     QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, b)
     assert w.editor.doc.graph.to_dict() == before

@@ -60,7 +60,7 @@ def test_delete_removes_edges_and_group_membership(doc):
 
 def test_connect_refuses_kinds_and_delays_cycles(doc):
     assert edits.connection_problem(doc, "encoder", "y", "tm", "columns") == \
-        "a tensor output cannot feed a sdr input"
+        "a tensor output cannot feed an sdr input"
     assert edits.connection_problem(doc, "sp", "columns", "tm", "columns") == "these ports are already connected"
     assert edits.connection_problem(doc, "decoder", "x", "loss", "pred") is not None  # x is an input
     # decoder.y -> encoder.x closes encoder -> ... -> decoder: it must become a delayed edge

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from PyQt6.QtCore import QPointF, QRectF, Qt
-from PyQt6.QtGui import QBrush, QFontMetricsF, QPainterPath, QPen
+from PyQt6.QtGui import QBrush, QColor, QFontMetricsF, QPainterPath, QPen
 from PyQt6.QtWidgets import QGraphicsItem
 
 from . import style
@@ -18,6 +18,7 @@ class BoxItem(QGraphicsItem):
         super().__init__()
         self.key = key
         self.summary = summary  # a line of the params the file sets; None: no such line
+        self.prefix = ""  # drawn before the title
         self.title = title
         self.subtitle = subtitle
         self.category = category
@@ -55,6 +56,11 @@ class BoxItem(QGraphicsItem):
         self.tip = text
         self.setToolTip(f"{self.error}\n\n{text}" if self.error else text)
 
+    def set_title(self, title: str, subtitle: str) -> None:
+        if (title, subtitle) != (self.title, self.subtitle):
+            self.title, self.subtitle = title, subtitle
+            self.update()
+
     def set_summary(self, text: str) -> None:
         if self.summary is not None and text != self.summary:
             self.summary = text
@@ -72,8 +78,7 @@ class BoxItem(QGraphicsItem):
         if option.levelOfDetailFromTransform(painter.worldTransform()) < style.LOD_TEXT:
             # zoomed far out: text would be unreadable; flat boxes keep big graphs fluid
             painter.fillRect(body, style.NODE_BG)
-            painter.fillRect(QRectF(0, 0, w, style.HEADER_HEIGHT),
-                             style.NODE_HEADER.get(self.category, style.NODE_HEADER_DEFAULT))
+            painter.fillRect(QRectF(0, 0, w, style.HEADER_HEIGHT), self.header_color())
             if self.isSelected() or self.error:
                 painter.setPen(QPen(style.SELECTED if self.isSelected() else style.ERROR, 0))
                 painter.setBrush(Qt.BrushStyle.NoBrush)
@@ -85,7 +90,7 @@ class BoxItem(QGraphicsItem):
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(QBrush(style.NODE_BG))
         painter.drawRoundedRect(body, 6, 6)
-        painter.setBrush(QBrush(style.NODE_HEADER.get(self.category, style.NODE_HEADER_DEFAULT)))
+        painter.setBrush(QBrush(self.header_color()))
         header = QPainterPath()
         header.addRoundedRect(QRectF(0, 0, w, style.HEADER_HEIGHT), 6, 6)
         header.addRect(QRectF(0, style.HEADER_HEIGHT - 6, w, 6))
@@ -101,9 +106,9 @@ class BoxItem(QGraphicsItem):
         painter.drawRoundedRect(body, 6, 6)
         painter.setPen(style.TEXT)
         painter.setFont(style.font(9.5, bold=True))
-        painter.drawText(QRectF(10, 3, w - 20, 20), Qt.AlignmentFlag.AlignVCenter, self.title)
-        painter.setPen(style.TEXT_DIM)
-        painter.setFont(style.font(8))
+        painter.drawText(QRectF(10, 3, w - 20, 20), Qt.AlignmentFlag.AlignVCenter, self.prefix + self.title)
+        painter.setPen(style.SUBTITLE)
+        painter.setFont(style.font(8.5))
         painter.drawText(QRectF(10, 20, w - 20, 16), Qt.AlignmentFlag.AlignVCenter, self.subtitle)
         if self.error:
             painter.setPen(style.ERROR)
@@ -130,6 +135,10 @@ class BoxItem(QGraphicsItem):
                 painter.drawText(QRectF(w - 12 - half, y - 9, half, 18),
                                  Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, text)
 
+    def header_color(self) -> QColor:
+        color = getattr(self, "color", None)  # a group's own colour
+        return QColor(color).darker(160) if color else style.NODE_HEADER.get(self.category, style.NODE_HEADER_DEFAULT)
+
     def itemChange(self, change, value):
         if change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged and self.scene() is not None:
             self.scene().item_moved(self)
@@ -150,7 +159,19 @@ class CollapsedGroupItem(BoxItem):
 
     def __init__(self, key, title, subtitle, inputs, outputs, members: list[str]):
         super().__init__(key, title, subtitle, "group", inputs, outputs)
+        self.prefix = "▸ "  # click it to expand
         self.members = members  # leaf node ids; they move with this box
+
+    def arrow_rect(self) -> QRectF:
+        """The ▸ that expands the group."""
+        return QRectF(4, 0, 22, 22)
+
+    def mousePressEvent(self, event):
+        if event.button() == Qt.MouseButton.LeftButton and self.arrow_rect().contains(event.pos()):
+            self.scene().request_collapse(self.key, False)
+            event.accept()
+            return
+        super().mousePressEvent(event)
 
     def paint(self, painter, option, widget=None):
         # a stacked look says "several nodes inside"

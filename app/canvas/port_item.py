@@ -19,7 +19,7 @@ class PortItem(QGraphicsItem):
         self.port = port
         self.kind = kind
         self.label = label
-        self.highlight: str | None = None  # "ok" / "bad" while a wire is being dragged
+        self.highlight: str | None = None  # "ok" / "bad" while a wire is dragged; "hover" on its wire
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents)  # the node draws it
         self.setAcceptHoverEvents(True)
         self.setCursor(Qt.CursorShape.CrossCursor)
@@ -59,7 +59,7 @@ class PortItem(QGraphicsItem):
         r = style.PORT_RADIUS
         color = style.kind_color(self.kind)
         pen = QPen(style.NODE_BORDER, 1.5)
-        if self.highlight == "ok":
+        if self.highlight in ("ok", "hover"):
             pen = QPen(style.SELECTED, 2.5)
             r += 1.5
         elif self.highlight == "bad":

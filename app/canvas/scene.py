@@ -3,6 +3,7 @@ so they match the graph. Items never change the document themselves; they ask th
 from __future__ import annotations
 
 from PyQt6.QtCore import QPointF, QRectF
+from PyQt6.QtGui import QColor
 from PyQt6.QtWidgets import QGraphicsScene
 
 from deephtm.graph import registry
@@ -13,6 +14,7 @@ from .edge_item import EdgeItem
 from .group_item import GroupFrameItem
 from .node_item import BoxItem, CollapsedGroupItem, NodeItem
 from .port_item import PortItem
+from .reroute import reroute_points
 
 
 class GraphScene(QGraphicsScene):
@@ -55,7 +57,7 @@ class GraphScene(QGraphicsScene):
     def _make_node(self, spec) -> NodeItem:
         cls = registry.get(spec.type)
         ins, outs = self._node_ports(spec.id)
-        item = NodeItem(spec.id, spec.id, spec.type if cls else f"{spec.type} (unknown type)",
+        item = NodeItem(spec.id, *node_title(spec, known=cls is not None),
                         cls.category if cls else "", ins, outs,
                         param_summary(spec.params) if cls is not None and cls.params else None)
         item.type_name = spec.type
@@ -77,7 +79,8 @@ class GraphScene(QGraphicsScene):
 
         item = CollapsedGroupItem(g["id"], group_title(g), f"group · {len(leaves)} nodes",
                                   port_rows(ins, "in"), port_rows(outs, "out"), leaves)
-        item.signature = (g.get("title"), tuple(ins), tuple(outs), tuple(leaves))
+        item.signature = (g.get("title"), tuple(ins), tuple(outs), tuple(leaves), group_color(g))
+        item.color = group_color(g)
         item.set_tip(f"group '{g['id']}' ({len(leaves)} nodes): double-click to expand")
         self.addItem(item)
         return item
@@ -108,6 +111,7 @@ class GraphScene(QGraphicsScene):
             if item is None:
                 item = self.nodes[spec.id] = self._make_node(spec)
             item.set_summary(param_summary(spec.params))
+            item.set_title(*node_title(spec))
             x, y = self.doc.position(spec.id)
             if item.pos() != QPointF(x, y):
                 item.setPos(x, y)
@@ -149,6 +153,10 @@ class GraphScene(QGraphicsScene):
             for end in (item.src_item, item.dst_item):
                 if end is not None:
                     end.edges.append(item)
+            dst_spec = self.doc.node(e.dst)
+            via = reroute_points(dst_spec.ui, e.src, e.src_port, e.dst_port) if dst_spec is not None else []
+            shown = item.src_item is not None and item.dst_item is not None
+            item.set_via([QPointF(x, y) for x, y in via] if shown else [])
             item.update_path()
         for key in list(self.edges):
             if key not in keep:
@@ -166,13 +174,15 @@ class GraphScene(QGraphicsScene):
                 frame = self.frames[gid] = GroupFrameItem(gid, group_title(grp), leaves)
                 self.addItem(frame)
             frame.title, frame.members = group_title(grp), leaves
+            frame.color = group_color(grp)
             frame.update()
         self._fit_frames()
         self.show_analysis(self.editor.analysis)
 
     def _collapsed_signature(self, grp: dict):
         ins, outs = grouping.external_ports(self.doc.graph, grp["id"])
-        return (grp.get("title"), tuple(ins), tuple(outs), tuple(grouping.leaf_nodes(self.doc.graph, grp["id"])))
+        return (grp.get("title"), tuple(ins), tuple(outs), tuple(grouping.leaf_nodes(self.doc.graph, grp["id"])),
+                group_color(grp))
 
     def _item_for(self, rep: str | None) -> BoxItem | None:
         if rep is None:
@@ -234,9 +244,15 @@ class GraphScene(QGraphicsScene):
             delta = item.pos() - last
             item.last_pos = item.pos()
             self._shift(item.members, delta)
-        for e in item.edges:
-            e.update_path()
+        self._reroute_near(item)
         self._fit_frames()
+
+    def _reroute_near(self, item: BoxItem) -> None:
+        """Re-route the moved box's wires and the wires it now lies across."""
+        area = item.sceneBoundingRect().adjusted(-30, -30, 30, 30)
+        for e in self.edges.values():
+            if e in item.edges or (e.isVisible() and e.sceneBoundingRect().intersects(area)):
+                e.update_path()
 
     def _shift(self, node_ids, delta: QPointF) -> None:
         was, self._syncing = self._syncing, True
@@ -276,19 +292,28 @@ class GraphScene(QGraphicsScene):
         if changed:
             self.editor.move(changed)
 
+    @property
+    def syncing(self) -> bool:
+        return self._syncing
+
+    def commit_reroutes(self, edge: EdgeItem, points=None) -> None:
+        """Record a wire's reroute points (as dragged, or the given ones) as an edit."""
+        points = [h.pos() for h in edge.handles] if points is None else points
+        self.editor.set_reroutes(edge.key, [(p.x(), p.y()) for p in points])
+
     def request_collapse(self, gid: str, collapsed: bool) -> None:
         self.editor.set_collapsed(gid, collapsed)
 
     # ---- selection ----------------------------------------------------------------
     def selected_members(self) -> list[str]:
-        """Ids of selected visible items: nodes and collapsed groups (what grouping takes)."""
-        return [it.key for it in self.selectedItems() if isinstance(it, BoxItem)]
+        """Ids of selected visible items: nodes and groups (what grouping takes)."""
+        return [it.key for it in self.selectedItems() if isinstance(it, (BoxItem, GroupFrameItem))]
 
     def selected_node_ids(self) -> list[str]:
         """Node ids selected, counting every member of a selected collapsed group."""
         out = []
         for it in self.selectedItems():
-            if isinstance(it, CollapsedGroupItem):
+            if isinstance(it, (CollapsedGroupItem, GroupFrameItem)):
                 out += it.members
             elif isinstance(it, NodeItem):
                 out.append(it.key)
@@ -303,7 +328,7 @@ class GraphScene(QGraphicsScene):
         shown = {reps.get(i, i) for i in ids}
         self.clearSelection()
         for key in shown:
-            it = self._item_for(key)
+            it = self._item_for(key) or self.frames.get(key)
             if it is not None:
                 it.setSelected(True)
 
@@ -317,6 +342,11 @@ class GraphScene(QGraphicsScene):
                     best, best_d = it, dd
         return best
 
+    def obstacles(self) -> list[tuple[BoxItem, QRectF]]:
+        """The boxes on show with their scene rectangles: what wires must go around."""
+        return [(it, it.sceneBoundingRect()) for it in list(self.nodes.values()) + list(self.collapsed.values())
+                if it.isVisible()]
+
     def content_rect(self) -> QRectF:
         rect = QRectF()
         for it in list(self.nodes.values()) + list(self.collapsed.values()) + list(self.frames.values()):
@@ -325,7 +355,10 @@ class GraphScene(QGraphicsScene):
         return rect
 
     def node_heights(self) -> dict[str, float]:
-        return {nid: it.height for nid, it in self.nodes.items()}
+        """Box heights by id: nodes, and collapsed groups (the layout places them as one)."""
+        out = {nid: it.height for nid, it in self.nodes.items()}
+        out.update({gid: it.height + 6 for gid, it in self.collapsed.items()})
+        return out
 
     def all_ports(self):
         for it in list(self.nodes.values()) + list(self.collapsed.values()):
@@ -337,6 +370,23 @@ def group_title(grp: dict) -> str:
     """The title to draw: text even when a hand-edited file holds a number; the id if none."""
     title = grp.get("title")
     return str(title) if title not in (None, "") else str(grp["id"])
+
+
+def node_title(spec, known: bool = True) -> tuple[str, str]:
+    """(title, type line) for a node's box: a display title from its ui, else its id; the
+    id goes on the type line when a title hides it."""
+    kind = spec.type if known else f"{spec.type} (unknown type)"
+    title = spec.ui.get("title")
+    if isinstance(title, str) and title.strip() and title.strip() != spec.id:
+        return title.strip(), f"{spec.id} · {kind}"
+    return spec.id, kind
+
+
+def group_color(grp: dict) -> str | None:
+    """The colour a group's ui asks for, if it is one Qt can read."""
+    ui = grp.get("ui")
+    color = ui.get("color") if isinstance(ui, dict) else None
+    return color if isinstance(color, str) and QColor.isValidColorName(color) else None
 
 
 def param_summary(params: dict) -> str:

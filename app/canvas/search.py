@@ -1,18 +1,32 @@
-"""The quick-add box (Tab or double-click on the canvas): type to filter node types,
-Enter adds the highlighted one where the box was opened."""
+"""The quick-add box (Tab or double-click on the canvas, or a wire dropped on empty canvas):
+type to filter node types, Enter adds the highlighted one where the box was opened."""
 from __future__ import annotations
 
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import QFrame, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout
 
 from deephtm.graph import registry
+from deephtm.graph.spec import kind_accepts
 
 
-def matching_types(text: str) -> list[str]:
+def compatible_types(direction: str, kind: str) -> set[str]:
+    """Types with a port a wire from a `direction` port of `kind` can go to."""
+    out = set()
+    for name, cls in registry.types().items():
+        if direction == "out" and any(kind_accepts(p.kind, kind) for p in cls.inputs):
+            out.add(name)
+        elif direction == "in" and any(kind_accepts(kind, p.kind) for p in cls.outputs):
+            out.add(name)
+    return out
+
+
+def matching_types(text: str, only: set[str] | None = None) -> list[str]:
     """Type names whose name, category or doc contain every word of text; names first."""
     words = text.lower().split()
     scored = []
     for name, cls in sorted(registry.types().items()):
+        if only is not None and name not in only:
+            continue
         lname = name.lower()
         parts = lname.split(".")
         hay = f"{lname} {cls.category} {cls.doc}".lower()
@@ -37,6 +51,7 @@ class NodeSearch(QFrame):
         self.setAutoFillBackground(True)
         self.edit = QLineEdit(self)
         self.edit.setPlaceholderText("Add node: type to search…")
+        self.only: set[str] | None = None  # the types on offer; None: all
         self.list = QListWidget(self)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
@@ -49,7 +64,8 @@ class NodeSearch(QFrame):
         self.edit.installEventFilter(self)
         self.hide()
 
-    def open_at(self, x: int, y: int) -> None:
+    def open_at(self, x: int, y: int, only: set[str] | None = None) -> None:
+        self.only = only
         parent = self.parentWidget()
         x = max(0, min(x, parent.width() - self.width()))
         y = max(0, min(y, parent.height() - self.height()))
@@ -62,7 +78,7 @@ class NodeSearch(QFrame):
 
     def refilter(self, text: str) -> None:
         self.list.clear()
-        for name in matching_types(text):
+        for name in matching_types(text, getattr(self, "only", None)):
             cls = registry.get(name)
             item = QListWidgetItem(f"{name}   ·  {cls.category}")
             item.setData(Qt.ItemDataRole.UserRole, name)

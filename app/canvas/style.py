@@ -29,6 +29,7 @@ SELECTED = QColor("#ffd75e")
 ERROR = QColor("#ff4d4f")
 TEXT = QColor("#e8eaed")
 TEXT_DIM = QColor("#a8adb3")
+SUBTITLE = QColor("#dde2e8")  # the type line sits on the coloured header: it needs the contrast
 GROUP_FILL = QColor(120, 160, 220, 28)
 GROUP_BORDER = QColor(120, 160, 220, 140)
 DELAY_COLOR = QColor("#c9a7ff")

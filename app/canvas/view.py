@@ -11,10 +11,12 @@ from PyQt6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QGraphicsView
 from deephtm.graph.spec import kind_accepts
 
 from . import style
-from .edge_item import wire_path
-from .node_item import CollapsedGroupItem
+from .edge_item import EdgeItem, wire_path
+from .node_item import BoxItem, CollapsedGroupItem
 from .port_item import PortItem
-from .search import NodeSearch
+from .reroute import RerouteItem
+from .minimap import Minimap
+from .search import NodeSearch, compatible_types
 
 NODE_TYPE_MIME = "application/x-deephtm-node-type"
 MIN_ZOOM, MAX_ZOOM = 0.08, 3.0
@@ -45,9 +47,14 @@ class GraphView(QGraphicsView):
         self._toast_timer.setInterval(4000)
         self._toast_timer.timeout.connect(self._clear_toast)
         self._last_mouse = QPointF(0, 0)
+        self._mouse_seen = False  # has the mouse been over the canvas yet?
+        self.minimap = Minimap(self)
+        scene.changed.connect(lambda _rects: self.minimap.refresh())  # edits, moves, zoom redraws
         self.search = NodeSearch(self.viewport())
         self.search.chosen.connect(self._add_from_search)
         self._search_at = QPointF(0, 0)
+        self._search_wire = None  # (direction, node, port, kind) of a wire dropped on the canvas
+        self._detaching = None  # the key of a wire picked up at its input
 
     @property
     def editor(self):
@@ -73,6 +80,14 @@ class GraphView(QGraphicsView):
                 painter.drawLine(QPointF(rect.left(), y), QPointF(rect.right(), y))
                 y += spacing
 
+    def scrollContentsBy(self, dx: int, dy: int) -> None:
+        super().scrollContentsBy(dx, dy)
+        self.minimap.refresh()
+
+    def resizeEvent(self, event):
+        super().resizeEvent(event)
+        self.minimap.refresh()
+
     # ---- zoom and fit -------------------------------------------------------------
     def zoom(self) -> float:
         return self.transform().m11()
@@ -93,6 +108,7 @@ class GraphView(QGraphicsView):
         self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() + shift.x())
         self.verticalScrollBar().setValue(self.verticalScrollBar().value() + shift.y())
         self.resetCachedContent()
+        self.minimap.refresh()
 
     def fit(self) -> None:
         rect = self.scene().content_rect()
@@ -110,6 +126,7 @@ class GraphView(QGraphicsView):
             self.scale(MIN_ZOOM, MIN_ZOOM)
             self.centerOn(rect.center())
         self.resetCachedContent()
+        self.minimap.refresh()
 
     def view_state(self) -> dict:
         c = self.mapToScene(self.viewport().rect().center())
@@ -127,6 +144,7 @@ class GraphView(QGraphicsView):
         z = max(MIN_ZOOM, min(MAX_ZOOM, z))
         self.scale(z, z)
         self.centerOn(cx, cy)
+        self.minimap.refresh()
         return True
 
     def center_on_ids(self, ids) -> None:
@@ -150,13 +168,29 @@ class GraphView(QGraphicsView):
         if event.button() == Qt.MouseButton.LeftButton:
             port = self.scene().port_at(pos)
             if port is not None:
+                picked = self._picked_up(port)
+                self._detaching = picked
+                if picked is not None:  # a connected input: its wire comes away with the mouse
+                    src = self.scene().edges.get(picked)
+                    port = src.src_item.ports.get(src.src_ref) if src is not None and src.src_item else None
+                    if port is None:
+                        self._detaching = None
+                        port = self.scene().port_at(pos)
+                    else:
+                        src.setVisible(False)
                 self._begin_wire(port, pos)
                 event.accept()
                 return
         super().mousePressEvent(event)
 
+    def mouse_at(self) -> QPoint | None:
+        """Where the mouse is on the canvas, or was when it last left it; None before it
+        has been over the canvas at all."""
+        return self._last_mouse.toPoint() if self._mouse_seen else None
+
     def mouseMoveEvent(self, event):
         self._last_mouse = event.position()
+        self._mouse_seen = True
         if self._pan_from is not None:
             d = event.position() - self._pan_from
             self._pan_from = event.position()
@@ -183,10 +217,18 @@ class GraphView(QGraphicsView):
     def mouseDoubleClickEvent(self, event):
         pos = self.mapToScene(event.position().toPoint())
         item = self.itemAt(event.position().toPoint())
+        if isinstance(item, RerouteItem):  # it removes itself
+            super().mouseDoubleClickEvent(event)
+            return
         while item is not None and item.parentItem() is not None:
             item = item.parentItem()
         if isinstance(item, CollapsedGroupItem):
             self.editor.set_collapsed(item.key, False)
+            return
+        if isinstance(item, EdgeItem) and self.scene().port_at(pos) is None:
+            # a reroute point where the wire was clicked, in left-to-right order
+            points = [(p.x(), p.y()) for p in item.via] + [(pos.x(), pos.y())]
+            self.editor.set_reroutes(item.key, sorted(points))
             return
         if item is None:
             self.open_search(event.position().toPoint(), pos)
@@ -219,6 +261,8 @@ class GraphView(QGraphicsView):
             return
         if event.key() == Qt.Key.Key_Escape and self._wire_from is not None:
             self._cancel_wire()
+            self._detaching = None
+            self.scene().sync()  # a wire picked up goes back
             return
         super().keyPressEvent(event)
 
@@ -230,12 +274,35 @@ class GraphView(QGraphicsView):
         super().keyReleaseEvent(event)
 
     # ---- quick-add box ----------------------------------------------------------------
-    def open_search(self, view_pos, scene_pos: QPointF) -> None:
+    def open_search(self, view_pos, scene_pos: QPointF, only: set[str] | None = None) -> None:
+        """The quick-add box; `only` limits it to these types (those a dropped wire fits)."""
+        if only is None:
+            self._search_wire = None
         self._search_at = scene_pos
-        self.search.open_at(view_pos.x(), view_pos.y())
+        self.search.open_at(view_pos.x(), view_pos.y(), only)
 
     def _add_from_search(self, type_name: str) -> None:
-        node_id = self.editor.add_node(type_name, self._search_at.x(), self._search_at.y())
+        wire, self._search_wire = self._search_wire, None
+        x, y = self._search_at.x(), self._search_at.y()
+        if wire is None:
+            node_id = self.editor.add_node(type_name, x, y)
+            self.scene().select_ids([node_id])
+            return
+        direction, other, other_port, kind = wire
+        # the new node goes on the wire's loose end: right of an output, left of an input
+        stack = self.editor.stack
+        stack.beginMacro(f"Add {type_name} on a wire")
+        node_id = self.editor.add_node(type_name, x if direction == "out" else x - style.NODE_WIDTH, y - 50)
+        ins, outs = self.editor.doc.ports(node_id)
+        if direction == "out":
+            port = next((p for p in ins if kind_accepts(p.kind, kind)), None)
+            if port is not None:
+                self.editor.connect_ports(other, other_port, node_id, port.name)
+        else:
+            port = next((p for p in outs if kind_accepts(kind, p.kind)), None)
+            if port is not None:
+                self.editor.connect_ports(node_id, port.name, other, other_port)
+        stack.endMacro()
         self.scene().select_ids([node_id])
 
     # ---- wiring -----------------------------------------------------------------------
@@ -281,6 +348,27 @@ class GraphView(QGraphicsView):
         reason = connection_problem(self.editor.doc, out.node_id, out.port, inp.node_id, inp.port)
         return f"Can't connect: {reason}" if reason else ""
 
+    def _move_wire(self, key: tuple, target: PortItem | None, pos: QPointF) -> None:
+        """A wire picked up at its input: dropped on another input it moves there, on empty
+        canvas it is removed, anywhere else it stays as it was."""
+        src, src_port, dst, dst_port = key
+        if target is not None and target.direction == "in" and (target.node_id, target.port) != (dst, dst_port):
+            from ..edits import connection_problem
+
+            reason = connection_problem(self.editor.doc, src, src_port, target.node_id, target.port)
+            if reason:
+                self.toast(pos, f"Can't connect: {reason}")
+                self.scene().sync()
+                return
+            self.editor.stack.beginMacro(f"Move wire {src}.{src_port} to {target.node_id}.{target.port}")
+            self.editor.delete([], [key])
+            self.editor.connect_ports(src, src_port, target.node_id, target.port)
+            self.editor.stack.endMacro()
+        elif target is None and self._on_empty_canvas(pos):
+            self.editor.delete([], [key])
+        else:
+            self.scene().sync()  # put the wire back
+
     def _cancel_wire(self) -> None:
         if self._wire is not None:
             self.scene().removeItem(self._wire)
@@ -291,10 +379,29 @@ class GraphView(QGraphicsView):
         for p in self.scene().all_ports():
             p.set_highlight(None)
 
+    def _picked_up(self, port: PortItem) -> tuple | None:
+        """The wire into a connected input: dragging from there moves or detaches it."""
+        if port.direction != "in":
+            return None
+        e = self.editor.doc.inbound(port.node_id, port.port)
+        return (e.src, e.src_port, e.dst, e.dst_port) if e is not None else None
+
+    def _on_empty_canvas(self, pos: QPointF) -> bool:
+        return not any(isinstance(it, (BoxItem, PortItem)) for it in self.scene().items(pos))
+
     def _end_wire(self, pos: QPointF) -> None:
         start = self._wire_from
+        detaching, self._detaching = self._detaching, None
         target = self.scene().port_at(pos)
         self._cancel_wire()
+        if detaching is not None:
+            self._move_wire(detaching, target, pos)
+            return
+        if target is None and self._on_empty_canvas(pos):
+            # a wire dropped on empty canvas: pick a node to put on its end
+            self._search_wire = (start.direction, start.node_id, start.port, start.kind)
+            self.open_search(self.mapFromScene(pos), pos, only=compatible_types(start.direction, start.kind))
+            return
         if target is None or target is start:
             return
         if start.direction == target.direction:

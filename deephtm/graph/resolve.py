@@ -255,7 +255,7 @@ def _check_edge(e: EdgeSpec, declared: dict[str, type[Node]]) -> None:
         hint = " (it is an output)" if declared[e.dst].port(e.dst_port, "out") else ""
         raise GraphError(f"node '{e.dst}' has no input port '{e.dst_port}'{hint}", where=_edge_where(e))
     if not kind_accepts(in_port.kind, out_port.kind):
-        raise GraphError(f"a {out_port.kind} output cannot feed a {in_port.kind} input", where=_edge_where(e))
+        raise GraphError(f"{_a(out_port.kind)} output cannot feed {_a(in_port.kind)} input", where=_edge_where(e))
     if e.src == e.dst and e.delay == 0:
         raise GraphError(f"cycle {e.src} -> {e.src} has no 'delay: 1' edge to break it", where=_edge_where(e))
 
@@ -382,3 +382,8 @@ def _reaches_loss_node(nid: str, port: str, fed: dict, declared: dict) -> bool:
             seen.add(dst)
             todo += [(dst, p.name) for p in cls.outputs if p.kind == "loss"]
     return False
+
+
+def _a(kind: str) -> str:
+    """'an sdr', 'an image', 'a tensor': the article goes by how the kind is spoken."""
+    return f"{'an' if kind[:1] in 'aeiou' or kind == 'sdr' else 'a'} {kind}"
