@@ -12,7 +12,7 @@ once for every series and each series pays only for building its model.
 Prints one JSON object: per series rows, cpu_s, rows_per_cpu_s, peak_rss_mb; the corpus
 totals; the slope of peak memory against rows (flat memory: near 0 bytes per row).
 
-    .venv/bin/python benchmarks/detect_corpus_speed.py [--data ../shared/data/nab/dev] [--limit N]
+    .venv/bin/python benchmarks/detect_corpus_speed.py [--data NAB_DEV_FOLDER] [--limit N]   # default: the data folder beside the project
 """
 import argparse
 import json
