@@ -327,7 +327,7 @@ class Trainer:
                                   file=str(run_dir)) from None
 
     def _restore(self, tensors: dict, meta: dict, run_dir) -> None:
-        model_sd = unpack_nodes(dict(self.model.nodes.items()), tensors, meta, str(run_dir))
+        model_sd = unpack_nodes(dict(self.model.nodes.items()), tensors, meta, str(checkpoint_path(run_dir)))
         own = self.model.state_dict()
         if set(model_sd) != set(own) or any(isinstance(v, torch.Tensor) and own[k].shape != v.shape
                                             for k, v in model_sd.items()):
