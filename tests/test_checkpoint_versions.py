@@ -99,8 +99,8 @@ def test_extra_state_is_saved_as_json_and_tensors(tmp_path, counter_type):
     tensors, meta = load_checkpoint(tmp_path)
     assert meta["nodes"]["c"] == {"type": "test.counter", "version": 2, "extra": {"count": 7}}
     assert torch.equal(tensors["extra/c/seen"], torch.arange(7))
-    assert meta["nodes"]["tm"]["type"] == "htm.tm" and meta["nodes"]["tm"]["version"] == registry.get("htm.tm").version
-    assert "extra" not in meta["nodes"]["tm"]  # a node with buffers only keeps no extra state
+    # A node with buffers only keeps no extra state.
+    assert meta["nodes"]["tm"] == {"type": "htm.tm", "version": registry.get("htm.tm").version}
     assert not any("_extra_state" in k for k in tensors)
     # The readable copy next to the checkpoint says the same.
     assert json.loads((tmp_path / "checkpoint" / "meta.json").read_text())["nodes"] == meta["nodes"]
@@ -205,3 +205,13 @@ def test_cli_refuses_an_old_node_version_in_one_line(tmp_path):
     assert again.stderr.strip().splitlines() == [
         f"deephtm: error: {out / 'checkpoint' / 'model.safetensors'}: node 'mape' (metric.mape): checkpoint has "
         "version 1, this DeepHTM has version 2; no migration"]
+
+
+def test_a_node_without_a_valid_version_is_refused(tmp_path, counter_type):
+    counter_type(CounterV2)
+    Trainer(counter_graph(), out=tmp_path).run(7)
+    tensors, meta = load_checkpoint(tmp_path)
+    meta["nodes"]["c"]["version"] = "2"
+    save_checkpoint(tmp_path, tensors, meta)
+    with pytest.raises(CheckpointError, match="node 'c' \\(test.counter\\): checkpoint gives no valid version \\('2'\\)"):
+        Trainer(counter_graph(), out=tmp_path, resume=True)

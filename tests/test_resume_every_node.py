@@ -170,7 +170,8 @@ def test_resumed_run_equals_straight_run(type_name, tmp_path):
     tensors_a, meta_a = load_checkpoint(straight)
     tensors_b, meta_b = load_checkpoint(halves)
     assert meta_a["step"] == meta_b["step"] == STEPS
-    assert not _differing(tensors_a, tensors_b), f"{type_name}: {_differing(tensors_a, tensors_b)} differ after resuming"
+    differ = _differing(tensors_a, tensors_b)
+    assert not differ, f"{type_name}: checkpoint tensors {differ} differ after resuming"
     assert meta_a.get("nodes") == meta_b.get("nodes"), f"{type_name}: node state differs after resuming"
     metrics_a = json.loads((straight / "summary.json").read_text())["metrics"]
     metrics_b = json.loads((halves / "summary.json").read_text())["metrics"]

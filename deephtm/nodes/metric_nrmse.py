@@ -45,9 +45,10 @@ class NRMSE(Node):
         # Per step: mean squared error, mean target and mean squared target over the batch.
         self.register_buffer("stats", torch.zeros(3, w))
         self.register_buffer("count", torch.zeros((), dtype=torch.long))
-        # float64 buffers, so a checkpoint holds them.
-        self.register_buffer("sums", torch.zeros(4, dtype=torch.float64))  # window 0: squared error, target, squared target, items
-        self.register_buffer("series", torch.zeros(3, dtype=torch.float64))  # every target: count, mean, M2 (Welford)
+        # float64 buffers, so a checkpoint holds them. Window 0: the sums of the squared errors,
+        # the targets, the squared targets, and the items; every target: count, mean, M2 (Welford).
+        self.register_buffer("sums", torch.zeros(4, dtype=torch.float64))
+        self.register_buffer("series", torch.zeros(3, dtype=torch.float64))
 
     def forward(self, ctx, pred, target):
         p = self.p

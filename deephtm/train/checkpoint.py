@@ -109,11 +109,13 @@ def unpack_nodes(nodes: dict[str, Node], tensors: dict[str, torch.Tensor], meta:
             extra.update({k[len(f"extra/{nid}/"):]: v for k, v in tensors.items()
                           if k.startswith(f"extra/{nid}/")})
         old, new = saved.get("version"), type(node).version
+        if type(old) is not int:
+            raise CheckpointError(f"node '{nid}' ({node.type_name}): checkpoint gives no valid version "
+                                  f"({old!r})", file=file)
         if old != new:
-            migrated = type(node).migrate_state(old, own, extra) \
-                if isinstance(old, int) and old < new else None
+            migrated = type(node).migrate_state(old, own, extra) if old < new else None
             if migrated is None:
-                why = "no migration" if isinstance(old, int) and old < new else "a newer DeepHTM wrote it"
+                why = "no migration" if old < new else "a newer DeepHTM wrote it"
                 raise CheckpointError(f"node '{nid}' ({node.type_name}): checkpoint has version {old}, "
                                       f"this DeepHTM has version {new}; {why}", file=file)
             own, extra = migrated
