@@ -26,6 +26,10 @@ class MAPE(Node):
         require_same_shape(shapes, "target", like="pred")
         return {}
 
+    @classmethod
+    def param_count(cls, p, shapes):
+        return 2  # the two sums
+
     def __init__(self, p, shapes):
         super().__init__(p, shapes)
         # float64 buffers: checkpointed, and summed on the device without a sync per step.

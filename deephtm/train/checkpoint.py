@@ -63,14 +63,18 @@ def has_extra_state(node: torch.nn.Module) -> bool:
     return type(node).get_extra_state is not torch.nn.Module.get_extra_state
 
 
-def pack_nodes(nodes: dict[str, Node], tensors: dict[str, torch.Tensor]) -> dict:
-    """Each node's type, version and extra state, for meta["nodes"]; the extra state's tensors
-    go into `tensors`."""
+def pack_nodes(nodes: dict[str, Node], state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> dict:
+    """Each node's type, version and extra state (taken from `state`, the GraphModule's
+    state_dict), for meta["nodes"]; the extra state's tensors go into `tensors`."""
+    own_keys = {f"nodes.{nid}.{EXTRA_STATE_KEY}" for nid in nodes}
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor) and key not in own_keys:
+            raise TypeError(f"'{key}': only a node itself may keep extra state, not a module inside it")
     packed = {}
     for nid, node in nodes.items():
         entry = {"type": node.type_name, "version": type(node).version}
         if has_extra_state(node):
-            extra = node.get_extra_state()
+            extra = state[f"nodes.{nid}.{EXTRA_STATE_KEY}"]
             if not isinstance(extra, dict):
                 raise TypeError(f"node '{nid}' ({node.type_name}): get_extra_state must return a dict")
             entry["extra"] = {}

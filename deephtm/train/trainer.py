@@ -300,7 +300,8 @@ class Trainer:
         if not bool(torch.isfinite(self._loss_sum)) or not all(bool(torch.isfinite(p).all())
                                                                 for p in self.model.parameters()):
             self._diverged(self.step)
-        tensors = {f"model/{k}": v for k, v in self.model.state_dict().items() if isinstance(v, torch.Tensor)}
+        state = self.model.state_dict()  # a node's extra state too: pack_nodes stores it
+        tensors = {f"model/{k}": v for k, v in state.items() if isinstance(v, torch.Tensor)}
         for (nid, port), v in self.model.delayed.items():
             tensors[f"delayed/{nid}/{port}"] = v
         tensors["rng/generator"] = self.generator.get_state()
@@ -308,7 +309,7 @@ class Trainer:
         tensors["trainer/loss_sum"] = self._loss_sum
         meta = {"step": self.step, "wall_s": self.wall_s, "graph": self.graph.to_dict(),
                 "config": self.config.to_dict(), "last_metrics": self.last_metrics, "loss_n": self._loss_n,
-                "nodes": pack_nodes(dict(self.model.nodes.items()), tensors)}
+                "nodes": pack_nodes(dict(self.model.nodes.items()), state, tensors)}
         if self.optimizer is not None:
             meta["optimizer"] = pack_optimizer(self.optimizer, tensors)
         path = save_checkpoint(self.out, tensors, meta)
