@@ -182,6 +182,21 @@ class Node(nn.Module):
         every row, skipped rows included (None for the empty column name)."""
         raise NotImplementedError
 
+    # ---- state and versions ----------------------------------------------------
+    # Whatever a node keeps from one step to the next must reach the checkpoint, or a resumed
+    # run drifts from one that never stopped. Tensors are registered buffers; anything else
+    # (counters, Python floats, per-stream lists, generator states) goes through torch's
+    # get_extra_state/set_extra_state as a dict of JSON values and tensors (see
+    # deephtm/train/checkpoint.py). Change what a node keeps, and bump its `version`.
+    @classmethod
+    def migrate_state(cls, old_version: int, tensors: dict[str, torch.Tensor],
+                      extra: dict | None) -> tuple[dict[str, torch.Tensor], dict | None] | None:
+        """Map a checkpoint of an older `version` of this node onto this one: `tensors` holds
+        the node's state_dict entries by their names inside the node, `extra` its extra state
+        (None if that version kept none). Returns the new (tensors, extra), or None when there
+        is no faithful migration, and the checkpoint is refused."""
+        return None
+
 
 def _port_dict(p: Port) -> dict:
     d = {"name": p.name, "kind": p.kind, "doc": p.doc}

@@ -30,6 +30,7 @@ SQRT2 = math.sqrt(2.0)
 
 class AnomalyLikelihood(Node):
     type_name = "anomaly.likelihood"
+    version = 2  # 2: the streams' state is saved (extra state)
     category = "anomaly"
     live_role = "anomaly"
     stream_role = "likelihood"
@@ -87,6 +88,23 @@ class AnomalyLikelihood(Node):
         # Plain Python floats per stream: a few numbers per step cost far less than tensor ops.
         self.streams = [_Stream(self.p) for _ in range(batch)]
 
+    def get_extra_state(self):
+        # Each stream's scalars as JSON; each average's windows as [batch, window] float64 tensors.
+        state = {"streams": [s.scalars() for s in self.streams]}
+        for i in range(len(self.streams[0].averages)):
+            state[f"recent_{i}"] = torch.tensor([s.averages[i].recent for s in self.streams], dtype=torch.float64)
+            state[f"history_{i}"] = torch.tensor([s.averages[i].hist for s in self.streams], dtype=torch.float64)
+        return state
+
+    def set_extra_state(self, state):
+        if len(state["streams"]) != len(self.streams):
+            raise ValueError(f"{len(state['streams'])} streams saved, {len(self.streams)} run")
+        for b, (stream, scalars) in enumerate(zip(self.streams, state["streams"])):
+            stream.load_scalars(scalars)
+            for i, a in enumerate(stream.averages):
+                a.recent = state[f"recent_{i}"][b].tolist()
+                a.hist = state[f"history_{i}"][b].tolist()
+
     def forward(self, ctx, raw, value=None, gap=None):
         n = len(self.streams)
         rows = [s.update(r, v, g) for s, r, v, g in zip(self.streams, raw.detach().reshape(-1).tolist(),
@@ -123,6 +141,16 @@ class _Stream:
         self.since_flag = 10**9
         self.below = 10**9  # steps in a row with the score below the threshold
         self.lo = self.hi = None  # the range of the values seen so far (range check)
+
+    def scalars(self) -> dict:
+        return {"t": self.t, "since_flag": self.since_flag, "below": self.below, "lo": self.lo, "hi": self.hi,
+                "averages": [a.scalars() for a in self.averages]}
+
+    def load_scalars(self, d: dict) -> None:
+        self.t, self.since_flag, self.below = int(d["t"]), int(d["since_flag"]), int(d["below"])
+        self.lo, self.hi = d["lo"], d["hi"]
+        for a, saved in zip(self.averages, d["averages"], strict=True):
+            a.load_scalars(saved)
 
     def update(self, r: float, v: float | None = None, gap: float | None = None) -> tuple[float, float, float]:
         p, t = self.p, self.t
@@ -167,6 +195,14 @@ class _Average:
         self.hist_n = 0
         self.hist_sum = 0.0
         self.hist_sq = 0.0
+
+    def scalars(self) -> dict:
+        return {"recent_sum": self.recent_sum, "hist_n": self.hist_n, "hist_sum": self.hist_sum,
+                "hist_sq": self.hist_sq}
+
+    def load_scalars(self, d: dict) -> None:
+        self.recent_sum, self.hist_n = float(d["recent_sum"]), int(d["hist_n"])
+        self.hist_sum, self.hist_sq = float(d["hist_sum"]), float(d["hist_sq"])
 
     def update(self, r: float, t: int, learning_period: int, estimation_samples: int) -> float:
         """Add step t's raw anomaly; P(an average at least this high) under the history's

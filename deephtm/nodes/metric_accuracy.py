@@ -9,6 +9,7 @@ from ..graph.spec import Param, Port
 
 class Accuracy(Node):
     type_name = "metric.accuracy"
+    version = 2  # 2: the window and the trace are saved (extra state)
     category = "metric"
     doc = ("Fraction of correct predictions among the last 'window' scored items (steps x streams "
            "where mask is 1). With swap_step, also the accuracy just before the swap and at the end, "
@@ -63,6 +64,17 @@ class Accuracy(Node):
         if len(self.trace) > self.p["history"]:
             del self.trace[: len(self.trace) - self.p["history"]]
         return {}
+
+    def get_extra_state(self):
+        # The ring and the trace as tensors: the trace may hold a million items.
+        return {"n": self.n, "hits": self.hits, "ring": torch.tensor(self.ring, dtype=torch.float64),
+                "trace_step": torch.tensor([s for s, _ in self.trace], dtype=torch.int64),
+                "trace_value": torch.tensor([a for _, a in self.trace], dtype=torch.float64)}
+
+    def set_extra_state(self, state):
+        self.n, self.hits = int(state["n"]), float(state["hits"])
+        self.ring = state["ring"].tolist()
+        self.trace = list(zip(state["trace_step"].tolist(), state["trace_value"].tolist()))
 
     def value(self):
         if self.n == 0:

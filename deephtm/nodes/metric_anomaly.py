@@ -1,10 +1,13 @@
 """metric.anomaly: the mean raw anomaly score over a moving window."""
+import torch
+
 from ..node import Node
 from ..graph.spec import Param, Port
 
 
 class MeanAnomaly(Node):
     type_name = "metric.anomaly"
+    version = 2  # 2: the window is saved (extra state)
     category = "metric"
     doc = "Mean of a raw anomaly score (e.g. htm.tm's 'anomaly') over the last 'window' steps from 'start' on."
     is_metric = True
@@ -37,6 +40,13 @@ class MeanAnomaly(Node):
             if slot == w - 1:  # re-sum once per lap: no drift
                 self.total = sum(self.ring)
         return {}
+
+    def get_extra_state(self):
+        return {"n": self.n, "total": self.total, "ring": torch.tensor(self.ring, dtype=torch.float64)}
+
+    def set_extra_state(self, state):
+        self.n, self.total = int(state["n"]), float(state["total"])
+        self.ring = state["ring"].tolist()
 
     def value(self):
         if self.n == 0:

@@ -23,6 +23,7 @@ from .source_digits import SIDE, digits_split
 
 class DigitsMetric(Node):
     type_name = "metric.digits"
+    version = 2  # 2: the windows and the last images are saved (extra state)
     category = "metric"
     doc = ("Generated 8x8 digits: image_mse against the real next digit and generated_accuracy, the "
            "accuracy of a logistic-regression classifier trained on the held-out real digits, over the "
@@ -86,6 +87,22 @@ class DigitsMetric(Node):
             for b, c in enumerate(labels.tolist()):
                 self.last[int(c)] = (target[b, 0].cpu(), pred[b, 0].cpu())
         return {}
+
+    def get_extra_state(self):
+        classes = sorted(self.last)
+        empty = torch.zeros(0, SIDE, SIDE)
+        return {"sq_err": torch.tensor(list(self.sq_err), dtype=torch.float64),
+                "correct": torch.tensor(list(self.correct), dtype=torch.float64),
+                "last_class": torch.tensor(classes, dtype=torch.int64),
+                "last_real": torch.stack([self.last[c][0] for c in classes]) if classes else empty,
+                "last_generated": torch.stack([self.last[c][1] for c in classes]) if classes else empty}
+
+    def set_extra_state(self, state):
+        w = self.p["window"]
+        self.sq_err = deque(state["sq_err"].tolist(), maxlen=w)
+        self.correct = deque(state["correct"].tolist(), maxlen=w)
+        self.last = {c: (real, gen) for c, real, gen in
+                     zip(state["last_class"].tolist(), state["last_real"], state["last_generated"])}
 
     def value(self):
         if not self.sq_err:

@@ -14,6 +14,7 @@ from ..graph.spec import Param, Port
 
 class NRMSE(Node):
     type_name = "metric.nrmse"
+    version = 2  # 2: the window-0 sums and the series' moments are buffers
     category = "metric"
     doc = ("Normalized RMSE: over the last 'window' steps / the target's std over those steps, or "
            "(window 0) over every step from 'start' on / the std chosen by 'divide_by'.")
@@ -36,7 +37,7 @@ class NRMSE(Node):
 
     @classmethod
     def param_count(cls, p, shapes):
-        return 3 * max(p["window"], 1) + 1  # + the step counter
+        return 3 * max(p["window"], 1) + 1 + 7  # + the step counter, the sums and the moments
 
     def __init__(self, p, shapes):
         super().__init__(p, shapes)
@@ -44,28 +45,29 @@ class NRMSE(Node):
         # Per step: mean squared error, mean target and mean squared target over the batch.
         self.register_buffer("stats", torch.zeros(3, w))
         self.register_buffer("count", torch.zeros((), dtype=torch.long))
-        self.sums = [0.0, 0.0, 0.0, 0]  # window 0: squared error, target, squared target, items
-        self.series = [0, 0.0, 0.0]  # every target: count, mean, M2 (Welford, float64)
+        # float64 buffers, so a checkpoint holds them. Window 0: the sums of the squared errors,
+        # the targets, the squared targets, and the items; every target: count, mean, M2 (Welford).
+        self.register_buffer("sums", torch.zeros(4, dtype=torch.float64))
+        self.register_buffer("series", torch.zeros(3, dtype=torch.float64))
 
     def forward(self, ctx, pred, target):
         p = self.p
         with torch.no_grad():
             t = target.detach()
             if p["divide_by"] == "series":
+                n, mean, m2 = self.series.tolist()
                 for v in t.double().reshape(-1).tolist():
-                    n, mean, m2 = self.series
                     n += 1
                     d = v - mean
                     mean += d / n
-                    self.series = [n, mean, m2 + d * (v - mean)]
+                    m2 += d * (v - mean)
+                self.series.copy_(torch.tensor([n, mean, m2], dtype=torch.float64))
             if ctx.step < p["start"]:
                 return {}
             if p["window"] == 0:
                 e, td = (pred.detach() - t).double(), t.double()
-                self.sums[0] += float(e.pow(2).sum())
-                self.sums[1] += float(td.sum())
-                self.sums[2] += float(td.pow(2).sum())
-                self.sums[3] += t.numel()
+                self.sums += torch.stack((e.pow(2).sum(), td.sum(), td.pow(2).sum(),
+                                          torch.tensor(float(t.numel()), dtype=torch.float64, device=td.device)))
                 return {}
             # Few ops per step (it runs every step of every run): one stacked mean, one copy.
             t = t.reshape(-1)
@@ -75,19 +77,26 @@ class NRMSE(Node):
             self.count.add_(1)
         return {}
 
+    @classmethod
+    def migrate_state(cls, old_version, tensors, extra):
+        # Version 1 kept these in Python and started them at zero on resume; so does this.
+        # Exact for a moving window divided by the scored targets (the default).
+        return dict(tensors, sums=torch.zeros(4, dtype=torch.float64),
+                    series=torch.zeros(3, dtype=torch.float64)), extra
+
     def value(self):
         if self.p["window"] == 0:
-            n = self.sums[3]
+            err, tot, tot_sq, n = self.sums.tolist()
             if n == 0:
                 return None
-            mse, mean, sq = self.sums[0] / n, self.sums[1] / n, self.sums[2] / n
+            mse, mean, sq = err / n, tot / n, tot_sq / n
         else:
             n = int(min(int(self.count), self.p["window"]))
             if n == 0:
                 return None
             mse, mean, sq = self.stats[:, :n].mean(1).tolist()
         if self.p["divide_by"] == "series":
-            k, _, m2 = self.series
+            k, _, m2 = self.series.tolist()
             std = math.sqrt(m2 / (k - 1)) if k > 1 else 0.0
         else:
             std = max(sq - mean * mean, 0.0) ** 0.5

@@ -10,6 +10,7 @@ from ..graph.spec import Param, Port
 
 class PositionError(Node):
     type_name = "metric.position_error"
+    version = 2  # 2: the window is saved (extra state)
     category = "metric"
     doc = ("Mean Euclidean distance between the predicted and the true position, as a fraction of the "
            "arena's side, over the last 'window' scored items (where mask is 1, e.g. after 100 moves).")
@@ -48,6 +49,12 @@ class PositionError(Node):
                 err = err[mask.detach().reshape(-1) > 0.5]
             self.errors.extend(err.tolist())
         return {}
+
+    def get_extra_state(self):
+        return {"errors": torch.tensor(list(self.errors), dtype=torch.float64)}
+
+    def set_extra_state(self, state):
+        self.errors = deque(state["errors"].tolist(), maxlen=self.p["window"])
 
     def value(self):
         return float(np.mean(self.errors)) if self.errors else None

@@ -8,6 +8,7 @@ from .htm_sp import usage_entropy_ratio
 
 class SDREntropy(Node):
     type_name = "metric.sp_entropy"
+    version = 2  # 2: the step count is saved (extra state)
     category = "metric"
     doc = ("Entropy of the units' duty cycles (moving averages of how often each unit is active) over "
            "its maximum log(units): 1.0 when every column is used equally, 0 when one column does all.")
@@ -39,6 +40,12 @@ class SDREntropy(Node):
         a = max(self.p["inertia"], 0.0) if self.steps * (1 - self.p["inertia"]) >= 1 else 1 - 1 / self.steps
         self.duty.mul_(a).add_(active, alpha=1 - a)
         return {}
+
+    def get_extra_state(self):
+        return {"steps": self.steps}
+
+    def set_extra_state(self, state):
+        self.steps = int(state["steps"])
 
     def value(self):
         if self.steps == 0 or float(self.duty.sum()) == 0:

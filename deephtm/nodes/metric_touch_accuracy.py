@@ -1,6 +1,7 @@
 """metric.touch_accuracy: recognition accuracy as a function of the number of touches."""
 from collections import deque
 
+import torch
 
 from ..node import Node, require
 from ..graph.spec import Param, Port
@@ -8,6 +9,7 @@ from ..graph.spec import Param, Port
 
 class TouchAccuracy(Node):
     type_name = "metric.touch_accuracy"
+    version = 2  # 2: the windows are saved (extra state)
     category = "metric"
     doc = ("Accuracy of the object guessed after 1, 2, ..., max_touches touches, each over its last "
            "'window' episodes: accuracy_after_touches (a list) and accuracy_after_N_touches for N = 'report'.")
@@ -51,6 +53,16 @@ class TouchAccuracy(Node):
             if 1 <= t <= self.p["max_touches"]:
                 self.hits[t - 1].append(float(r))
         return {}
+
+    def get_extra_state(self):
+        # One row per touch count, padded with -1 (a hit is 0 or 1).
+        rows = torch.full((len(self.hits), self.p["window"]), -1.0)
+        for row, h in zip(rows, self.hits):
+            row[: len(h)] = torch.tensor(list(h))
+        return {"hits": rows}
+
+    def set_extra_state(self, state):
+        self.hits = [deque([v for v in row if v >= 0], maxlen=self.p["window"]) for row in state["hits"].tolist()]
 
     def value(self):
         if not all(self.hits):  # until a whole episode has been scored

@@ -15,6 +15,7 @@ from ..graph.spec import Param, Port
 
 class SequenceSource(Node):
     type_name = "source.sequence"
+    version = 2  # 2: the streams and the generator are saved (extra state)
     category = "source"
     doc = ("High-order symbol sequences (pairs sharing a middle part, separated by random noise "
            "elements; the pairs' endings swap at 'swap_step'). Outputs the current symbol, the next "
@@ -124,6 +125,16 @@ class SequenceSource(Node):
         while step - self.stream_step[b] >= len(stream):
             self._extend(b, self.stream_step[b] + len(stream))
         return stream[step - self.stream_step[b]]
+
+    def get_extra_state(self):
+        # The sequences themselves follow from the params; what was drawn since does not.
+        return {"rng": self.rng.get_state(), "stream_step": list(self.stream_step),
+                "streams": [[[s, last] for s, last in stream] for stream in self.streams]}
+
+    def set_extra_state(self, state):
+        self.rng.set_state(state["rng"])
+        self.stream_step = [int(s) for s in state["stream_step"]]
+        self.streams = [[(int(s), bool(last)) for s, last in stream] for stream in state["streams"]]
 
     def forward(self, ctx):
         s = self.p["symbols"]

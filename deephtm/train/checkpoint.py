@@ -1,5 +1,14 @@
 """Checkpoints as one safetensors file: every tensor (weights, buffers, optimizer state,
-delayed values, RNG states) plus JSON metadata. No pickle is ever read or written."""
+delayed values, RNG states) plus JSON metadata. No pickle is ever read or written.
+
+Tensor names: model/<state_dict key> (weights and buffers), extra/<node id>/<name> (tensors of
+a node's extra state), delayed/<node id>/<port>, optim/<group>/<name>, rng/..., trainer/....
+
+Node state that is not a buffer is a node's extra state (torch's get_extra_state, a dict):
+its tensors are stored as extra/<node id>/<name>, its JSON values in the metadata under
+"nodes": {<node id>: {"type", "version", "extra"}}. Every node is listed there with its type
+and version, so a checkpoint of an older version of a node is migrated by the node's
+migrate_state, or refused; a checkpoint without "nodes" predates versions: all version 1."""
 from __future__ import annotations
 
 import json
@@ -13,12 +22,15 @@ from safetensors.torch import save as st_save
 
 from ..errors import CheckpointError
 from ..atomic import atomic_write_bytes
+from ..node import Node
 
 CHECKPOINT_FILE = "model.safetensors"
 META_FILE = "meta.json"
 CHECKPOINT_FORMAT = 1
 # Files that usually hold pickles (torch.save and friends). Unpickling runs code, so these
 # are refused by name, never opened.
+# The key under which torch's state_dict() holds a module's get_extra_state().
+EXTRA_STATE_KEY = "_extra_state"
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt", ".tar")
 
 
@@ -44,6 +56,80 @@ def unpack_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor
             _, idx, name = key.split("/", 2)
             state.setdefault(int(idx), {})[name] = value
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def has_extra_state(node: torch.nn.Module) -> bool:
+    """Whether the node's class keeps state through get_extra_state (torch's own test)."""
+    return type(node).get_extra_state is not torch.nn.Module.get_extra_state
+
+
+def pack_nodes(nodes: dict[str, Node], state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> dict:
+    """Each node's type, version and extra state (taken from `state`, the GraphModule's
+    state_dict), for meta["nodes"]; the extra state's tensors go into `tensors`."""
+    own_keys = {f"nodes.{nid}.{EXTRA_STATE_KEY}" for nid in nodes}
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor) and key not in own_keys:
+            raise TypeError(f"'{key}': only a node itself may keep extra state, not a module inside it")
+    packed = {}
+    for nid, node in nodes.items():
+        entry = {"type": node.type_name, "version": type(node).version}
+        if has_extra_state(node):
+            extra = state[f"nodes.{nid}.{EXTRA_STATE_KEY}"]
+            if not isinstance(extra, dict):
+                raise TypeError(f"node '{nid}' ({node.type_name}): get_extra_state must return a dict")
+            entry["extra"] = {}
+            for name, value in extra.items():
+                if isinstance(value, torch.Tensor):
+                    tensors[f"extra/{nid}/{name}"] = value
+                else:
+                    entry["extra"][name] = value
+            try:
+                json.dumps(entry["extra"])
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"node '{nid}' ({node.type_name}): extra state is not JSON ({exc})") from None
+        packed[nid] = entry
+    return packed
+
+
+def unpack_nodes(nodes: dict[str, Node], tensors: dict[str, torch.Tensor], meta: dict,
+                 file: str) -> dict[str, Any]:
+    """The model's state dict (keys as GraphModule.state_dict() names them, extra states
+    included) from a checkpoint, each node's part migrated from an older version of the node
+    by its migrate_state. Raises CheckpointError when a node's version cannot be loaded."""
+    saved_nodes = meta.get("nodes")
+    if saved_nodes is not None and not isinstance(saved_nodes, dict):
+        raise CheckpointError("checkpoint metadata 'nodes' is not an object", file=file)
+    state: dict[str, Any] = {}
+    for nid, node in nodes.items():
+        prefix = f"nodes.{nid}."
+        own = {k[len("model/" + prefix):]: v for k, v in tensors.items() if k.startswith("model/" + prefix)}
+        saved = (saved_nodes or {}).get(nid, {"type": node.type_name, "version": 1})
+        if saved.get("type") != node.type_name:
+            raise CheckpointError(f"node '{nid}' is a {saved.get('type')} in the checkpoint, "
+                                  f"a {node.type_name} in this graph", file=file)
+        extra = saved.get("extra")
+        if extra is not None:
+            extra = dict(extra)
+            extra.update({k[len(f"extra/{nid}/"):]: v for k, v in tensors.items()
+                          if k.startswith(f"extra/{nid}/")})
+        old, new = saved.get("version"), type(node).version
+        if type(old) is not int:
+            raise CheckpointError(f"node '{nid}' ({node.type_name}): checkpoint gives no valid version "
+                                  f"({old!r})", file=file)
+        if old != new:
+            migrated = type(node).migrate_state(old, own, extra) if old < new else None
+            if migrated is None:
+                why = "no migration" if old < new else "a newer DeepHTM wrote it"
+                raise CheckpointError(f"node '{nid}' ({node.type_name}): checkpoint has version {old}, "
+                                      f"this DeepHTM has version {new}; {why}", file=file)
+            own, extra = migrated
+        state.update({prefix + k: v for k, v in own.items()})
+        if has_extra_state(node):
+            if extra is None:
+                raise CheckpointError(f"node '{nid}' ({node.type_name}): checkpoint holds none of its "
+                                      "extra state", file=file)
+            state[prefix + EXTRA_STATE_KEY] = extra
+    return state
 
 
 def save_checkpoint(run_dir: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict) -> Path:

@@ -64,7 +64,8 @@ class GraphModule(nn.Module):
         self.reset_delayed()
 
     def reset_delayed(self) -> None:
-        device = next((t.device for t in self.state_dict().values()), torch.device("cpu"))
+        device = next((t.device for t in self.state_dict().values() if isinstance(t, torch.Tensor)),
+                      torch.device("cpu"))  # a node's extra state is no tensor
         self.delayed = {
             key: torch.zeros((self.batch,) + tuple(self.resolved.shape_of(*key)), device=device)
             for key in self.delayed_keys

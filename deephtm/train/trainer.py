@@ -11,7 +11,8 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import checkpoint_path, load_checkpoint, pack_optimizer, save_checkpoint, unpack_optimizer
+from .checkpoint import (checkpoint_path, load_checkpoint, pack_nodes, pack_optimizer, save_checkpoint,
+                         unpack_nodes, unpack_optimizer)
 from .compile import GraphModule
 from .rundir import write_summary
 from .optim import make_optimizer, optimizer_step
@@ -296,14 +297,16 @@ class Trainer:
         if not bool(torch.isfinite(self._loss_sum)) or not all(bool(torch.isfinite(p).all())
                                                                 for p in self.model.parameters()):
             self._diverged(self.step)
-        tensors = {f"model/{k}": v for k, v in self.model.state_dict().items()}
+        state = self.model.state_dict()  # a node's extra state too: pack_nodes stores it
+        tensors = {f"model/{k}": v for k, v in state.items() if isinstance(v, torch.Tensor)}
         for (nid, port), v in self.model.delayed.items():
             tensors[f"delayed/{nid}/{port}"] = v
         tensors["rng/generator"] = self.generator.get_state()
         tensors["rng/torch"] = torch.get_rng_state()
         tensors["trainer/loss_sum"] = self._loss_sum
         meta = {"step": self.step, "wall_s": self.wall_s, "graph": self.graph.to_dict(),
-                "config": self.config.to_dict(), "last_metrics": self.last_metrics, "loss_n": self._loss_n}
+                "config": self.config.to_dict(), "last_metrics": self.last_metrics, "loss_n": self._loss_n,
+                "nodes": pack_nodes(dict(self.model.nodes.items()), state, tensors)}
         if self.optimizer is not None:
             meta["optimizer"] = pack_optimizer(self.optimizer, tensors)
         path = save_checkpoint(self.out, tensors, meta)
@@ -322,9 +325,10 @@ class Trainer:
                                   file=str(run_dir)) from None
 
     def _restore(self, tensors: dict, meta: dict, run_dir) -> None:
-        model_sd = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
+        model_sd = unpack_nodes(dict(self.model.nodes.items()), tensors, meta, str(checkpoint_path(run_dir)))
         own = self.model.state_dict()
-        if set(model_sd) != set(own) or any(own[k].shape != v.shape for k, v in model_sd.items()):
+        if set(model_sd) != set(own) or any(isinstance(v, torch.Tensor) and own[k].shape != v.shape
+                                            for k, v in model_sd.items()):
             raise CheckpointError("checkpoint does not match this graph's nodes or sizes",
                                   file=str(run_dir))
         self.model.load_state_dict(model_sd)
