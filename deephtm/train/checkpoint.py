@@ -8,16 +8,25 @@ Node state that is not a buffer is a node's extra state (torch's get_extra_state
 its tensors are stored as extra/<node id>/<name>, its JSON values in the metadata under
 "nodes": {<node id>: {"type", "version", "extra"}}. Every node is listed there with its type
 and version, so a checkpoint of an older version of a node is migrated by the node's
-migrate_state, or refused; a checkpoint without "nodes" predates versions: all version 1."""
+migrate_state, or refused; a checkpoint without "nodes" predates versions: all version 1.
+
+Every tensor's BLAKE2b digest is stored in the metadata ("digests") and checked on load, so a
+damaged file is refused instead of trained on. Loading reads the whole file into memory: a
+memory-mapped file that another process truncates or replaces would kill the trainer with
+SIGBUS. The metadata's numbers (step, wall time) are range-checked."""
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
+import struct
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from ..errors import CheckpointError
@@ -32,6 +41,8 @@ CHECKPOINT_FORMAT = 1
 # The key under which torch's state_dict() holds a module's get_extra_state().
 EXTRA_STATE_KEY = "_extra_state"
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt", ".tar")
+MAX_STEP = 10**9  # training's own limit on steps
+MAX_CHECKPOINT_BYTES = 16 * 1024**3  # far above the graph budget's weights and optimizer state
 
 
 def checkpoint_path(run_dir: str | os.PathLike) -> Path:
@@ -135,7 +146,7 @@ def unpack_nodes(nodes: dict[str, Node], tensors: dict[str, torch.Tensor], meta:
 def save_checkpoint(run_dir: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict) -> Path:
     path = checkpoint_path(run_dir)
     clean = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    meta = dict(meta, checkpoint_format=CHECKPOINT_FORMAT)
+    meta = dict(meta, checkpoint_format=CHECKPOINT_FORMAT, digests={k: digest(v) for k, v in clean.items()})
     data = st_save(clean, metadata={"deephtm": json.dumps(meta)})
     atomic_write_bytes(path, data)
     # A readable copy of the metadata; the copy inside the safetensors file is the one read back.
@@ -161,17 +172,25 @@ def has_checkpoint(run_dir: str | os.PathLike) -> bool:
     return False
 
 
+def digest(t: torch.Tensor) -> str:
+    """A checksum of a tensor's bytes (with its dtype and shape)."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+    h.update(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 def load_checkpoint(run_dir: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
     path = checkpoint_path(run_dir)
     if not has_checkpoint(run_dir):
         raise CheckpointError("no checkpoint found", file=str(path))
     try:
-        tensors = {}
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            meta_text = (f.metadata() or {}).get("deephtm")
-            for key in f.keys():
-                tensors[key] = f.get_tensor(key)
-    except (SafetensorError, OSError, ValueError) as exc:
+        if not path.is_file() or path.stat().st_size > MAX_CHECKPOINT_BYTES:
+            raise CheckpointError("not a regular file of a checkpoint's size", file=str(path))
+        data = path.read_bytes()  # in memory: nothing a change to the file can pull away (SIGBUS)
+        tensors = st_load(data)
+        meta_text = _header(data).get("__metadata__", {}).get("deephtm")
+    except (SafetensorError, OSError, ValueError, struct.error, AttributeError, RecursionError) as exc:
         raise CheckpointError(f"not a readable safetensors checkpoint ({exc})", file=str(path)) from None
     if meta_text is None:
         raise CheckpointError("not a DeepHTM checkpoint (no metadata)", file=str(path))
@@ -183,4 +202,38 @@ def load_checkpoint(run_dir: str | os.PathLike) -> tuple[dict[str, torch.Tensor]
         raise CheckpointError("checkpoint metadata is not a JSON object", file=str(path))
     if meta.get("checkpoint_format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"unknown checkpoint format {meta.get('checkpoint_format')!r}", file=str(path))
+    check_digests(tensors, meta, str(path))
+    check_numbers(meta, str(path))
     return tensors, meta
+
+
+def _header(data: bytes) -> dict:
+    """The safetensors JSON header (its first 8 bytes give its length)."""
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    if not isinstance(header, dict):
+        raise ValueError("the header is not a JSON object")
+    return header
+
+
+def check_digests(tensors: dict[str, torch.Tensor], meta: dict, path: str) -> None:
+    digests = meta.get("digests")
+    if digests is None:
+        return  # written before checksums were stored
+    if not isinstance(digests, dict) or set(digests) != set(tensors):
+        raise CheckpointError("checkpoint is damaged: its tensors do not match their list", file=path)
+    for key, value in tensors.items():
+        if digest(value) != digests[key]:
+            raise CheckpointError(f"checkpoint is damaged: tensor '{key}' fails its checksum", file=path)
+
+
+def check_numbers(meta: dict, path: str) -> None:
+    step = meta.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEP:
+        raise CheckpointError(f"checkpoint step {step!r:.40} is not an integer in [0, {MAX_STEP:,}]", file=path)
+    wall = meta.get("wall_s", 0.0)
+    if isinstance(wall, bool) or not isinstance(wall, (int, float)) or not (math.isfinite(wall) and wall >= 0):
+        raise CheckpointError(f"checkpoint wall time {wall!r:.40} is not a finite number >= 0", file=path)
+    loss_n = meta.get("loss_n", 0)
+    if isinstance(loss_n, bool) or not isinstance(loss_n, int) or not 0 <= loss_n <= MAX_STEP:
+        raise CheckpointError(f"checkpoint loss count {loss_n!r:.40} is out of range", file=path)

@@ -318,11 +318,23 @@ class Trainer:
         if run_dir is None:
             raise CheckpointError("resume needs a run directory")
         tensors, meta = load_checkpoint(run_dir)
+        self._check_compatible(meta, run_dir)
         try:
             self._restore(tensors, meta, run_dir)
         except (KeyError, ValueError, TypeError, RuntimeError, AttributeError) as exc:
             raise CheckpointError(f"checkpoint is damaged or incomplete ({type(exc).__name__}: {exc})",
                                   file=str(run_dir)) from None
+
+    def _check_compatible(self, meta: dict, run_dir) -> None:
+        """Say plainly why a whole checkpoint cannot continue this run (not 'damaged')."""
+        where = str(checkpoint_path(run_dir))
+        config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+        saved, now = config.get("optimizer"), self.config.optimizer
+        if saved is not None and saved != now:
+            raise CheckpointError(f"the run was trained with optimizer '{saved}' and this graph uses '{now}': "
+                                  f"resume with '{saved}', or train afresh", file=where)
+        if self.optimizer is not None and "optimizer" not in meta:
+            raise CheckpointError("checkpoint has no optimizer state to continue from", file=where)
 
     def _restore(self, tensors: dict, meta: dict, run_dir) -> None:
         model_sd = unpack_nodes(dict(self.model.nodes.items()), tensors, meta, str(checkpoint_path(run_dir)))
