@@ -1,5 +1,5 @@
-"""Fuzzing the files the CLI reads besides graphs: the CSV that `detect` scores, and the
-scores CSV and windows JSON that `score` reads. Every generated case must end in exit 0 or
+"""Fuzzing the files the CLI reads besides graphs: the CSV that `detect` scores, the scores
+CSV and windows JSON that `score` reads, and the checkpoint that `train --resume` loads. Every generated case must end in exit 0 or
 exit 2 with one line on stderr, within a few seconds, in bounded memory, and leave its input
 files as they were."""
 import json
@@ -7,6 +7,7 @@ import resource
 import string
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -157,3 +158,47 @@ def test_score_on_fuzzed_scores_and_windows(tmp_path_factory, capsys, scores_tex
     if code == 0 and as_json:
         json.loads(out, parse_constant=refuse_nan)  # strict JSON: no NaN or Infinity
 
+
+
+# ---- checkpoints for --resume ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    from tests.helpers import small_sine_dict, write
+
+    folder = tmp_path_factory.mktemp("ckpt")
+    graph = write(folder, small_sine_dict(steps=20, columns=16, cells=2, hidden=8))
+    assert main(["train", str(graph), "--out", str(folder / "run"), "--quiet"]) == 0
+    return graph, (folder / "run" / "checkpoint" / "model.safetensors").read_bytes()
+
+
+mutations = st.lists(st.tuples(st.sampled_from(["flip", "cut", "insert", "zero"]), st.floats(0, 1),
+                               st.integers(1, 64)), min_size=1, max_size=3)
+
+
+def mutate(data: bytes, steps) -> bytes:
+    b = bytearray(data)
+    for kind, where, n in steps:
+        i = int(where * max(len(b) - 1, 0))
+        if kind == "flip":
+            b[i:i + n] = bytes(x ^ 0x5A for x in b[i:i + n])
+        elif kind == "cut":
+            del b[i:]
+        elif kind == "insert":
+            b[i:i] = bytes(range(n))
+        else:
+            b[i:i + n] = bytes(len(b[i:i + n]))
+    return bytes(b)
+
+
+@fuzz(150)
+@given(steps=mutations)
+def test_resume_from_fuzzed_checkpoints(tmp_path_factory, capsys, trained_run, steps):
+    graph, good = trained_run
+    run = tmp_path_factory.mktemp("resume") / "run"
+    (run / "checkpoint").mkdir(parents=True)
+    ckpt = run / "checkpoint" / "model.safetensors"
+    ckpt.write_bytes(mutate(good, steps))
+    code, _ = run_case(["train", graph, "--resume", run, "--steps", "21", "--quiet"], [graph], capsys)
+    if code == 2:
+        assert ckpt.read_bytes() == mutate(good, steps)  # a refused checkpoint stays as it was
