@@ -92,3 +92,36 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path, signame, code):
     again = deephtm("train", path, "--resume", out, "--steps", summary["steps"] + 20, "--quiet")
     assert again.returncode == 0, again.stderr
     assert json.loads((out / "summary.json").read_text())["steps"] == summary["steps"] + 20
+
+
+def test_a_double_ctrl_c_says_truthfully_what_was_saved(tmp_path):
+    """Two presses a few ms apart may cut the checkpoint write short: whatever happened, the
+    message must match the checkpoint on disk."""
+    import re
+    import signal
+    import time
+
+    d = small_sine_dict(steps=10**6)
+    d["training"].update(checkpoint_every=0, checkpoint_every_s=0)
+    path = write(tmp_path, d)
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "deephtm", "train", str(path), "--out", str(out), "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    deadline = time.time() + 120
+    while not (out / "metrics.jsonl").exists() or not (out / "metrics.jsonl").read_text():
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.003)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    step = int(re.search(r"interrupted at step (\d+);", err).group(1))
+    meta = out / "checkpoint" / "meta.json"
+    saved = json.loads(meta.read_text())["step"] if meta.exists() else None
+    if "checkpoint saved in" in err:
+        assert saved == step
+    elif "no checkpoint saved for it" in err:
+        assert saved is not None and saved != step and f"step {saved}" in err
+    else:
+        assert "no checkpoint was saved" in err and saved is None
