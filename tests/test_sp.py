@@ -166,3 +166,22 @@ def test_windowed_entropy_counts_every_stream_and_reaches_one_when_even():
     share = counts / counts.sum()
     assert m.value() == pytest.approx(float(-(share * share.log()).sum()) / math.log(4))
 
+
+# ---- the seed network, shrunk: boosting spreads the wins over the columns ------------------
+def test_short_sine_training_uses_more_columns_with_boosting(tmp_path):
+    from deephtm.graph.graphfile import Graph
+    from deephtm.train.trainer import Trainer
+    from helpers import small_sine_dict
+
+    usage = {}
+    for boosted in (False, True):
+        d = small_sine_dict(steps=600, columns=64)
+        sp = next(n for n in d["nodes"] if n["type"] == "htm.sp")
+        sp["params"].update(boost_mode="relative", boost_strength=1.0 if boosted else 0.0)
+        d["training"]["checkpoint_every"] = 0
+        summary = Trainer(Graph.from_dict(d), out=tmp_path / str(boosted)).run()
+        saved = json.loads((tmp_path / str(boosted) / "summary.json").read_text())["metrics"]
+        assert saved["sp_entropy"] == pytest.approx(summary["metrics"]["sp_entropy"])
+        usage[boosted] = summary["metrics"]
+    assert usage[True]["sp_active_columns"] > usage[False]["sp_active_columns"] + 10, usage
+    assert usage[True]["sp_entropy"] > usage[False]["sp_entropy"] + 0.1, usage
