@@ -38,7 +38,7 @@ class Node(nn.Module):
     outputs: ClassVar[tuple[Port, ...]] = ()
     params: ClassVar[tuple[Param, ...]] = ()
     is_loss: ClassVar[bool] = False  # its 'loss' output is added to the training loss
-    is_metric: ClassVar[bool] = False  # value() is reported in metrics and summary.json
+    is_metric: ClassVar[bool] = False  # values() are reported in metrics and summary.json
 
     # ---- capabilities -----------------------------------------------------------
     # What generic code (the trainer, deephtm detect and its fast path, the live views) may
@@ -141,6 +141,14 @@ class Node(nn.Module):
     def value(self) -> float | None:
         """Metric nodes: the metric's current value."""
         return None
+
+    def values(self, name: str) -> dict[str, float]:
+        """Metric nodes: every value to report, by name (a node may report several). By
+        default value() under `name`, the node's 'name' param or else its id."""
+        v = self.value()
+        if isinstance(v, dict):
+            return v
+        return {} if v is None else {name: v}
 
     def on_end(self, run_dir) -> None:
         """Called by Trainer.finish with the run directory (a Path) when the run has one:

@@ -1,5 +1,6 @@
 """htm.sp: exact sparsity (global and local, 1-D and 2-D), straight-through gradients,
 boosting, duty cycles and their entropy."""
+import json
 import math
 
 import pytest
@@ -100,3 +101,87 @@ def test_entropy_ratio_bounds():
     one_hot = torch.zeros(50)
     one_hot[3] = 1
     assert usage_entropy_ratio(one_hot) == pytest.approx(0.0, abs=1e-6)
+
+
+# ---- boosting that revives idle columns ---------------------------------------------------
+def wins_of_column(sp, column: int, steps: int, seed: int = 0) -> int:
+    g = torch.Generator().manual_seed(seed)
+    wins = 0
+    for _ in range(steps):
+        cols = sp(CTX, torch.randn(8, 32, generator=g))["columns"]
+        wins += int((cols[:, column] != 0).sum())
+    return wins
+
+
+@pytest.mark.parametrize("mode,strength,revived", [("relative", 3.0, True), ("absolute", 1.0, False),
+                                                   ("absolute", 0.0, False)])
+def test_relative_boosting_revives_a_column_biased_off(mode, strength, revived):
+    """A column whose threshold keeps it from ever winning wins again once its duty cycle has
+    decayed, with relative boosting; the absolute boost of the same order is too weak at a
+    sparsity of 1/16."""
+    sp = make_sp(columns=32, winners=2, boost_mode=mode, boost_strength=strength)
+    with torch.no_grad():
+        sp.proj.bias[7] = -100.0  # its overlap is never positive: it scores 1 * boost at best
+    assert wins_of_column(sp, 7, 300) > 0 if revived else wins_of_column(sp, 7, 300) == 0
+
+
+def test_relative_boost_of_an_idle_column_is_exp_strength_at_any_sparsity():
+    for columns, winners in ((64, 4), (1024, 4)):
+        sp = make_sp(columns=columns, winners=winners, boost_mode="relative", boost_strength=3.0)
+        sp.duty.zero_()
+        sp.duty[0] = 2 * winners / columns  # used twice as often as its share
+        b = sp.boost_factors()
+        assert float(b[1]) == pytest.approx(math.exp(3.0))
+        assert float(b[0]) == pytest.approx(math.exp(-3.0))
+
+
+# ---- metric.sp_entropy: wins counted over exactly the last 'window' steps -----------------
+def make_entropy_metric(window: int, units: int = 4):
+    from deephtm.nodes.metric_sp_entropy import SDREntropy
+    p = check_params(SDREntropy, "usage", {"window": window})
+    return SDREntropy(p, {"columns": (units,)})
+
+
+def test_windowed_entropy_of_known_masks():
+    m = make_entropy_metric(window=3)
+    assert m.values("sp_entropy") == {}  # nothing counted yet
+    masks = [[1, 1, 0, 0], [1, 0, 1, 0], [1, 0, 0, 0], [0, 0, 0, 1]]
+    for mask in masks:
+        m(CTX, torch.tensor([mask], dtype=torch.float) * 0.7)
+    # The window holds the last three steps: wins per column 2, 0, 1, 1 (column 1 won only
+    # in the first step, which has left it). Shares 1/2, 1/4, 1/4:
+    # H = ln2/2 + 2 * ln4/4 = 1.5 ln2, over ln4 = 2 ln2.
+    v = m.values("sp_entropy")
+    assert v["sp_entropy"] == pytest.approx(0.75)
+    assert v["sp_active_columns"] == 3
+
+
+def test_windowed_entropy_counts_every_stream_and_reaches_one_when_even():
+    m = make_entropy_metric(window=2)
+    m(CTX, torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0]]))
+    m(CTX, torch.tensor([[0, 0, 1.0, 0], [0, 0, 0, 1.0]]))
+    assert m.values("u") == {"u": pytest.approx(1.0), "sp_active_columns": 4}
+    m(CTX, torch.tensor([[1.0, 0, 0, 0], [1.0, 0, 0, 0]]))  # the first step leaves the window
+    counts = torch.tensor([2.0, 1.0, 1.0])
+    share = counts / counts.sum()
+    assert m.value() == pytest.approx(float(-(share * share.log()).sum()) / math.log(4))
+
+
+# ---- the seed network, shrunk: boosting spreads the wins over the columns ------------------
+def test_short_sine_training_uses_more_columns_with_boosting(tmp_path):
+    from deephtm.graph.graphfile import Graph
+    from deephtm.train.trainer import Trainer
+    from helpers import small_sine_dict
+
+    usage = {}
+    for boosted in (False, True):
+        d = small_sine_dict(steps=600, columns=64)
+        sp = next(n for n in d["nodes"] if n["type"] == "htm.sp")
+        sp["params"].update(boost_mode="relative", boost_strength=1.0 if boosted else 0.0)
+        d["training"]["checkpoint_every"] = 0
+        summary = Trainer(Graph.from_dict(d), out=tmp_path / str(boosted)).run()
+        saved = json.loads((tmp_path / str(boosted) / "summary.json").read_text())["metrics"]
+        assert saved["sp_entropy"] == pytest.approx(summary["metrics"]["sp_entropy"])
+        usage[boosted] = summary["metrics"]
+    assert usage[True]["sp_active_columns"] > usage[False]["sp_active_columns"] + 10, usage
+    assert usage[True]["sp_entropy"] > usage[False]["sp_entropy"] + 0.1, usage

@@ -197,6 +197,8 @@ def test_nyc_taxi_graph_beats_the_shift_baseline_in_a_short_run(tmp_path):
     assert m["shift_mape"] > 0.2
     assert m["mape"] < 0.5 * m["shift_mape"] and m["nrmse"] < 0.5 * m["shift_nrmse"]
     assert m["mape_no_htm"] < 0.5 * m["shift_mape"]
+    # Its SP uses its columns: every one wins within the last 1,000 steps, and evenly.
+    assert m["sp_active_columns"] == 64 and m["sp_entropy"] >= 0.9, m
     assert (tmp_path / "run_nyc" / "summary.json").exists()
 
 

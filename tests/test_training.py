@@ -118,7 +118,8 @@ def test_listeners_get_events_not_prints(capsys):
     rec = Recorder()
     Trainer(graph(small_sine_dict(steps=100)), listeners=[rec]).run()
     assert rec.events[0] == ("start", 100)
-    assert rec.events[1] == ("log", 50, ["loss", "nrmse", "steps_per_s"])
+    assert rec.events[1] == ("log", 50, ["loss", "nrmse", "persistence_nrmse", "sp_active_columns", "sp_entropy",
+                                        "steps_per_s"])
     assert rec.events[-1] == ("end", 100)
     assert capsys.readouterr().out == ""
 

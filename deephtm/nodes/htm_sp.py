@@ -31,8 +31,11 @@ class SpatialPooler(Node):
               min=1, max=65536),
         Param("potential_pct", "float", 1.0, "fraction of the inputs each column can connect to",
               min=0.001, max=1.0),
-        Param("boost_strength", "float", 0.0, "duty-cycle boosting: exp(strength*(target-duty)); 0 is off",
-              min=0.0, max=100.0),
+        Param("boost_strength", "float", 0.0, "duty-cycle boosting: exp(strength*(target-duty)), or "
+              "exp(strength*(target-duty)/target) with boost_mode 'relative'; 0 is off", min=0.0, max=100.0),
+        Param("boost_mode", "str", "absolute", "absolute: the duty's gap to the target as is (tiny at "
+              "a low sparsity); relative: as a fraction of the target, so a column that never wins gets "
+              "exp(strength) whatever the sparsity", choices=("absolute", "relative")),
         Param("boost_trainable", "bool", False,
               "learn the boost strength by backprop (the winners' gradient reaches it; the forward "
               "output is unchanged)"),
@@ -101,8 +104,12 @@ class SpatialPooler(Node):
         return nn.functional.linear(x.flatten(1), w, self.proj.bias)
 
     def boost_factors(self) -> torch.Tensor:
-        """exp(strength * (target - duty)) per column: above 1 for columns used too rarely."""
-        return torch.exp(self.boost.clamp_min(0) * (self.target - self.duty))
+        """exp(strength * gap) per column, gap = target - duty (relative: over target): above 1
+        for columns used too rarely, below 1 for those used too often."""
+        gap = self.target - self.duty
+        if self.p["boost_mode"] == "relative":
+            gap = gap / self.target
+        return torch.exp(self.boost.clamp_min(0) * gap)
 
     def winners_mask(self, score: torch.Tensor) -> torch.Tensor:
         """1 for the k best scores of each neighbourhood (the whole layer when global)."""

@@ -104,10 +104,5 @@ class GraphModule(nn.Module):
         out = {}
         for nid in self.metric_ids:
             node = self.nodes[nid]
-            name = node.p.get("name") or nid
-            v = node.value()
-            if isinstance(v, dict):
-                out.update(v)
-            elif v is not None:
-                out[name] = v
+            out.update(node.values(node.p.get("name") or nid))
         return out
