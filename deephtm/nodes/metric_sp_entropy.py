@@ -13,7 +13,6 @@ from ..graph.spec import Param, Port
 
 class SDREntropy(Node):
     type_name = "metric.sp_entropy"
-    version = 2  # 2: the step count is saved (extra state)
     category = "metric"
     version = 2  # version 1 averaged the activity with a moving average ('inertia')
     doc = ("Column usage over the last 'window' steps: the entropy of each unit's share of the wins "
@@ -55,12 +54,6 @@ class SDREntropy(Node):
             slot.copy_(wins)
             self.steps.add_(1)
         return {}
-
-    def get_extra_state(self):
-        return {"steps": self.steps}
-
-    def set_extra_state(self, state):
-        self.steps = int(state["steps"])
 
     def value(self):
         total = int(self.counts.sum())
