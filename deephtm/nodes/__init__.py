@@ -38,4 +38,6 @@ BUILTIN_MODULES = (
     "sensorimotor_object_layer",
     "metric_touch_accuracy",
     "htm_tm_segments",
+    "util_digit_images",
+    "baseline_successor_image",
 )
