@@ -40,4 +40,5 @@ BUILTIN_MODULES = (
     "htm_tm_segments",
     "util_digit_images",
     "baseline_successor_image",
+    "baseline_dead_reckoning",
 )

@@ -37,6 +37,8 @@ class GridCellModules(Node):
     outputs = (
         Port("code", "sdr", "location code, shape [modules * cells * cells], 'winners' active per module"),
         Port("phase", "tensor", "each module's phase on its torus, shape [modules * 2], values 0..1"),
+        Port("position", "tensor", "the position the phases decode to: the point of a lattice over "
+             "[0, decode_side]^2 whose phases are nearest, shape [2] (what the module itself knows)"),
     )
     params = (
         Param("modules", "int", 6, "number of grid modules", min=1, max=256),
@@ -47,6 +49,10 @@ class GridCellModules(Node):
         Param("bump_width", "float", 0.12, "std of a unit's bump as a fraction of its module's spacing",
               min=0.01, max=1.0),
         Param("learn_transform", "bool", True, "learn the scales and orientations by backprop"),
+        Param("decode_side", "float", 1.0, "side of the square searched when decoding the phases to a "
+              "position", min=1e-6, max=1e6),
+        Param("decode_points", "int", 100, "lattice points per side searched when decoding (the decoded "
+              "position is exact to half a lattice step)", min=2, max=1000),
     )
 
     @classmethod
@@ -58,7 +64,7 @@ class GridCellModules(Node):
         require(p["winners"] <= p["cells"] ** 2, "code",
                 f"winners ({p['winners']}) exceed the {p['cells'] ** 2} units of a module")
         m, n = p["modules"], p["cells"]
-        return {"code": (m * n * n,), "phase": (m * 2,)}
+        return {"code": (m * n * n,), "phase": (m * 2,), "position": (2,)}
 
     @classmethod
     def param_count(cls, p, shapes):
@@ -108,7 +114,20 @@ class GridCellModules(Node):
         k = self.p["winners"]
         mask = torch.zeros_like(act).scatter_(2, act.detach().topk(k, dim=2).indices, 1.0)
         code = (act * mask).flatten(1)
-        return {"code": code, "phase": phase.flatten(1)}
+        return {"code": code, "phase": phase.flatten(1), "position": self.decode(phase.detach())}
+
+    def decode(self, phase: torch.Tensor) -> torch.Tensor:
+        """[B, M, 2] phases -> [B, 2] positions: the lattice point whose phases are nearest to all
+        modules' phases at once (summed squared torus distance in each module's lattice metric)."""
+        side, r = self.p["decode_side"], self.p["decode_points"]
+        g = (torch.arange(r, dtype=phase.dtype, device=phase.device) + 0.5) * (side / r)
+        points = torch.stack(torch.meshgrid(g, g, indexing="ij"), -1).reshape(r * r, 2)
+        with torch.no_grad():
+            cand = torch.einsum("mij,pj->pmi", self.transforms().detach(), points)  # [P, M, 2]
+            d = cand.unsqueeze(0) - phase.unsqueeze(1)  # [B, P, M, 2]
+            d = d - d.round()
+            best = (d @ HEX.to(d.device).T).pow(2).sum((-1, -2)).argmin(1)
+        return points[best]
 
     def scales(self) -> list[float]:
         return self.log_scale.detach().exp().tolist()
