@@ -41,4 +41,5 @@ BUILTIN_MODULES = (
     "util_digit_images",
     "baseline_successor_image",
     "baseline_dead_reckoning",
+    "baseline_bayes_objects",
 )
