@@ -51,8 +51,9 @@ class GridCellModules(Node):
         Param("learn_transform", "bool", True, "learn the scales and orientations by backprop"),
         Param("decode_side", "float", 1.0, "side of the square searched when decoding the phases to a "
               "position", min=1e-6, max=1e6),
-        Param("decode_points", "int", 100, "lattice points per side searched when decoding (the decoded "
-              "position is exact to half a lattice step)", min=2, max=1000),
+        Param("decode_points", "int", 25, "points per side of the coarse lattice searched when decoding; "
+              "a fine lattice around the best one makes the decoded position exact to side / (20 x this)",
+              min=2, max=1000),
     )
 
     @classmethod
@@ -117,17 +118,30 @@ class GridCellModules(Node):
         return {"code": code, "phase": phase.flatten(1), "position": self.decode(phase.detach())}
 
     def decode(self, phase: torch.Tensor) -> torch.Tensor:
-        """[B, M, 2] phases -> [B, 2] positions: the lattice point whose phases are nearest to all
-        modules' phases at once (summed squared torus distance in each module's lattice metric)."""
+        """[B, M, 2] phases -> [B, 2] positions: the point whose phases are nearest to all modules'
+        phases at once (summed squared torus distance in each module's lattice metric), searched
+        on a coarse lattice over the square, then on a fine one around the best coarse point."""
         side, r = self.p["decode_side"], self.p["decode_points"]
-        g = (torch.arange(r, dtype=phase.dtype, device=phase.device) + 0.5) * (side / r)
-        points = torch.stack(torch.meshgrid(g, g, indexing="ij"), -1).reshape(r * r, 2)
+        step = side / r
+        g = (torch.arange(r, dtype=phase.dtype, device=phase.device) + 0.5) * step
+        coarse = torch.stack(torch.meshgrid(g, g, indexing="ij"), -1).reshape(1, r * r, 2).expand(phase.shape[0], -1, -1)
         with torch.no_grad():
-            cand = torch.einsum("mij,pj->pmi", self.transforms().detach(), points)  # [P, M, 2]
-            d = cand.unsqueeze(0) - phase.unsqueeze(1)  # [B, P, M, 2]
-            d = d - d.round()
-            best = (d @ HEX.to(d.device).T).pow(2).sum((-1, -2)).argmin(1)
-        return points[best]
+            a = self.transforms().detach()
+            best = self._nearest(a, phase, coarse)
+            f = torch.linspace(-step, step, 21, dtype=phase.dtype, device=phase.device)
+            fine = best.unsqueeze(1) + torch.stack(torch.meshgrid(f, f, indexing="ij"), -1).reshape(1, -1, 2)
+            return self._nearest(a, phase, fine)
+
+    @staticmethod
+    def _nearest(a: torch.Tensor, phase: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        """The point of points [B, P, 2] whose phases (through a [M, 2, 2]) are nearest to phase [B, M, 2]."""
+        d = torch.einsum("mij,bpj->bpmi", a, points) - phase.unsqueeze(1)  # [B, P, M, 2]
+        d = d - d.round()
+        # |HEX d|^2 written out: the quadratic form of HEX^T HEX, cheaper than a batched matmul.
+        q = HEX.T @ HEX
+        dist = q[0, 0] * d[..., 0] ** 2 + 2 * q[0, 1] * d[..., 0] * d[..., 1] + q[1, 1] * d[..., 1] ** 2
+        idx = dist.sum(-1).argmin(1)
+        return points[torch.arange(points.shape[0], device=points.device), idx]
 
     def scales(self) -> list[float]:
         return self.log_scale.detach().exp().tolist()
