@@ -24,7 +24,7 @@ class DigitImages(Node):
            "split matches source.digits, so metric.digits's classifier never saw these samples.")
     inputs = (
         Port("symbol", "tensor", "the current class index, shape [1], 0..9"),
-        Port("target_symbol", "tensor", "the next class index, shape [1], 0..9", optional=True),
+        Port("target_symbol", "tensor", "the next class index, shape [1], 0..9"),
     )
     outputs = (
         Port("image", "image", "a sample of the current class, shape [1, 8, 8], values 0..1"),
@@ -63,10 +63,9 @@ class DigitImages(Node):
         idx = [self._sample(b, step, c) for b, c in enumerate(classes.detach().reshape(-1).round().long().tolist())]
         return self.images[idx].unsqueeze(1).to(dev)
 
-    def forward(self, ctx, symbol, target_symbol=None):
-        image = self._draw(symbol, ctx.step, symbol.device)
-        target = image if target_symbol is None else self._draw(target_symbol, ctx.step + 1, symbol.device)
-        return {"image": image, "target": target}
+    def forward(self, ctx, symbol, target_symbol):
+        return {"image": self._draw(symbol, ctx.step, symbol.device),
+                "target": self._draw(target_symbol, ctx.step + 1, symbol.device)}
 
 
 NODE = DigitImages
