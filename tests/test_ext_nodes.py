@@ -29,7 +29,8 @@ def infer(type_name, shapes, **params):
 def test_all_extension_types_are_registered_with_docs():
     for name in ("encoder.conv", "decoder.deconv", "source.digits", "metric.digits", "gridcell.module",
                  "source.random_walk", "metric.position_error", "pool.temporal", "source.objects",
-                 "sensorimotor.object_layer", "metric.touch_accuracy"):
+                 "sensorimotor.object_layer", "metric.touch_accuracy", "util.digit_images",
+                 "baseline.successor_image", "baseline.dead_reckoning", "baseline.bayes_objects"):
         cls = registry.get(name)
         assert cls is not None and cls.doc
         assert all(p.doc for p in cls.params)
@@ -122,7 +123,7 @@ def test_random_walk_velocity_integrates_to_position_and_stays_in_arena():
 def test_grid_modules_path_integrate_and_emit_k_winners_per_module():
     grid, out = build("gridcell.module", {"velocity": (2,), "reset": (), "anchor": (2,)},
                       modules=3, cells=6, winners=4)
-    assert out == {"code": (3 * 36,), "phase": (6,)}
+    assert out == {"code": (3 * 36,), "phase": (6,), "position": (2,)}
     anchor = torch.rand(4, 2)
     code0 = grid(CTX, torch.zeros(4, 2), torch.ones(4), anchor)["code"]
     assert ((code0.view(4, 3, 36) != 0).sum(2) == 4).all()
@@ -220,3 +221,156 @@ def test_position_error_metric():
     assert m.value() == pytest.approx(0.5)
     with pytest.raises(GraphError, match="port 'pred'"):
         infer("metric.position_error", {"pred": (3,), "target": (2,), "mask": None})
+
+
+def test_digit_images_draw_training_samples_of_the_given_class_and_next_steps_image():
+    from deephtm.nodes.source_digits import digits_split
+    node, out = build("util.digit_images", {"symbol": (1,), "target_symbol": (1,)})
+    assert out == {"image": (1, 8, 8), "target": (1, 8, 8)}
+    x, y, _, _ = digits_split(0, 0.3)
+    flat = torch.from_numpy(x).flatten(1)
+    sym, nxt = torch.tensor([[3.0], [1.0], [4.0], [1.0]]), torch.tensor([[1.0], [4.0], [1.0], [5.0]])
+    now = node(Context(step=7, batch=4, device=CTX.device, generator=CTX.generator), sym, nxt)
+    later = node(Context(step=8, batch=4, device=CTX.device, generator=CTX.generator), nxt, sym)
+    for b in range(4):
+        hits = (flat == now["image"][b].flatten()).all(1).nonzero().flatten()
+        assert len(hits) >= 1 and int(y[int(hits[0])]) == int(sym[b])
+    # The target of a step is the image the next step shows.
+    assert torch.equal(now["target"], later["image"])
+
+
+def test_successor_baseline_draws_the_mean_of_the_most_frequent_successor_seen_so_far():
+    from deephtm.nodes.source_digits import digits_split
+    node, out = build("baseline.successor_image", {"label": (1,), "target_label": (1,)})
+    assert out == {"image": (1, 8, 8), "class": (1,)}
+    x, y, _, _ = digits_split(0, 0.3)
+    one = Context(step=0, batch=1, device=CTX.device, generator=CTX.generator)
+    node.setup(1, CTX.generator)
+    guesses = []
+    # 1 is followed by 4, 4, 5: after those, the likely successor of 1 is 4; then 5 twice more makes it 5.
+    for cur, nxt in ((1, 4), (1, 4), (1, 5), (1, 5), (1, 5), (1, 0)):
+        o = node(one, torch.tensor([[float(cur)]]), torch.tensor([[float(nxt)]]))
+        guesses.append(int(o["class"]))
+    assert guesses == [0, 4, 4, 4, 4, 5]  # 0: nothing seen yet (ties go to the lowest class)
+    assert torch.allclose(o["image"][0, 0], torch.from_numpy(x[y == 5].mean(0)), atol=1e-6)
+
+
+def test_digits_metric_scores_only_masked_steps_under_its_prefix():
+    m, _ = build("metric.digits", {"pred": (1, 8, 8), "target": (1, 8, 8), "label": (1,), "mask": ()},
+                 prefix="no_tm_", png="")
+    from deephtm.nodes.source_digits import digits_split
+    x, y, hx, hy = digits_split(0, 0.3)
+    right = [int(i) for i in range(len(x)) if m.classify(torch.from_numpy(x[i:i + 1]).unsqueeze(1))[0] == y[i]][:4]
+    imgs = torch.from_numpy(x[right]).unsqueeze(1)
+    labels = torch.tensor([[float(y[i])] for i in right])
+    wrong = (labels + 1) % 10
+    # Right labels on the two masked rows, wrong ones on the others: the unmasked rows do not count.
+    m(CTX, imgs, imgs, torch.cat([labels[:2], wrong[2:]]), torch.tensor([1.0, 1.0, 0.0, 0.0]))
+    v = m.value()
+    assert v == {"no_tm_generated_accuracy": 1.0, "no_tm_image_mse": 0.0}
+
+
+def test_dead_reckoning_sums_velocity_from_the_anchor_and_restarts_on_reset():
+    node, out = build("baseline.dead_reckoning", {"velocity": (2,), "reset": (), "anchor": (2,)})
+    assert out == {"position": (2,)}
+    node.setup(1, CTX.generator)
+    anchor = torch.tensor([[0.5, 0.25]])
+    seq = [((0.0, 0.0), 1), ((0.1, 0.0), 0), ((0.0, -0.2), 0), ((0.3, 0.3), 1)]
+    got = torch.stack([node(CTX, torch.tensor([v]), torch.tensor([float(r)]), anchor)["position"][0] for v, r in seq])
+    assert torch.allclose(got, torch.tensor([[0.5, 0.25], [0.6, 0.25], [0.6, 0.05], [0.8, 0.55]]))
+    with pytest.raises(GraphError, match="port 'velocity'"):
+        infer("baseline.dead_reckoning", {"velocity": (3,), "reset": None, "anchor": None})
+
+
+def test_grid_phases_decode_to_the_integrated_position():
+    grid, _ = build("gridcell.module", {"velocity": (2,), "reset": (), "anchor": (2,)},
+                    modules=4, cells=6, winners=4, decode_points=25)
+    start = torch.tensor([[0.2, 0.3], [0.7, 0.4], [0.5, 0.5], [0.25, 0.75]])
+    pos, out = start.clone(), grid(CTX, torch.zeros(4, 2), torch.ones(4), start)
+    g = torch.Generator().manual_seed(3)
+    for _ in range(20):
+        v = (torch.rand(4, 2, generator=g) - 0.5) * 0.04
+        pos = (pos + v)
+        out = grid(CTX, v, torch.zeros(4), start)
+    inside = ((pos > 0) & (pos < 1)).all(1)
+    assert inside.all()
+    # Exact up to half a step of the fine lattice: 1 / (20 x 25) = 0.002 per axis.
+    assert (out["position"] - pos).abs().max() <= 0.0021
+
+
+def test_random_walk_velocity_noise_leaves_the_position_true():
+    clean, _ = build("source.random_walk", {}, steps=50)
+    noisy, _ = build("source.random_walk", {}, steps=50, velocity_noise=0.01)
+    errs = []
+    for step in range(40):
+        g1, g2 = torch.Generator().manual_seed(step), torch.Generator().manual_seed(step)
+        a = clean(Context(step=step, batch=4, device=CTX.device, generator=g1))
+        b = noisy(Context(step=step, batch=4, device=CTX.device, generator=g2))
+        assert torch.allclose(a["position"], b["position"])  # the same walk
+        if step:
+            errs.append(b["velocity"] - a["velocity"])
+        else:
+            assert b["velocity"].eq(0).all()
+    std = float(torch.cat(errs).std())
+    assert 0.007 < std < 0.013
+
+
+def test_objects_source_feature_noise_replaces_features_at_the_given_rate():
+    src, _ = build("source.objects", {}, objects=6, grid=3, points=5, features=4, touches=5, feature_noise=0.4)
+    from deephtm.nodes.source_objects import object_table
+    locs, feats = src.locs, src.feats
+    changed, n = 0, 0
+    for step in range(400):
+        o = src(Context(step=step, batch=4, device=CTX.device, generator=CTX.generator))
+        obj = o["object"].flatten().long()
+        xy = (o["location"] / 0.25).round().long()
+        loc = xy[:, 0] * 3 + xy[:, 1]
+        for b in range(4):
+            point = int((locs[obj[b]] == loc[b]).nonzero())
+            changed += int(o["feature"][b].argmax()) != int(feats[obj[b], point])
+            n += 1
+    # A replaced feature is another one 3 times in 4.
+    assert changed / n == pytest.approx(0.4 * 0.75, abs=0.05)
+
+
+def _brute_posterior(locs, feats, L, s, start, obs, sigma, eps, F):
+    """The object posterior by enumerating every path of points (no approximation but the same
+    first-order touch model as the baseline: the next point is any other point)."""
+    import itertools
+    O, P = feats.shape
+    xy = torch.stack([locs // L, locs % L], -1).double() * s
+    post = torch.zeros(O, dtype=torch.float64)
+    for o in range(O):
+        for path in itertools.product(range(P), repeat=len(obs)):
+            if any(a == b for a, b in zip(path, path[1:])) or not torch.allclose(xy[o, path[0]], start.double()):
+                continue
+            w = 1.0
+            for t, (f, v) in enumerate(obs):
+                w *= (1 - eps + eps / F) if int(feats[o, path[t]]) == f else eps / F
+                if t:
+                    d = xy[o, path[t]] - xy[o, path[t - 1]] - v.double()
+                    w *= math.exp(-float(d.pow(2).sum()) / (2 * sigma ** 2))
+            post[o] += w
+    return post / post.sum()
+
+
+def test_bayes_baseline_matches_a_brute_force_posterior_on_a_tiny_world():
+    params = dict(objects=3, grid=2, points=3, features=2, spacing=1.0, seed=5, velocity_noise=0.5,
+                  feature_noise=0.2)
+    node, out = build("baseline.bayes_objects", {"feature": (2,), "velocity": (2,), "start": (2,), "reset": ()},
+                      **params)
+    assert out == {"logits": (3,), "class": (1,)}
+    node.setup(1, CTX.generator)
+    src, _ = build("source.objects", {}, touches=3, **params)
+    src.setup(1, CTX.generator)
+    g = torch.Generator().manual_seed(1)
+    obs = []
+    for step in range(3):
+        o = src(Context(step=step, batch=1, device=CTX.device, generator=g))
+        obs.append((int(o["feature"][0].argmax()), o["velocity"][0]))
+        got = node(CTX, o["feature"], o["velocity"], o["start"], o["reset"])["logits"][0].double()
+        want = _brute_posterior(src.locs, src.feats, 2, 1.0, o["start"][0], obs,
+                                0.5, 0.2, 2)
+        assert torch.allclose(got.exp() / got.exp().sum(), want, atol=1e-5)
+    with pytest.raises(GraphError, match="port 'feature'"):
+        infer("baseline.bayes_objects", {"feature": (5,), "velocity": (2,), "start": (2,), "reset": ()}, features=2)

@@ -38,4 +38,8 @@ BUILTIN_MODULES = (
     "sensorimotor_object_layer",
     "metric_touch_accuracy",
     "htm_tm_segments",
+    "util_digit_images",
+    "baseline_successor_image",
+    "baseline_dead_reckoning",
+    "baseline_bayes_objects",
 )

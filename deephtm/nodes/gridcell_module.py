@@ -37,6 +37,8 @@ class GridCellModules(Node):
     outputs = (
         Port("code", "sdr", "location code, shape [modules * cells * cells], 'winners' active per module"),
         Port("phase", "tensor", "each module's phase on its torus, shape [modules * 2], values 0..1"),
+        Port("position", "tensor", "the position the phases decode to: the point of a lattice over "
+             "[0, decode_side]^2 whose phases are nearest, shape [2] (what the module itself knows)"),
     )
     params = (
         Param("modules", "int", 6, "number of grid modules", min=1, max=256),
@@ -47,6 +49,11 @@ class GridCellModules(Node):
         Param("bump_width", "float", 0.12, "std of a unit's bump as a fraction of its module's spacing",
               min=0.01, max=1.0),
         Param("learn_transform", "bool", True, "learn the scales and orientations by backprop"),
+        Param("decode_side", "float", 1.0, "side of the square searched when decoding the phases to a "
+              "position", min=1e-6, max=1e6),
+        Param("decode_points", "int", 25, "points per side of the coarse lattice searched when decoding; "
+              "a fine lattice around the best one makes the decoded position exact to side / (20 x this)",
+              min=2, max=1000),
     )
 
     @classmethod
@@ -58,7 +65,7 @@ class GridCellModules(Node):
         require(p["winners"] <= p["cells"] ** 2, "code",
                 f"winners ({p['winners']}) exceed the {p['cells'] ** 2} units of a module")
         m, n = p["modules"], p["cells"]
-        return {"code": (m * n * n,), "phase": (m * 2,)}
+        return {"code": (m * n * n,), "phase": (m * 2,), "position": (2,)}
 
     @classmethod
     def param_count(cls, p, shapes):
@@ -108,7 +115,33 @@ class GridCellModules(Node):
         k = self.p["winners"]
         mask = torch.zeros_like(act).scatter_(2, act.detach().topk(k, dim=2).indices, 1.0)
         code = (act * mask).flatten(1)
-        return {"code": code, "phase": phase.flatten(1)}
+        return {"code": code, "phase": phase.flatten(1), "position": self.decode(phase.detach())}
+
+    def decode(self, phase: torch.Tensor) -> torch.Tensor:
+        """[B, M, 2] phases -> [B, 2] positions: the point whose phases are nearest to all modules'
+        phases at once (summed squared torus distance in each module's lattice metric), searched
+        on a coarse lattice over the square, then on a fine one around the best coarse point."""
+        side, r = self.p["decode_side"], self.p["decode_points"]
+        step = side / r
+        g = (torch.arange(r, dtype=phase.dtype, device=phase.device) + 0.5) * step
+        coarse = torch.stack(torch.meshgrid(g, g, indexing="ij"), -1).reshape(1, r * r, 2).expand(phase.shape[0], -1, -1)
+        with torch.no_grad():
+            a = self.transforms().detach()
+            best = self._nearest(a, phase, coarse)
+            f = torch.linspace(-step, step, 21, dtype=phase.dtype, device=phase.device)
+            fine = best.unsqueeze(1) + torch.stack(torch.meshgrid(f, f, indexing="ij"), -1).reshape(1, -1, 2)
+            return self._nearest(a, phase, fine)
+
+    @staticmethod
+    def _nearest(a: torch.Tensor, phase: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        """The point of points [B, P, 2] whose phases (through a [M, 2, 2]) are nearest to phase [B, M, 2]."""
+        d = torch.einsum("mij,bpj->bpmi", a, points) - phase.unsqueeze(1)  # [B, P, M, 2]
+        d = d - d.round()
+        # |HEX d|^2 written out: the quadratic form of HEX^T HEX, cheaper than a batched matmul.
+        q = HEX.T @ HEX
+        dist = q[0, 0] * d[..., 0] ** 2 + 2 * q[0, 1] * d[..., 0] * d[..., 1] + q[1, 1] * d[..., 1] ** 2
+        idx = dist.sum(-1).argmin(1)
+        return points[torch.arange(points.shape[0], device=points.device), idx]
 
     def scales(self) -> list[float]:
         return self.log_scale.detach().exp().tolist()

@@ -27,18 +27,21 @@ class DigitsMetric(Node):
     category = "metric"
     doc = ("Generated 8x8 digits: image_mse against the real next digit and generated_accuracy, the "
            "accuracy of a logistic-regression classifier trained on the held-out real digits, over the "
-           "last 'window' images. Writes a PNG grid (real row above generated row) into the run directory.")
+           "last 'window' scored images (where mask is 1). Writes a PNG grid (real row above generated row) into the run directory.")
     is_metric = True
     inputs = (
         Port("pred", "image", "generated image, shape [1, 8, 8], values 0..1"),
         Port("target", "image", "the real image, shape [1, 8, 8]"),
         Port("label", "tensor", "the real image's class, shape [1]"),
+        Port("mask", "scalar", "score only where this is 1 (e.g. source.sequence's 'last')", optional=True),
     )
     outputs = ()
     params = (
         Param("window", "int", 500, "images in the moving averages", min=1, max=10**7),
         Param("holdout", "float", 0.3, "held-out fraction; must match source.digits", min=0.05, max=0.9),
         Param("seed", "int", 0, "split seed; must match source.digits", min=0, max=2**31 - 1),
+        Param("prefix", "str", "", "put before the metric names (e.g. 'no_tm_' for an ablation's "
+              "decoder), so several of these nodes can score one run"),
         Param("png", "str", "generated_digits.png", "file written into the run directory at the end "
               "(empty: none)"),
     )
@@ -78,10 +81,13 @@ class DigitsMetric(Node):
         """Class index of each image [B, 1, 8, 8] by the classifier trained on real digits."""
         return (images.flatten(1) @ self.clf_w.T + self.clf_b).argmax(1)
 
-    def forward(self, ctx, pred, target, label):
+    def forward(self, ctx, pred, target, label, mask=None):
         with torch.no_grad():
             pred, target = pred.detach(), target.detach()
             labels = label.detach().reshape(-1).round().long()
+            if mask is not None:
+                keep = mask.detach().reshape(-1) > 0.5
+                pred, target, labels = pred[keep], target[keep], labels[keep]
             self.sq_err.extend((pred - target).pow(2).flatten(1).mean(1).tolist())
             self.correct.extend((self.classify(pred) == labels).float().tolist())
             for b, c in enumerate(labels.tolist()):
@@ -107,8 +113,11 @@ class DigitsMetric(Node):
     def value(self):
         if not self.sq_err:
             return None
-        return {"generated_accuracy": float(np.mean(self.correct)), "image_mse": float(np.mean(self.sq_err)),
-                "classifier_accuracy_real": self.real_accuracy}
+        pre = self.p["prefix"]
+        out = {f"{pre}generated_accuracy": float(np.mean(self.correct)), f"{pre}image_mse": float(np.mean(self.sq_err))}
+        if not pre:
+            out["classifier_accuracy_real"] = self.real_accuracy
+        return out
 
     def on_end(self, run_dir):
         if not self.p["png"] or not self.last:

@@ -25,6 +25,8 @@ class TouchAccuracy(Node):
         Param("report", "int", 5, "touch count also reported as its own number (the progress bar's)",
               min=1, max=1000),
         Param("window", "int", 500, "episodes in each moving average", min=1, max=10**7),
+        Param("prefix", "str", "", "put before the metric names (e.g. 'bayes_' for a baseline), so "
+              "several of these nodes can score one run"),
     )
 
     @classmethod
@@ -69,8 +71,9 @@ class TouchAccuracy(Node):
             return None
         curve = [sum(h) / len(h) for h in self.hits]
         # The float first: the progress bar shows a node's first value.
-        return {f"accuracy_after_{self.p['report']}_touches": curve[self.p["report"] - 1],
-                "accuracy_after_touches": curve}
+        pre = self.p["prefix"]
+        return {f"{pre}accuracy_after_{self.p['report']}_touches": curve[self.p["report"] - 1],
+                f"{pre}accuracy_after_touches": curve}
 
 
 NODE = TouchAccuracy

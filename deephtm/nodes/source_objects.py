@@ -15,6 +15,29 @@ from ..node import Node
 from ..graph.spec import Param, Port
 
 
+def object_table(p: dict, node_id: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The objects of these params: (locations [objects, points] as indices into the L x L grid,
+    features [objects, points]). A pure function of the params, so a baseline given the same
+    params knows the same objects."""
+    rng = np.random.default_rng(p["seed"])
+    L = p["grid"]
+    table = []  # per object: (locations [points], features [points])
+    seen = set()
+    for _ in range(p["objects"]):
+        for _attempt in range(1000):  # objects must differ, or none could be told apart
+            locs = np.sort(rng.choice(L * L, p["points"], replace=False))
+            feats = rng.integers(p["features"], size=p["points"])
+            key = (tuple(locs), tuple(feats))
+            if key not in seen:
+                break
+        else:
+            raise GraphError("cannot draw distinct objects: raise points, grid or features",
+                             where=node_where(node_id, param="objects"))
+        seen.add(key)
+        table.append((locs, feats))
+    return torch.tensor(np.stack([t[0] for t in table])), torch.tensor(np.stack([t[1] for t in table]))
+
+
 class ObjectsSource(Node):
     type_name = "source.objects"
     category = "source"
@@ -40,6 +63,10 @@ class ObjectsSource(Node):
         Param("spacing", "float", 0.25, "distance between neighbouring locations", min=1e-6, max=1e6),
         Param("touches", "int", 10, "touches per episode", min=1, max=100000),
         Param("seed", "int", 0, "seed of the objects (the run's seed draws the episodes)", min=0, max=2**31 - 1),
+        Param("velocity_noise", "float", 0.0, "std of the Gaussian noise added to each component of the "
+              "reported movement, in units of 'spacing' (the location stays true)", min=0.0, max=100.0),
+        Param("feature_noise", "float", 0.0, "probability that the sensed feature is replaced by one drawn "
+              "uniformly from the pool", min=0.0, max=1.0),
     )
 
     @classmethod
@@ -57,24 +84,7 @@ class ObjectsSource(Node):
 
     def setup(self, batch, generator):
         p = self.p
-        rng = np.random.default_rng(p["seed"])
-        L = p["grid"]
-        table = []  # per object: (locations [points], features [points])
-        seen = set()
-        for _ in range(p["objects"]):
-            for _attempt in range(1000):  # objects must differ, or none could be told apart
-                locs = np.sort(rng.choice(L * L, p["points"], replace=False))
-                feats = rng.integers(p["features"], size=p["points"])
-                key = (tuple(locs), tuple(feats))
-                if key not in seen:
-                    break
-            else:
-                raise GraphError("cannot draw distinct objects: raise points, grid or features",
-                                 where=node_where(getattr(self, "node_id", "?"), param="objects"))
-            seen.add(key)
-            table.append((locs, feats))
-        self.locs = torch.tensor(np.stack([t[0] for t in table]))  # [objects, points]
-        self.feats = torch.tensor(np.stack([t[1] for t in table]))
+        self.locs, self.feats = object_table(p, getattr(self, "node_id", "?"))
         # Per stream: the object, the order of its points, and the touches made (buffers: checkpointed).
         self.register_buffer("obj", torch.zeros(batch, dtype=torch.long))
         self.register_buffer("order", torch.zeros(batch, p["touches"], dtype=torch.long))
@@ -103,9 +113,18 @@ class ObjectsSource(Node):
         loc_prev = self._xy(locs[self.obj, idx_prev])
         first = self.made == 0
         start = self._xy(locs[self.obj, self.order[:, 0]])
-        feature = torch.nn.functional.one_hot(feats[self.obj, idx_now], p["features"]).float()
+        sensed = feats[self.obj, idx_now]
+        velocity = loc_now - loc_prev
+        if p["feature_noise"] > 0:  # a noisy sensor: sometimes it reports any feature of the pool
+            swap = torch.rand(B, generator=g).to(sensed.device) < p["feature_noise"]
+            other = torch.randint(p["features"], (B,), generator=g).to(sensed.device)
+            sensed = torch.where(swap, other, sensed)
+        if p["velocity_noise"] > 0:  # a noisy sense of the movement, zero on the first touch
+            noise = torch.randn(B, 2, generator=g).to(velocity.device) * (p["velocity_noise"] * p["spacing"])
+            velocity = velocity + torch.where(first.unsqueeze(1), torch.zeros_like(noise), noise)
+        feature = torch.nn.functional.one_hot(sensed, p["features"]).float()
         self.made = self.made + 1
-        return {"feature": feature, "velocity": loc_now - loc_prev, "location": loc_now, "start": start,
+        return {"feature": feature, "velocity": velocity, "location": loc_now, "start": start,
                 "reset": first.float(), "object": self.obj.float().unsqueeze(1),
                 "touch": self.made.float().unsqueeze(1)}
 

@@ -34,6 +34,8 @@ class RandomWalk(Node):
         Param("turn_std", "float", 0.5, "std of the heading change per step, radians", min=0.0, max=10.0),
         Param("steps", "int", 100, "moves per episode (0: one endless walk)", min=0, max=10**9),
         Param("start_at", "str", "random", "where episodes start", choices=("random", "centre")),
+        Param("velocity_noise", "float", 0.0, "std of the Gaussian noise added to each component of the "
+              "reported velocity, in units of the side (the position stays true)", min=0.0, max=1.0),
     )
 
     @classmethod
@@ -81,6 +83,9 @@ class RandomWalk(Node):
         self.origin = torch.where(ne, fresh, self.origin)
         self.pos = pos
         last = (self.moves_made == p["steps"]) & (p["steps"] > 0)
+        if p["velocity_noise"] > 0:  # a noisy odometer: each move is sensed with an error
+            noise = torch.randn(B, 2, generator=g).to(dev) * (p["velocity_noise"] * side)
+            velocity = velocity + torch.where(ne, torch.zeros_like(noise), noise)
         return {"velocity": velocity, "position": pos.clone(), "start": self.origin.clone(),
                 "reset": new_episode.float(), "last": last.float(), "moves": self.moves_made.unsqueeze(1).clone()}
 
