@@ -12,7 +12,10 @@ sampling gaps of each run: nothing there feeds back into the TM, so the replay o
 detector ('detector') reproduces the scores of a run of this graph, and the runs of an
 earlier graph with the same encoders, SP and TM can be rescored without running them again.
 'as_run' scores the anomaly_score column as written; 'replay_max_difference' is the largest
-gap between the two (0 up to float32 rounding when the run used this graph).
+gap between the two. When the run used this graph it is 0 up to the rounding of the written
+columns, except on a handful of rows where that rounding breaks a tie in repeat_window's
+comparison and the row scores half or twice as much (5 of the 193,446 rows at seed 0; the
+corpus scores are the same).
 
     .venv/bin/python benchmarks/nab_dev.py [--seeds 0 1 2] [--data ../shared/data/nab/dev] [--runs runs]
 
