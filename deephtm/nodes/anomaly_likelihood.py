@@ -6,26 +6,38 @@ averaged over a short window; the long-run distribution of that average (over th
 an average at least this high. A steady stream hovers near 0.5; a sustained rise in the
 raw anomaly pushes it towards 1.
 
-Two additions, both off unless asked for: 'long_window' scores a second, longer average
-the same way against its own history, and the larger likelihood counts (a long stretch of
-slightly raised raw anomaly stands out over a day even when no short average does); a
-'value' input turns on the range check (a value beyond the range seen so far, by a margin,
-scores 1); a 'gap' input leaves out the raw anomaly of a row that follows a gap in the
-sampling (it counts as 0): the TM's sequence broke there, as at an HTM reset, so its miss
+The score puts every piece of evidence on one scale, the surprise x = -log10(tail
+probability), and maps it to [0, 1) as x / (x + half_surprise): a tail of 1e-5 (with the
+default half_surprise 5) scores 0.5, 1e-10 0.67, 1e-20 0.8. The map keeps ranking the rows
+past any fixed floor, so the score never saturates at 1 and a corpus-wide threshold can sit
+anywhere along it.
+
+Additions, off unless asked for: 'long_window' scores a second, longer average the same
+way against its own history, and the smaller tail counts (a long stretch of slightly raised
+raw anomaly stands out over a day even when no short average does); a 'value' input turns
+on the range check: a value beyond the range seen so far by more than range_tolerance of
+that range has the surprise half_surprise x (excess / tolerance), so a breach just past the
+tolerance scores 0.5 and a larger jump more, and the larger surprise wins; 'repeat_window'
+halves the score of a row that does not beat every score of the rows just before it, so an
+excursion ranks by its first row and its continuation (alarms NAB-style scorers count row by
+row) ranks lower; a 'gap' input leaves out the raw anomaly of a row that follows a gap in
+the sampling (it counts as 0): the TM's sequence broke there, as at an HTM reset, so its miss
 says nothing about the signal. The statistics live on the host in float64: a handful of
 numbers per stream, and no gradient flows through them.
 """
 import math
+from collections import deque
 
 import torch
 
 from ..node import Node, require
 from ..graph.spec import Param, Port
 
-# Log scale: log(1 - L) / log(LOG_FLOOR) maps 0.5 -> 0.03, 0.999 -> 0.3, 0.99999 -> 0.5, 1 -> 1.
-LOG_FLOOR = 1e-10
-LOG_OF_FLOOR = math.log(LOG_FLOOR)
 SQRT2 = math.sqrt(2.0)
+LN10 = math.log(10.0)
+HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+# Above this surprise the score would round to 1 in float32; no real tail gets near it.
+MAX_SURPRISE = 1e6
 
 
 class AnomalyLikelihood(Node):
@@ -45,7 +57,8 @@ class AnomalyLikelihood(Node):
                    "'gap'), shape [1]; the raw anomaly there counts as 0", optional=True))
     outputs = (
         Port("likelihood", "scalar", "1 - P(average >= the recent average), in [0, 1]"),
-        Port("score", "scalar", "the final anomaly score in [0, 1]: the likelihood, log-scaled if asked"),
+        Port("score", "scalar", "the final anomaly score in [0, 1): x / (x + half_surprise) of the surprise "
+             "x = -log10(tail probability), the larger of the likelihood's and the range check's"),
         Port("flag", "scalar", "1 where score >= threshold (at most one flag per 'refractory' steps, and "
              "only after 'quiet' steps below it), else 0"),
     )
@@ -65,14 +78,20 @@ class AnomalyLikelihood(Node):
               "raw anomaly; 0: off)", min=0, max=100000),
         Param("long_min_std", "float", 0.01, "floor on the long average's std (a long average varies "
               "less than a short one)", min=1e-6, max=1.0),
-        Param("log_scale", "bool", True, "score = log(1 - L) / log(1e-10): spreads the values near 1"),
+        Param("log_scale", "bool", True, "score = x / (x + half_surprise) with x = -log10(1 - L): spreads "
+              "the values near 1 without a ceiling (off: score = L, and the range check scores 1)"),
+        Param("half_surprise", "float", 5.0, "the surprise -log10(tail) that scores 0.5 on the log scale "
+              "(5: a tail probability of 1e-5)", min=0.01, max=1000.0),
+        Param("repeat_window", "int", 0, "a row whose score does not beat every score of this many rows "
+              "before it scores half: an excursion ranks by its first row (0: off)", min=0, max=10**6),
         Param("threshold", "float", 0.5, "score at or above which a step is flagged", min=0.0, max=1.0),
         Param("refractory", "int", 0, "steps after a flag during which no new flag is raised", min=0,
               max=10**6),
         Param("quiet", "int", 0, "a flag also needs this many steps in a row below the threshold just "
               "before it: one flag per excursion above it (0: off)", min=0, max=10**6),
         Param("range_tolerance", "float", 0.02, "with a 'value' input: a value outside the range seen "
-              "so far by more than this fraction of that range scores 1", min=0.0, max=100.0),
+              "so far by more than this fraction of that range is a breach; it scores 0.5 just past the "
+              "tolerance and more the farther out it lies", min=0.0, max=100.0),
         Param("range_warmup", "int", 300, "with a 'value' input: steps before the range check starts "
               "(the range is still being learned)", min=0, max=10**7),
     )
@@ -141,6 +160,7 @@ class _Stream:
         self.since_flag = 10**9
         self.below = 10**9  # steps in a row with the score below the threshold
         self.lo = self.hi = None  # the range of the values seen so far (range check)
+        self.recent_max: deque = deque()  # running max of the last repeat_window scores
 
     def scalars(self) -> dict:
         return {"t": self.t, "since_flag": self.since_flag, "below": self.below, "lo": self.lo, "hi": self.hi,
@@ -157,31 +177,56 @@ class _Stream:
         self.t += 1
         if gap:
             r = 0.0
-        # P(an average at least this high), the smaller over the short and long averages.
-        tail = min([a.update(r, t, p["learning_period"], p["estimation_samples"]) for a in self.averages])
-        # The log scale is computed from the tail itself: 1 - likelihood loses digits near 1.
-        score = math.log(min(max(tail, LOG_FLOOR), 1.0)) / LOG_OF_FLOOR if p["log_scale"] else 1.0 - tail
-        if v is not None and self._out_of_range(v, t):
-            score = 1.0  # a value never seen before, by a margin: anomalous whatever the TM says
+        # ln P(an average at least this high), the smaller over the short and long averages.
+        log_tail = min([a.update(r, t, p["learning_period"], p["estimation_samples"]) for a in self.averages])
+        excess = self._range_excess(v, t) if v is not None else 0.0
+        if p["log_scale"]:
+            # Both pieces of evidence as a surprise in decimal digits; the larger one wins.
+            surprise = -log_tail / LN10
+            if excess > p["range_tolerance"]:
+                surprise = max(surprise, p["half_surprise"] * excess / max(p["range_tolerance"], 1e-12))
+            surprise = min(surprise, MAX_SURPRISE)
+            score = surprise / (surprise + p["half_surprise"])
+        else:
+            score = 1.0 if excess > p["range_tolerance"] else -math.expm1(log_tail)
+        score = self._rank_by_first_row(score)
         high = score >= p["threshold"]
         flag = (high and self.since_flag >= p["refractory"] and self.below >= p["quiet"]
                 and t >= p["learning_period"])
         self.since_flag = 0 if flag else self.since_flag + 1
         self.below = 0 if high else self.below + 1
-        return 1.0 - tail, score, float(flag)
+        return -math.expm1(log_tail), score, float(flag)
 
-    def _out_of_range(self, v: float, t: int) -> bool:
-        """Is v beyond the range of the earlier values by more than range_tolerance of it?
-        Then add v to the range. A slow drift past the range moves it step by step and is
-        left to the likelihood; a jump past it is flagged."""
+    def _rank_by_first_row(self, score: float) -> float:
+        """Halve a score that does not beat every score of the last repeat_window rows (their
+        scores before halving): the row that starts an excursion keeps its full score."""
+        n = self.p["repeat_window"]
+        if not n:
+            return score
+        recent = self.recent_max  # (step, score) pairs, scores decreasing: recent_max[0] is the max
+        while recent and recent[0][0] <= self.t - 1 - n:
+            recent.popleft()
+        out = score if not recent or score > recent[0][1] else 0.5 * score
+        while recent and recent[-1][1] <= score:
+            recent.pop()
+        recent.append((self.t - 1, score))
+        return out
+
+    def _range_excess(self, v: float, t: int) -> float:
+        """How far v lies beyond the range of the earlier values, as a fraction of that range
+        (0 inside it, and before range_warmup); then add v to the range. A slow drift past the
+        range moves it a little each step and stays under the tolerance; a jump does not."""
         lo, hi = self.lo, self.hi
         if lo is None:
             self.lo = self.hi = v
-            return False
-        margin = self.p["range_tolerance"] * (hi - lo)
-        out = t >= self.p["range_warmup"] and (v > hi + margin or v < lo - margin)
+            return 0.0
         self.lo, self.hi = min(lo, v), max(hi, v)
-        return out
+        if t < self.p["range_warmup"]:
+            return 0.0
+        out = max(v - hi, lo - v, 0.0)
+        if hi <= lo:  # a constant series so far: any other value is a breach beyond measure
+            return math.inf if out > 0.0 else 0.0
+        return out / (hi - lo)
 
 
 class _Average:
@@ -205,23 +250,23 @@ class _Average:
         self.hist_sum, self.hist_sq = float(d["hist_sum"]), float(d["hist_sq"])
 
     def update(self, r: float, t: int, learning_period: int, estimation_samples: int) -> float:
-        """Add step t's raw anomaly; P(an average at least this high) under the history's
-        Gaussian, 0.5 until the distribution is trusted."""
+        """Add step t's raw anomaly; ln P(an average at least this high) under the history's
+        Gaussian, ln 0.5 until the distribution is trusted."""
         w = len(self.recent)
         self.recent_sum += r - self.recent[t % w]
         self.recent[t % w] = r
         if t % w == w - 1:  # re-sum once per lap: no drift
             self.recent_sum = sum(self.recent)
         avg = self.recent_sum / min(t + 1, w)
-        tail = 0.5
+        log_tail = -math.log(2.0)
         if t >= learning_period:
             n = self.hist_n
             if n >= estimation_samples:
                 mean = self.hist_sum / n
                 std = max(math.sqrt(max(self.hist_sq / n - mean * mean, 0.0)), self.min_std)
-                tail = 0.5 * math.erfc((avg - mean) / (std * SQRT2))
+                log_tail = _log_gaussian_tail((avg - mean) / std)
             self._remember(avg, t - learning_period)
-        return tail
+        return log_tail
 
     def _remember(self, avg: float, k: int) -> None:
         """Add an average to the history ring, dropping the oldest when full."""
@@ -239,6 +284,17 @@ class _Average:
         if slot == size - 1:  # re-sum once per lap: no drift
             self.hist_sum = math.fsum(self.hist[: self.hist_n])
             self.hist_sq = math.fsum(h * h for h in self.hist[: self.hist_n])
+
+
+def _log_gaussian_tail(z: float) -> float:
+    """ln P(Z >= z) for a standard normal Z, accurate far out in the tail, where the
+    probability itself underflows (the log scale keeps ranking those rows)."""
+    if z < 8.0:
+        return math.log(0.5 * math.erfc(z / SQRT2))
+    # The asymptotic series P(Z >= z) = phi(z) / z * (1 - 1/z^2 + 3/z^4 - 15/z^6 + 105/z^8 ...);
+    # at z = 8 the two forms agree to 1e-6 in the log.
+    u = 1.0 / (z * z)
+    return -0.5 * z * z - math.log(z) - HALF_LOG_2PI + math.log1p(u * (-1.0 + u * (3.0 + u * (-15.0 + 105.0 * u))))
 
 
 NODE = AnomalyLikelihood
