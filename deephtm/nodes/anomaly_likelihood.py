@@ -42,7 +42,7 @@ MAX_SURPRISE = 1e6
 
 class AnomalyLikelihood(Node):
     type_name = "anomaly.likelihood"
-    version = 2  # 2: the streams' state is saved (extra state)
+    version = 3  # 2: the streams' state is saved (extra state); 3: with repeat_window's recent scores
     category = "anomaly"
     live_role = "anomaly"
     stream_role = "likelihood"
@@ -107,6 +107,14 @@ class AnomalyLikelihood(Node):
         # Plain Python floats per stream: a few numbers per step cost far less than tensor ops.
         self.streams = [_Stream(self.p) for _ in range(batch)]
 
+    @classmethod
+    def migrate_state(cls, old_version, tensors, extra):
+        # Version 2 had no repeat_window (0: off), so its streams had no recent scores to keep.
+        if old_version != 2 or extra is None:
+            return None
+        streams = [dict(s, recent_max=[]) for s in extra["streams"]]
+        return tensors, dict(extra, streams=streams)
+
     def get_extra_state(self):
         # Each stream's scalars as JSON; each average's windows as [batch, window] float64 tensors.
         state = {"streams": [s.scalars() for s in self.streams]}
@@ -164,11 +172,13 @@ class _Stream:
 
     def scalars(self) -> dict:
         return {"t": self.t, "since_flag": self.since_flag, "below": self.below, "lo": self.lo, "hi": self.hi,
-                "averages": [a.scalars() for a in self.averages]}
+                "averages": [a.scalars() for a in self.averages],
+                "recent_max": [[step, score] for step, score in self.recent_max]}
 
     def load_scalars(self, d: dict) -> None:
         self.t, self.since_flag, self.below = int(d["t"]), int(d["since_flag"]), int(d["below"])
         self.lo, self.hi = d["lo"], d["hi"]
+        self.recent_max = deque((int(step), float(score)) for step, score in d["recent_max"])
         for a, saved in zip(self.averages, d["averages"], strict=True):
             a.load_scalars(saved)
 
