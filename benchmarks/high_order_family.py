@@ -109,8 +109,10 @@ def main() -> None:
         runs = list(pool.map(run_one, jobs))
     targets = {"accuracy": ">= 0.95 before and after", "learn_steps": "< 3000", "relearn_steps": "< 1500"}
     met = [r for r in runs if (r["accuracy_before_swap"] or 0) >= 0.95 and (r["accuracy_after_swap"] or 0) >= 0.95
-           and (r["learn_steps"] or 1e9) < 3000 and (r["relearn_steps"] if r["relearn_steps"] is not None else 1e9) < 1500]
-    print(json.dumps({"settings": args.set, "symbols": SYMBOLS, "middle_pool": POOL, "swap_step": args.swap, "steps": args.steps,
+           and (r["learn_steps"] or 1e9) < 3000
+           and (r["relearn_steps"] if r["relearn_steps"] is not None else 1e9) < 1500]
+    print(json.dumps({"settings": args.set, "symbols": SYMBOLS, "middle_pool": POOL, "swap_step": args.swap,
+                      "steps": args.steps,
                       "cpus": os.cpu_count(), "targets": targets, "runs_meeting_targets": f"{len(met)}/{len(runs)}",
                       "runs": runs}, indent=1))
 

@@ -251,8 +251,10 @@ def punishment_of_a_learned_successor(prefix: list[int], **params) -> float:
 
 def test_a_false_prediction_from_a_burst_has_its_own_weight():
     # After a reset, 0 bursts: 1 was predicted by the cells of bursting columns.
-    assert punishment_of_a_learned_successor([0], false_prediction_weight=1.0, burst_false_prediction_weight=0.0) == 0.0
-    assert punishment_of_a_learned_successor([0], false_prediction_weight=0.0, burst_false_prediction_weight=1.0) < 0.0
+    only_specific = {"false_prediction_weight": 1.0, "burst_false_prediction_weight": 0.0}
+    only_burst = {"false_prediction_weight": 0.0, "burst_false_prediction_weight": 1.0}
+    assert punishment_of_a_learned_successor([0], **only_specific) == 0.0
+    assert punishment_of_a_learned_successor([0], **only_burst) < 0.0
     # 5 bursts, 0 is predicted in its own cells: 1 was predicted by a specific context.
-    assert punishment_of_a_learned_successor([5, 0], false_prediction_weight=0.0, burst_false_prediction_weight=1.0) == 0.0
-    assert punishment_of_a_learned_successor([5, 0], false_prediction_weight=1.0, burst_false_prediction_weight=0.0) < 0.0
+    assert punishment_of_a_learned_successor([5, 0], **only_burst) == 0.0
+    assert punishment_of_a_learned_successor([5, 0], **only_specific) < 0.0
