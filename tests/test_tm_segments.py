@@ -232,3 +232,29 @@ def test_streams_of_a_batch_share_the_segments_and_learn_each_their_own_transiti
         a = tm(ctx(), torch.cat([sdr(2), sdr(0)]))
         b = tm(ctx(), torch.cat([sdr(3), sdr(1)]), context=a["cells"], winner_context=a["winners"])
     assert b["anomaly"].tolist() == [0.0, 0.0]
+
+
+def punishment_of_a_learned_successor(prefix: list[int], **params) -> float:
+    """Learns prefix + [1], then shows prefix + [2]: the summed weight change of the segments
+    of symbol 1's columns, which predicted 1 and saw 2 come instead."""
+    tm = make_tm(**params)
+    run = Runner(tm)
+    for _ in range(6):
+        run.sequence(prefix + [1])
+    assert float(run.sequence(prefix + [1])[-1]["anomaly"]) == 0.0  # learned
+    before = tm.syn_w.detach().clone()
+    run.sequence(prefix + [2])
+    seg_col = torch.arange(tm.syn_w.shape[0]) // (tm.S * K)
+    ones = (seg_col >= W) & (seg_col < 2 * W)
+    return float((tm.syn_w.detach() - before)[ones].sum())
+
+
+def test_a_false_prediction_from_a_burst_has_its_own_weight():
+    # After a reset, 0 bursts: 1 was predicted by the cells of bursting columns.
+    only_specific = {"false_prediction_weight": 1.0, "burst_false_prediction_weight": 0.0}
+    only_burst = {"false_prediction_weight": 0.0, "burst_false_prediction_weight": 1.0}
+    assert punishment_of_a_learned_successor([0], **only_specific) == 0.0
+    assert punishment_of_a_learned_successor([0], **only_burst) < 0.0
+    # 5 bursts, 0 is predicted in its own cells: 1 was predicted by a specific context.
+    assert punishment_of_a_learned_successor([5, 0], **only_burst) == 0.0
+    assert punishment_of_a_learned_successor([5, 0], **only_specific) < 0.0

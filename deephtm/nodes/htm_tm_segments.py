@@ -77,8 +77,15 @@ class SegmentTemporalMemory(Node):
               "distal_lr per step (an L1 term; HTM's permanence decrement)", min=0.0, max=100.0),
         Param("false_prediction_weight", "float", 0.75, "active synapses of a segment that matched or "
               "predicted a column that stays inactive shrink by this x distal_lr (HTM's predicted-"
-              "segment decrement); >= 1 keeps a transition seen half the time from predicting",
+              "segment decrement) when most of them see a specific context (cells of columns that did "
+              "not burst); >= 1 keeps a transition seen half the time from predicting",
               min=0.0, max=100.0),
+        Param("burst_false_prediction_weight", "float", 0.5, "the same for a segment driven mostly by "
+              "cells of bursting columns: a burst predicts every successor its symbol has had, so all but "
+              "one are wrong. A transition that follows a burst of its context a fraction q of the time "
+              "keeps predicting only while this is below about q / (1 - q): 0.5 drops a noise element's "
+              "random successors (q of 1/8 to 1/4 among 4-8 sequences) yet keeps the successors of a "
+              "symbol that starts or recurs in two or three sequences", min=0.0, max=100.0),
         Param("downstream_grad", "bool", False,
               "let downstream losses (e.g. a decoder's) reach the segment weights through the winners"),
     )
@@ -274,7 +281,11 @@ class SegmentTemporalMemory(Node):
         learning, falsely = learn_mask[b_r, s_r], false_mask[b_r, s_r]
         hit = temp * F.relu(1 - z[learning]).sum()
         decay = p["decay"] * (w * (exists & ~on))[learning].sum()
-        false = p["false_prediction_weight"] * temp * F.relu(1 + z[falsely]).sum()
+        # A false prediction drawn mostly from bursting columns' cells is a hedge, not a context's error.
+        prev_burst = prev_act.view(B, C, K).all(-1)
+        from_burst = (on & prev_burst[b_r.unsqueeze(1), pre.clamp_min(0) // K]).sum(-1) * 2 > on.sum(-1)
+        weight = torch.where(from_burst, p["burst_false_prediction_weight"], p["false_prediction_weight"])
+        false = (weight * temp * F.relu(1 + z))[falsely].sum()
         out["loss"] = (hit + decay + false) / B
 
         hard = winners.to(columns.dtype)

@@ -5,6 +5,10 @@ the first element tells which last element follows. The sequences are shown in r
 order, each followed by random noise elements. At 'swap_step' the last elements of each
 pair swap, so a learner must unlearn and relearn. Only the last element of a sequence is
 predictable from context alone, so 'last' marks the steps whose target is a last element.
+
+With 'middle_pool', all middles are drawn from one small pool of symbols, so the same symbols
+recur in several sequences (and within one) in different orders: a symbol's successor then
+depends on several steps of context, not only on the pair's first element.
 """
 import torch
 
@@ -42,6 +46,10 @@ class SequenceSource(Node):
               "last elements swap)"),
         Param("noise_from", "str", "all", "symbols noise elements are drawn from: all, or unused (those in "
               "no sequence)", choices=("all", "unused")),
+        Param("middle_pool", "int", 0, "symbols all middles are drawn from, so they recur across "
+              "sequences in different orders (no symbol twice in a row, each pair's middle its own); "
+              "firsts and lasts come from the other symbols; 0: each pair draws its own distinct "
+              "symbols", min=0, max=100000),
         Param("seed", "int", 1, "seed of the sequences and of their order (the run's seed is not used, "
               "so a task stays the same across model seeds)", min=0, max=2**31 - 1),
     )
@@ -70,6 +78,8 @@ class SequenceSource(Node):
             if self.after is None and p["swap_step"] and len(self.sequences) % 2:
                 raise GraphError("swapping endings needs pairs: give an even number of sequences or "
                                  "sequences_after", where=node_where(getattr(self, "node_id", "?"), param="sequences"))
+        elif p["middle_pool"]:
+            self._generate_pooled()
         else:
             self._generate()
         used = {t for q in self.sequences + (self.after or []) for t in q}
@@ -96,6 +106,33 @@ class SequenceSource(Node):
             middle = s[2:p["length"]]
             seqs.append([s[0]] + middle + [s[p["length"]]])
             seqs.append([s[1]] + middle + [s[p["length"] + 1]])
+        self.sequences = seqs
+
+    def _generate_pooled(self):
+        p = self.p
+        where = node_where(getattr(self, "node_id", "?"), param="middle_pool")
+        pool_n, mid_n = p["middle_pool"], p["length"] - 2
+        if pool_n + 4 > p["symbols"] or pool_n < 2:
+            raise GraphError(f"middle_pool needs at least 2 symbols and 4 others for a pair's firsts and "
+                             f"lasts: at most {p['symbols'] - 4} of {p['symbols']} symbols", where=where)
+        order = torch.randperm(p["symbols"], generator=self.rng).tolist()
+        pool, ends = order[:pool_n], order[pool_n:]
+        seqs, middles = [], set()
+        for _ in range(p["pairs"]):
+            for _ in range(1000):  # a middle no other pair has (pools too small to allow one fail)
+                middle = []
+                while len(middle) < mid_n:
+                    s = pool[int(torch.randint(pool_n, (1,), generator=self.rng))]
+                    if not middle or s != middle[-1]:
+                        middle.append(s)
+                if tuple(middle) not in middles:
+                    break
+            else:
+                raise GraphError(f"too few pairs of distinct middles from {pool_n} symbols", where=where)
+            middles.add(tuple(middle))
+            e = [ends[i] for i in torch.randperm(len(ends), generator=self.rng)[:4].tolist()]
+            seqs.append([e[0]] + middle + [e[2]])
+            seqs.append([e[1]] + middle + [e[3]])
         self.sequences = seqs
 
     def sequences_at(self, step: int) -> list[list[int]]:

@@ -1,0 +1,121 @@
+"""The high-order sequence task (Cui, Ahmad & Hawkins 2016) over a family of generated sets:
+graphs/high_order.json at its settings, on sets of 3-4 pairs, lengths 6-10 over 20 symbols whose
+middles share one pool of symbols, each drawn from several generator seeds. Prints one JSON
+object: per set, accuracy before and after the swap, learn and relearn steps, and beside them
+the trivial baselines on the same scored steps (the most frequent successor of the current
+symbol so far, i.e. a first-order model, and chance).
+
+    .venv/bin/python benchmarks/high_order_family.py [--seeds 1 2 3] [--swap 10000 --steps 20000]
+        [--configs 3x10 4x6 4x8] [--jobs 2] [--set tm.false_prediction_weight=0.5]
+"""
+import argparse
+import json
+import os
+import sys
+import time
+from collections import Counter, defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from deephtm.graph.graphfile import parse_text  # noqa: E402
+from deephtm.graph.registry import get  # noqa: E402
+from deephtm.graph.resolve import check_params  # noqa: E402
+from deephtm.node import Context  # noqa: E402
+from deephtm.train.trainer import Trainer  # noqa: E402
+
+SYMBOLS, POOL, WINDOW = 20, 8, 100
+CONFIGS = ("3x10", "3x8", "4x6", "4x8")  # pairs x length
+
+
+def family_graph(pairs: int, length: int, seed: int, swap: int, steps: int, symbols: int = SYMBOLS,
+                 pool: int = POOL, settings: tuple = ()) -> dict:
+    """graphs/high_order.json with a generated set; every model setting is kept but those in
+    settings, (node id, param, value) triples."""
+    d = json.loads((ROOT / "graphs" / "high_order.json").read_text())
+    for n in d["nodes"]:
+        if n["type"] == "source.sequence":
+            n["params"].update({"symbols": symbols, "pairs": pairs, "length": length, "middle_pool": pool,
+                                "seed": seed, "swap_step": swap})
+        elif n["type"] == "decoder.classifier":
+            n["params"]["classes"] = symbols
+        elif n["type"] == "metric.accuracy":
+            n["params"].update({"swap_step": swap, "window": WINDOW})
+        for nid, param, value in settings:
+            if n["id"] == nid:
+                n["params"][param] = value
+    d["training"].update({"steps": steps, "log_every": max(steps // 4, 1)})
+    return d
+
+
+def first_order_baseline(seq_params: dict, steps: int, swap: int) -> dict:
+    """Online 'most frequent successor of the current symbol so far' on the scored steps:
+    moving averages over the last WINDOW scored items before the swap and at the end."""
+    cls = get("source.sequence")
+    src = cls(check_params(cls, "seq", seq_params), {})
+    src.setup(1, torch.Generator().manual_seed(0))
+    counts: dict[int, Counter] = defaultdict(Counter)
+    before, after = [], []
+    for t in range(steps):
+        o = src(Context(step=t, batch=1, device=torch.device("cpu"), generator=None))
+        cur, nxt = int(o["symbol"]), int(o["target"])
+        if float(o["last"]) == 1:
+            guess = counts[cur].most_common(1)[0][0] if counts[cur] else -1
+            (after if swap and t >= swap else before).append(float(guess == nxt))
+        counts[cur][nxt] += 1
+    tail = lambda xs: round(sum(xs[-WINDOW:]) / max(len(xs[-WINDOW:]), 1), 3)  # noqa: E731
+    return {"before_swap": tail(before), "after_swap": tail(after) if after else None}
+
+
+def run_one(job: tuple) -> dict:
+    pairs, length, seed, swap, steps, settings = job
+    torch.set_num_threads(1)
+    d = family_graph(pairs, length, seed, swap, steps, settings=settings)
+    seq_params = next(n["params"] for n in d["nodes"] if n["type"] == "source.sequence")
+    trainer = Trainer(parse_text(json.dumps(d)))
+    sequences = trainer.model.nodes["seq"].sequences
+    t0 = time.perf_counter()
+    m = trainer.run()["metrics"]
+    wall = time.perf_counter() - t0
+    print(f"{pairs}x{length} seed {seed}: {m.get('accuracy_before_swap')} / {m.get('accuracy_after_swap')}, "
+          f"learn {m.get('learn_steps')}, relearn {m.get('relearn_steps')} ({wall:.0f} s)", file=sys.stderr, flush=True)
+    return {"config": f"{pairs}x{length}", "seed": seed,
+            "accuracy_before_swap": m.get("accuracy_before_swap"), "accuracy_after_swap": m.get("accuracy_after_swap"),
+            "learn_steps": m.get("learn_steps"), "relearn_steps": m.get("relearn_steps"),
+            "first_order": first_order_baseline(seq_params, steps, swap),
+            "chance": {"pair_ending": 0.5, "uniform": round(1 / SYMBOLS, 3)},
+            "wall_s": round(wall, 1), "sequences": sequences}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--configs", nargs="+", default=list(CONFIGS), help="pairs x length, e.g. 4x6")
+    ap.add_argument("--swap", type=int, default=10000)
+    ap.add_argument("--steps", type=int, default=20000)
+    ap.add_argument("--jobs", type=int, default=1, help="runs in parallel (one thread each)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="NODE.PARAM=JSON",
+                    help="override a model setting, e.g. tm.false_prediction_weight=0.5")
+    args = ap.parse_args()
+    settings = tuple((k.split(".", 1)[0], k.split(".", 1)[1], json.loads(v))
+                     for k, v in (a.split("=", 1) for a in args.set))
+    jobs = [(int(c.split("x")[0]), int(c.split("x")[1]), s, args.swap, args.steps, settings)
+            for c in args.configs for s in args.seeds]
+    with ProcessPoolExecutor(args.jobs) as pool:
+        runs = list(pool.map(run_one, jobs))
+    targets = {"accuracy": ">= 0.95 before and after", "learn_steps": "< 3000", "relearn_steps": "< 1500"}
+    met = [r for r in runs if (r["accuracy_before_swap"] or 0) >= 0.95 and (r["accuracy_after_swap"] or 0) >= 0.95
+           and (r["learn_steps"] or 1e9) < 3000
+           and (r["relearn_steps"] if r["relearn_steps"] is not None else 1e9) < 1500]
+    print(json.dumps({"settings": args.set, "symbols": SYMBOLS, "middle_pool": POOL, "swap_step": args.swap,
+                      "steps": args.steps,
+                      "cpus": os.cpu_count(), "targets": targets, "runs_meeting_targets": f"{len(met)}/{len(runs)}",
+                      "runs": runs}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
