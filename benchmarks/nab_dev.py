@@ -17,7 +17,7 @@ columns, except on a handful of rows where that rounding breaks a tie in repeat_
 comparison and the row scores half or twice as much (5 of the 193,446 rows at seed 0; the
 corpus scores are the same).
 
-    .venv/bin/python benchmarks/nab_dev.py [--seeds 0 1 2] [--data ../shared/data/nab/dev] [--runs runs]
+    .venv/bin/python benchmarks/nab_dev.py [--seeds 0 1 2] [--data NAB_DEV_FOLDER] [--runs runs]
 
 A seed's detect outputs go to RUNS/nab-dev-SEED (as `make nab-dev`); a folder that already
 holds them is scored as it is, not run again.
