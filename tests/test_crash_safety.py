@@ -136,7 +136,7 @@ SAVER = textwrap.dedent('''
     for i in range(2):
         g = load_graph(graph_path)
         g.description = str(i) * 1_500_000  # big enough that a write takes a while
-        versions.append((g, {"w": torch.full((2_000_000,), float(i))}, {"version": i}))
+        versions.append((g, {"w": torch.full((2_000_000,), float(i))}, {"version": i, "step": i}))
     i = 0
     while True:
         g, tensors, meta = versions[i % 2]

@@ -45,6 +45,10 @@ class BayesObjects(Node):
     def param_count(cls, p, shapes):
         return 3 * p["objects"] * p["points"]
 
+    @classmethod
+    def stream_state_count(cls, p, shapes):
+        return p["objects"] * p["points"]  # each stream's belief over (object, point)
+
     def setup(self, batch, generator):
         p = self.p
         locs, feats = object_table(p, getattr(self, "node_id", "?"))
