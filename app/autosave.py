@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from deephtm.atomic import atomic_write_bytes
+from deephtm.atomic import atomic_write_bytes, process_alive
 from deephtm.graph.graphfile import Graph, dumps
 
 AUTOSAVE_INTERVAL_MS = 60_000
@@ -29,20 +29,6 @@ def default_dir() -> Path:
         return Path(env)
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return Path(base) / "deephtm" / "recovery"
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class RecoveryStore:
@@ -76,7 +62,7 @@ class RecoveryStore:
             except (OSError, ValueError, TypeError, AttributeError):
                 continue
             graph_file = meta_file.with_name(meta_file.name.replace(".meta.json", ".json"))
-            if _alive(pid) or not graph_file.exists():
+            if process_alive(pid) or not graph_file.exists():
                 continue
             found.append(Recovery(graph_file, meta_file, meta.get("original"), float(meta.get("saved_at", 0))))
         return found

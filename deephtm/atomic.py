@@ -106,7 +106,7 @@ def remove_stale_temps(path: Path) -> None:
     prefix = f".{path.name}."
     for tmp in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
         pid_text = tmp.name[len(prefix):].split(".")[0]
-        if not pid_text.isdigit() or _alive(int(pid_text)):
+        if not pid_text.isdigit() or process_alive(int(pid_text)):
             continue
         try:
             tmp.unlink()
@@ -118,7 +118,10 @@ def glob_escape(name: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process of this pid runs (when we cannot tell, yes: its files are kept)."""
+    if pid <= 0:
+        return False
     if pid == os.getpid():
         return True
     try:

@@ -4,7 +4,7 @@ saved in the input node's ui as "reroutes": {input port: {"from": "node.port", "
 new one. Drag a dot to move it, double-click it to remove it."""
 from __future__ import annotations
 
-from PyQt6.QtCore import QPointF, QRectF, Qt
+from PyQt6.QtCore import QRectF, Qt
 from PyQt6.QtGui import QBrush, QPen
 from PyQt6.QtWidgets import QGraphicsItem
 

@@ -56,21 +56,26 @@ class Detection:
         return len(self.score)
 
     def summary(self, input_path: str = "", graph_path: str = "") -> dict:
-        flagged = [i for i, f in enumerate(self.flagged) if f]
-        scored = self.rows - len(self.skipped)
-        return {
-            "input": input_path,
-            "graph": graph_path,
-            "rows": self.rows,
-            "scored_rows": scored,
-            "skipped_rows": [{"line": line, "reason": why} for line, why in self.skipped],
-            "wall_s": round(self.wall_s, 3),
-            "rows_per_s": round(scored / self.wall_s, 1) if self.wall_s > 0 else 0.0,
-            "threshold": self.threshold,
-            "flagged": len(flagged),
-            "flagged_points": [{"line": self.lines[i], "timestamp": self.timestamps[i],
-                                "anomaly_score": round(self.score[i], 6)} for i in flagged],
-        }
+        flagged = [{"line": self.lines[i], "timestamp": self.timestamps[i], "anomaly_score": round(self.score[i], 6)}
+                   for i, f in enumerate(self.flagged) if f]
+        return summarize(self, self.rows, flagged, input_path, graph_path)
+
+
+def summarize(result: Detection, rows: int, flagged_points: list[dict], input_path: str, graph_path: str) -> dict:
+    """The summary JSON of a detection of `rows` rows."""
+    scored = rows - len(result.skipped)
+    return {
+        "input": input_path,
+        "graph": graph_path,
+        "rows": rows,
+        "scored_rows": scored,
+        "skipped_rows": [{"line": line, "reason": why} for line, why in result.skipped],
+        "wall_s": round(result.wall_s, 3),
+        "rows_per_s": round(scored / result.wall_s, 1) if result.wall_s > 0 else 0.0,
+        "threshold": result.threshold,
+        "flagged": len(flagged_points),
+        "flagged_points": flagged_points,
+    }
 
 
 class Detector:
@@ -250,19 +255,7 @@ class ScoreWriter:
         self.out.file.flush()
 
     def summary(self, result: Detection, input_path: str, graph_path: str) -> dict:
-        scored = self.rows - len(result.skipped)
-        return {
-            "input": input_path,
-            "graph": graph_path,
-            "rows": self.rows,
-            "scored_rows": scored,
-            "skipped_rows": [{"line": line, "reason": why} for line, why in result.skipped],
-            "wall_s": round(result.wall_s, 3),
-            "rows_per_s": round(scored / result.wall_s, 1) if result.wall_s > 0 else 0.0,
-            "threshold": result.threshold,
-            "flagged": len(self.flagged_points),
-            "flagged_points": self.flagged_points,
-        }
+        return summarize(result, self.rows, self.flagged_points, input_path, graph_path)
 
 
 def _num(v: float | None) -> str:

@@ -11,7 +11,7 @@ other points, where the source in fact avoids points touched earlier in the epis
 import torch
 
 from ..node import Node, require
-from ..graph.spec import Param, Port
+from ..graph.spec import Port
 from .source_objects import ObjectsSource, object_table
 
 

@@ -6,7 +6,7 @@ model beats it only with something more, e.g. landmark or sensory corrections.
 import torch
 
 from ..node import Node, require
-from ..graph.spec import Param, Port
+from ..graph.spec import Port
 
 
 class DeadReckoning(Node):

@@ -18,6 +18,15 @@ from ..graph.spec import Param, Port
 SIDE = 8  # the images are 8x8, values 0..16
 
 
+def training_images(p: dict, node_id: str) -> tuple[torch.Tensor, list[np.ndarray]]:
+    """The training part of the split (images [N, 8, 8]) and each class's row numbers."""
+    try:
+        x, y, _, _ = digits_split(p["seed"], p["holdout"])
+    except GraphError as exc:
+        raise GraphError(exc.message, where=node_where(node_id)) from None
+    return torch.from_numpy(x), [np.flatnonzero(y == c) for c in range(10)]
+
+
 @functools.lru_cache(maxsize=8)
 def digits_split(seed: int, holdout: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(train images [N,8,8] in 0..1, train labels, held-out images, held-out labels),
@@ -70,12 +79,7 @@ class DigitsSource(Node):
         return 1797 * SIDE * SIDE  # the whole data set, held as one tensor
 
     def setup(self, batch, generator):
-        try:
-            x, y, _, _ = digits_split(self.p["seed"], self.p["holdout"])
-        except GraphError as exc:
-            raise GraphError(exc.message, where=node_where(getattr(self, "node_id", "?"))) from None
-        self.images = torch.from_numpy(x)
-        self.by_class = [np.flatnonzero(y == c) for c in range(10)]
+        self.images, self.by_class = training_images(self.p, self.node_id)
 
     def _at(self, b: int, step: int) -> tuple[int, int]:
         """(class, sample index) of stream b at a step: a pure function of (seed, b, step), so a

@@ -10,10 +10,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import GraphError, node_where
 from ..node import Node, require
 from ..graph.spec import Param, Port
-from .source_digits import SIDE, digits_split
+from .source_digits import SIDE, training_images
 
 
 class DigitImages(Node):
@@ -48,12 +47,7 @@ class DigitImages(Node):
         return 1797 * SIDE * SIDE  # the whole data set, held as one tensor
 
     def setup(self, batch, generator):
-        try:
-            x, y, _, _ = digits_split(self.p["seed"], self.p["holdout"])
-        except GraphError as exc:
-            raise GraphError(exc.message, where=node_where(getattr(self, "node_id", "?"))) from None
-        self.images = torch.from_numpy(x)
-        self.by_class = [np.flatnonzero(y == c) for c in range(10)]
+        self.images, self.by_class = training_images(self.p, self.node_id)
 
     def _sample(self, b: int, step: int, c: int) -> int:
         pool = self.by_class[c % 10]
