@@ -38,4 +38,6 @@ BUILTIN_MODULES = (
     "sensorimotor_object_layer",
     "metric_touch_accuracy",
     "htm_tm_segments",
+    "decoder_sdr_classifier",
+    "util_seasonal_naive",
 )
