@@ -219,19 +219,23 @@ def run_graph(d: dict, tmp_path, name: str) -> dict:
 
 
 def test_nyc_taxi_graph_beats_the_shift_baseline_in_a_short_run(tmp_path):
+    """3,000 steps scored from 2,000: the HTM path alone (a readout of the TM's cells only),
+    the full model and its ablation all beat the shift baseline by far, and the seasonal
+    baselines are reported beside them."""
     d = json.loads((ROOT / "graphs" / "nyc_taxi.json").read_text())
     for n in d["nodes"]:
         if n["type"] == "source.csv":
             n["params"]["path"] = str(ROOT / "data" / "htmresearch" / "nyc_taxi.csv")
         if n["type"].startswith("metric.") and "start" in n["params"]:
-            n["params"]["start"] = 1500
-        if n["type"] == "htm.sp":
-            n["params"]["columns"] = 64
-    d["training"].update({"steps": 2000, "log_every": 500})
+            n["params"]["start"] = 2000
+    d["training"].update({"steps": 3000, "log_every": 1000})
     m = run_graph(d, tmp_path, "nyc")["metrics"]
     assert m["shift_mape"] > 0.2
-    assert m["mape"] < 0.5 * m["shift_mape"] and m["nrmse"] < 0.5 * m["shift_nrmse"]
-    assert m["mape_no_htm"] < 0.5 * m["shift_mape"]
+    assert m["htm_mape"] < 0.6 * m["shift_mape"] and m["htm_nrmse"] < 0.6 * m["shift_nrmse"], m
+    assert m["mape"] < 0.5 * m["shift_mape"] and m["nrmse"] < 0.5 * m["shift_nrmse"], m
+    assert m["no_htm_mape"] < 0.5 * m["shift_mape"], m
+    for name in ("weekly", "four_week"):
+        assert 0 < m[f"{name}_mape"] < m["shift_mape"] and 0 < m[f"{name}_nrmse"] < m["shift_nrmse"], m
     assert (tmp_path / "run_nyc" / "summary.json").exists()
 
 
