@@ -35,8 +35,9 @@ PUBLISHED = {
 KEYS = {
     "high_order": ("accuracy_before_swap", "accuracy_after_swap", "learn_steps", "relearn_steps", "anomaly",
                    "sp_entropy"),
-    "nyc_taxi": ("mape", "nrmse", "mape_no_htm", "nrmse_no_htm", "mape_htm_only", "nrmse_htm_only",
-                 "shift_mape", "shift_nrmse", "anomaly", "sp_entropy"),
+    "nyc_taxi": ("mape", "nrmse", "no_htm_mape", "no_htm_nrmse", "htm_mape", "htm_nrmse",
+                 "shift_mape", "shift_nrmse", "weekly_mape", "weekly_nrmse", "four_week_mape",
+                 "four_week_nrmse", "anomaly", "sp_entropy"),
 }
 
 

@@ -38,6 +38,18 @@ EXTRA_GRAPHS: dict[str, tuple[dict, str]] = {
         "edges": [{"from": "digits.image", "to": "encoder.x"}, {"from": "encoder.y", "to": "decoder.x"},
                   {"from": "decoder.y", "to": "loss.pred"}, {"from": "digits.target", "to": "loss.target"}],
         "training": {"steps": STEPS}}, "digits"),
+    # A sine's next value from an SDR of it, read by an online softmax over value buckets.
+    "decoder.sdr_classifier": ({
+        "format_version": 1, "name": "sdr_classifier",
+        "nodes": [{"id": "sine", "type": "source.sine", "params": {}},
+                  {"id": "encoder", "type": "encoder.scalar", "params": {}},
+                  {"id": "classifier", "type": "decoder.sdr_classifier", "params": {"min": -1.0, "max": 1.0,
+                                                                                     "buckets": 8}},
+                  {"id": "nrmse", "type": "metric.nrmse", "params": {}}],
+        "edges": [{"from": "sine.value", "to": "encoder.x"}, {"from": "encoder.code", "to": "classifier.x"},
+                  {"from": "sine.value", "to": "classifier.observed"},
+                  {"from": "classifier.y", "to": "nrmse.pred"}, {"from": "sine.target", "to": "nrmse.target"}],
+        "training": {"steps": STEPS}}, "classifier"),
 }
 
 # Smaller sizes, and shorter windows and periods, per node type.

@@ -42,4 +42,6 @@ BUILTIN_MODULES = (
     "baseline_successor_image",
     "baseline_dead_reckoning",
     "baseline_bayes_objects",
+    "decoder_sdr_classifier",
+    "util_seasonal_naive",
 )
