@@ -264,7 +264,7 @@ def cmd_detect(args) -> int:
     if args.out is None or args.out_dir is not None:
         raise DeepHTMError("--input writes one scores file: give --out FILE.csv", where="--out")
     _check_detect_outputs(args)
-    summary = detect(args.graph, args.input, args.out, summary_path=args.summary,
+    summary = detect(args.graph, args.input, args.out, summary_path=args.summary, progress=sys.stderr.isatty(),
                      value_column=args.value_column, timestamp_column=args.timestamp_column,
                      timestamp_format=args.timestamp_format, threshold=args.threshold, seed=args.seed)
     for s in summary["skipped_rows"][:20]:

@@ -186,3 +186,11 @@ def test_an_input_without_rows_says_so_plainly(tmp_path, capsys):
     assert main(["detect", str(GRAPH), "--input", str(path), "--out", str(tmp_path / "o.csv")]) == 2
     err = capsys.readouterr().err
     assert err.endswith(f"{path}: no usable rows\n") and "horizon" not in err
+
+
+def test_detect_shows_progress_over_rows_when_asked(tmp_path, series, capsys):
+    from deephtm.anomaly.detect import detect
+
+    detect(str(GRAPH), str(series), str(tmp_path / "o.csv"), progress=True)
+    rows = len(series.read_text().splitlines()) - 1
+    assert f"{rows}/{rows}" in capsys.readouterr().err  # the bar over rows reached the end

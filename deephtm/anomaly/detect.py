@@ -262,18 +262,30 @@ def _num(v: float | None) -> str:
     return "" if v is None else f"{v:.6g}"
 
 
-def detect(graph: str, input_path: str, out: str, *, summary_path: str | None = None, **kw) -> dict:
-    """Score input_path row by row into `out` (written as it goes, in place at the end)."""
+def detect(graph: str, input_path: str, out: str, *, summary_path: str | None = None, progress: bool = False,
+           **kw) -> dict:
+    """Score input_path row by row into `out` (written as it goes, in place at the end);
+    progress: a bar over rows on stderr."""
+    from tqdm import tqdm
+
     det = Detector(graph, input_path, **kw)
     if not det.source.lines:
         raise DeepHTMError("no usable rows", file=input_path)
     writer = ScoreWriter(out)
+    bar = tqdm(total=det.rows, unit="row", disable=not progress, dynamic_ncols=True)
+
+    def written(result: Detection, _done: int) -> None:
+        bar.update(result.rows)
+        writer.drain(result)
+
     try:
-        result = det.run(on_chunk=lambda result, _done: writer.drain(result))
-        writer.drain(result)  # skipped lines after the last chunk
+        result = det.run(on_chunk=written)
+        written(result, 0)  # skipped lines after the last chunk
     except BaseException:
         writer.out.abort()
         raise
+    finally:
+        bar.close()
     writer.out.commit()
     summary = writer.summary(result, input_path, det.graph_path)
     summary["warnings"] = [w for node in det.trainer.model.nodes.values() for w in node.data_warnings()]
