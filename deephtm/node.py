@@ -185,9 +185,10 @@ class Node(nn.Module):
         `path` once, a row per step, skipping bad rows."""
         raise NotImplementedError
 
-    def column_texts(self, column: str) -> tuple[int, list[str] | None]:
-        """stream_role "source": the file line of the first row and the text of `column` in
-        every row, skipped rows included (None for the empty column name)."""
+    def column_texts(self, columns: list[str]) -> tuple[int, dict[str, list[str]]]:
+        """stream_role "source": the file line of the first row and, read in one pass, the
+        text of each named column in every row, skipped rows included (empty names are
+        left out)."""
         raise NotImplementedError
 
     # ---- state and versions ----------------------------------------------------

@@ -103,8 +103,8 @@ class Detector:
         feed = model.resolved.inbound[lik.id]["raw"]
         self.keys = [(feed.src, feed.src_port)] + [(lik.id, port) for port in ("likelihood", "score", "flag")]
         # The file line of the first row, and each row's timestamp as written (None: no column).
-        self.first_line, self.timestamp_texts = self.source.column_texts(timestamp_column)
-        _, self.value_texts = self.source.column_texts(value_column)
+        self.first_line, texts = self.source.column_texts([timestamp_column, value_column])
+        self.timestamp_texts, self.value_texts = texts.get(timestamp_column), texts[value_column]
 
     @property
     def rows(self) -> int:

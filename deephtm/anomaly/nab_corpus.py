@@ -14,6 +14,7 @@ The results folder mirrors NAB's data folder: RESULTS_DIR/<category>/<file>.csv 
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,11 @@ class Series:
     key: str  # '<category>/<file>.csv', as in the windows file
     values: list[float]  # anomaly_score per row
     windows: list[tuple[int, int]]  # (first row, last row), inclusive
+
+    @functools.cached_property
+    def weights(self) -> tuple[list[int], list[float]]:
+        """What a detection on each row would be worth (nab_score.row_weights), once per series."""
+        return row_weights(len(self.values), self.windows, probation_rows(len(self.values)))
 
     @property
     def category(self) -> str:
@@ -47,7 +53,7 @@ def load_corpus(results_dir: str | Path, windows_path: str | Path) -> list[Serie
                                file=str(windows_path), where=f"series '{key}'")
         if not path.is_file():
             raise DeepHTMError(f"no scores for series '{key}' (expected {path})", file=str(results_dir))
-        stamps, values = read_score_values(path)
+        stamps, values, _ = read_score_values(path)
         corpus.append(Series(key, values, check_windows(window_rows(stamps, stamped), key)))
     if not corpus:
         raise DeepHTMError("the windows file names no series", file=str(windows_path))
@@ -61,7 +67,7 @@ def sweep(corpus: list[Series], profile: str) -> tuple[float, float]:
     events = []  # (score, series index, row, window or -1, weight)
     windows_total = 0
     for s_i, s in enumerate(corpus):
-        window_of, weight = row_weights(len(s.values), s.windows, probation_rows(len(s.values)))
+        window_of, weight = s.weights
         windows_total += len(s.windows)
         for row, (w, wt) in enumerate(zip(window_of, weight)):
             if w != -2:

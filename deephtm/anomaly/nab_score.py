@@ -220,10 +220,12 @@ def match_series(scores_path: str | Path, keys: list[str]) -> str:
     return best
 
 
-def read_score_values(path: str | Path, column: str = "anomaly_score") -> tuple[list[datetime], list[float]]:
+def read_score_values(path: str | Path, columns: tuple[str, ...] = ("anomaly_score",)
+                      ) -> tuple[list[datetime], list[float], str]:
     """Timestamps and one numeric column of a `deephtm detect` output (or any CSV with a
-    timestamp column). Rows without a valid timestamp (rows detect skipped) are left out:
-    they cannot be placed in time. An empty, non-numeric or NaN cell is an error."""
+    timestamp column): the first of `columns` the file has (the last one is required), and
+    its name. Rows without a valid timestamp (rows detect skipped) are left out: they cannot
+    be placed in time. An empty, non-numeric or NaN cell is an error."""
     path = str(path)
     check_regular_file(path)
     try:
@@ -236,6 +238,7 @@ def read_score_values(path: str | Path, column: str = "anomaly_score") -> tuple[
     if not rows:
         raise DeepHTMError("empty file", file=path)
     header = [h.strip() for h in rows[0]]
+    column = next((c for c in columns if c in header), columns[-1])
     for col in ("timestamp", column):
         if col not in header:
             raise DeepHTMError(f"no column '{col}' (columns: {', '.join(header)})", file=path)
@@ -257,7 +260,7 @@ def read_score_values(path: str | Path, column: str = "anomaly_score") -> tuple[
             raise DeepHTMError(f"line {line}: {column} {cell!r:.30} is not a finite number", file=path)
         stamps.append(stamp)
         values.append(v)
-    return stamps, values
+    return stamps, values, column
 
 
 def read_scores(path: str | Path, threshold: float | None = None,
@@ -266,22 +269,14 @@ def read_scores(path: str | Path, threshold: float | None = None,
     column when present and no threshold is given, else anomaly_score >= threshold (default
     0.5), and with `quiet` only where that many rows in a row below it come just before (one
     detection per excursion, as anomaly.likelihood's 'quiet' param)."""
-    flagged = threshold is None and "flagged" in _header(path)
-    stamps, values = read_score_values(path, "flagged" if flagged else "anomaly_score")
+    wanted = ("flagged", "anomaly_score") if threshold is None else ("anomaly_score",)
+    stamps, values, column = read_score_values(path, wanted)
+    flagged = column == "flagged"
     cut = 0.5 if threshold is None else threshold
     hits = [v > 0.5 if flagged else v >= cut for v in values]
     if quiet and not flagged:
         hits = first_of_each_excursion(hits, quiet)
     return stamps, hits
-
-
-def _header(path: str | Path) -> list[str]:
-    check_regular_file(path)
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            return [h.strip() for h in next(csv.reader(bounded_lines(f, str(path))), [])]
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return []  # read_score_values says what is wrong
 
 
 def first_of_each_excursion(high: list[bool], quiet: int) -> list[bool]:

@@ -99,9 +99,9 @@ class CSVSource(Node):
     def data_warnings(self):
         return list(self.order_notes)
 
-    def column_texts(self, column):
-        skip = self.p["skip_rows"]
-        texts = read_columns(resolve_path(self.p["path"], self.base_dir), [column], skip)[column] if column else None
+    def column_texts(self, columns):
+        skip, named = self.p["skip_rows"], list(dict.fromkeys(c for c in columns if c))
+        texts = read_columns(resolve_path(self.p["path"], self.base_dir), named, skip) if named else {}
         return 2 + skip, texts
 
     def _read(self, path):
