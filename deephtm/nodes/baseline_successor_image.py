@@ -6,13 +6,11 @@ as well as a model needs no memory of anything before the current class.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from ..errors import GraphError, node_where
-from ..node import Node, require
+from ..node import Node
 from ..graph.spec import Param, Port
-from .source_digits import SIDE, digits_split
+from .source_digits import SIDE, require_class_index, training_images
 
 
 class SuccessorImage(Node):
@@ -35,8 +33,7 @@ class SuccessorImage(Node):
     @classmethod
     def infer(cls, p, shapes):
         for port in ("label", "target_label"):
-            s = shapes[port]
-            require(s is None or tuple(s) == (1,), port, f"expected a class index, shape [1], got {list(s or [])}")
+            require_class_index(shapes, port)
         return {"image": (1, SIDE, SIDE), "class": (1,)}
 
     @classmethod
@@ -44,12 +41,9 @@ class SuccessorImage(Node):
         return 10 * SIDE * SIDE + 100
 
     def setup(self, batch, generator):
-        try:
-            x, y, _, _ = digits_split(self.p["seed"], self.p["holdout"])
-        except GraphError as exc:
-            raise GraphError(exc.message, where=node_where(getattr(self, "node_id", "?"))) from None
-        means = np.stack([x[y == c].mean(0) for c in range(10)])
-        self.register_buffer("means", torch.from_numpy(means).float(), persistent=False)
+        images, by_class = training_images(self.p, self.node_id)
+        means = torch.stack([images[rows].mean(0) for rows in by_class])
+        self.register_buffer("means", means.float(), persistent=False)
         self.register_buffer("counts", torch.zeros(10, 10))
 
     def forward(self, ctx, label, target_label):

@@ -12,10 +12,16 @@ import numpy as np
 import torch
 
 from ..errors import GraphError, node_where
-from ..node import Node
+from ..node import Node, require
 from ..graph.spec import Param, Port
 
 SIDE = 8  # the images are 8x8, values 0..16
+
+
+def require_class_index(shapes: dict, port: str) -> None:
+    """infer(): a digit class input is one index, shape [1]."""
+    s = shapes[port]
+    require(s is None or tuple(s) == (1,), port, f"expected a class index, shape [1], got {list(s or [])}")
 
 
 def training_images(p: dict, node_id: str) -> tuple[torch.Tensor, list[np.ndarray]]:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..node import Node, require
+from ..node import Node
 from ..graph.spec import Param, Port
-from .source_digits import SIDE, training_images
+from .source_digits import SIDE, require_class_index, training_images
 
 
 class DigitImages(Node):
@@ -38,8 +38,7 @@ class DigitImages(Node):
     @classmethod
     def infer(cls, p, shapes):
         for port in ("symbol", "target_symbol"):
-            s = shapes[port]
-            require(s is None or tuple(s) == (1,), port, f"expected a class index, shape [1], got {list(s or [])}")
+            require_class_index(shapes, port)
         return {"image": (1, SIDE, SIDE), "target": (1, SIDE, SIDE)}
 
     @classmethod
