@@ -112,7 +112,7 @@ def cmd_train(args) -> int:
     from .train.ctrl_c import StopOnCtrlC
     from .train.progress import ProgressListener
     from .train.rundir import RunLock, RunLogger, checkpoint_step, default_run_dir, drop_log_lines_after, \
-        fresh_run_dir, holds_a_run
+        fresh_run_dir
     from .train.trainer import Trainer
 
     if args.resume and args.out:
@@ -133,7 +133,7 @@ def cmd_train(args) -> int:
         out = wanted if args.overwrite else str(fresh_run_dir(wanted))
         if out != wanted:
             print(f"deephtm: {wanted} holds an earlier run, kept; this run goes to {out}", file=sys.stderr)
-        elif args.overwrite and holds_a_run(out) and not Path(out).is_dir():
+        elif Path(out).exists() and not Path(out).is_dir():
             raise DeepHTMError("is a file, not a run directory", file=out)
         resume = False
     if args.distributed:
