@@ -279,14 +279,11 @@ def detect(graph: str, input_path: str, out: str, *, summary_path: str | None = 
         writer.drain(result)
 
     try:
-        result = det.run(on_chunk=written)
-        written(result, 0)  # skipped lines after the last chunk
-    except BaseException:
-        writer.out.abort()
-        raise
+        with writer.out:  # in place when every row is written; removed on any failure
+            result = det.run(on_chunk=written)
+            written(result, 0)  # skipped lines after the last chunk
     finally:
         bar.close()
-    writer.out.commit()
     summary = writer.summary(result, input_path, det.graph_path)
     summary["warnings"] = [w for node in det.trainer.model.nodes.values() for w in node.data_warnings()]
     summary["scores"] = str(out)
