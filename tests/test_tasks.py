@@ -218,6 +218,32 @@ def run_graph(d: dict, tmp_path, name: str) -> dict:
         torch.set_num_threads(threads)
 
 
+def test_nyc_taxi_htm_prediction_and_ablation_are_honest():
+    """The HTM prediction reads the TM's cells and nothing else; the whole model weighs the
+    no-HTM prediction against it, so the no-HTM readout (scored as no_htm_mape) is exactly the
+    whole model without the HTM path."""
+    d = json.loads((ROOT / "graphs" / "nyc_taxi.json").read_text())
+    into = {}
+    for e in d["edges"]:
+        into.setdefault(e["to"].split(".")[0], set()).add((e["from"], e["to"].split(".")[1]))
+    assert into["htm_readout"] == {("tm.cells", "x"), ("scaled.y", "observed")}
+    assert into["features"] == {("readout_no_htm.y", "a"), ("htm_readout.y", "b")}
+    assert into["readout"] == {("features.y", "x"), ("scaled.y", "observed")}
+    assert ("readout_no_htm.y", "pred") in into["no_htm_mape"] and ("readout.y", "pred") in into["mape"]
+
+    def upstream(node):  # every node the given one depends on
+        seen, todo = set(), [node]
+        while todo:
+            for src, _ in into.get(todo.pop(), ()):
+                n = src.split(".")[0]
+                if n not in seen:
+                    seen.add(n)
+                    todo.append(n)
+        return seen
+    assert not upstream("readout_no_htm") & {"sp", "tm", "htm_readout"}
+    assert not upstream("htm_readout") & {"lags", "season", "readout_no_htm"}
+
+
 def test_nyc_taxi_graph_beats_the_shift_baseline_in_a_short_run(tmp_path):
     """3,000 steps scored from 2,000: the HTM path alone (a readout of the TM's cells only),
     the full model and its ablation all beat the shift baseline by far, and the seasonal
