@@ -23,6 +23,59 @@ class LazyAdam(torch.optim.Adam):
 
     @torch.no_grad()
     def step(self, closure=None):
+        if closure is not None or not self._fast_ok():
+            return self._torch_step(closure)
+        # One fused kernel call per set of equal settings (a rate group), not one per
+        # param group through torch.optim's per-step Python: the same kernel, the same numbers.
+        runs: dict[tuple, tuple[list, list, list, list, list]] = {}
+        for group in self.param_groups:
+            key = (float(group["lr"]), *group["betas"], group["eps"], group["weight_decay"])
+            for p in group["params"]:
+                g = p.grad
+                if g is None:
+                    continue
+                if g.is_sparse:
+                    self._lazy_update(group, p, g.coalesce())
+                    continue
+                state = self.state[p]
+                if not state:
+                    self._init_state(state, p)
+                run = runs.get(key)
+                if run is None:
+                    run = runs[key] = ([], [], [], [], [])
+                run[0].append(p)
+                run[1].append(g)
+                run[2].append(state["exp_avg"])
+                run[3].append(state["exp_avg_sq"])
+                run[4].append(state["step"])
+        kernel = torch._fused_adamw_ if self.decoupled_decay else torch._fused_adam_
+        for (lr, beta1, beta2, eps, wd), (ps, gs, ms, vs, steps) in runs.items():
+            torch._foreach_add_(steps, 1)  # the kernel reads the step count, it does not count
+            kernel(ps, gs, ms, vs, [], steps, lr=lr, beta1=beta1, beta2=beta2, weight_decay=wd, eps=eps,
+                   amsgrad=False, maximize=False, grad_scale=None, found_inf=None)
+        return None
+
+    def _fast_ok(self) -> bool:
+        """Whether every group is what the fused fast path computes exactly as torch would:
+        fused, no amsgrad or maximize, a float rate, weights on one device in float32."""
+        for group in self.param_groups:
+            if not group.get("fused") or group["amsgrad"] or group["maximize"] or group.get("differentiable") \
+                    or group.get("capturable") or isinstance(group["lr"], torch.Tensor):
+                return False
+            for p in group["params"]:
+                if p.dtype != torch.float32 or p.device.type not in ("cpu", "cuda"):
+                    return False
+        return True
+
+    @staticmethod
+    def _init_state(state: dict, p: torch.Tensor) -> None:
+        # torch's fused Adam layout: a float32 step count on the weight's device
+        state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
+        state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+
+    def _torch_step(self, closure=None):
+        """torch's own step for dense gradients, the lazy update for sparse ones."""
         sparse = [(g, p) for g in self.param_groups for p in g["params"]
                   if p.grad is not None and p.grad.is_sparse]
         held = {}
@@ -39,9 +92,7 @@ class LazyAdam(torch.optim.Adam):
             raise ValueError("LazyAdam: amsgrad and maximize need dense gradients")
         state = self.state[p]
         if not state:
-            state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
-            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            self._init_state(state, p)
         rows, values = grad.indices()[0], grad.values()
         lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         lr = float(lr)
