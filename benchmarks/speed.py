@@ -65,12 +65,12 @@ def run_json(args: list[str], timeout: float) -> dict:
     return row
 
 
-def batched(batches: list[int], threads: list[int], rounds: int) -> list[dict]:
+def batched(batches: list[int], threads: list[int], rounds: int, timeout: float) -> list[dict]:
     rows = []
     for t in threads:
         for b in batches:
             row = run_json([str(ROOT / "batched.py"), "--one", str(b), "--rounds", str(rounds), "--threads", str(t)],
-                           timeout=600)
+                           timeout=timeout)
             rows.append({"threads": t, **row})
     return rows
 
@@ -105,6 +105,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=200, help="online steps per contender per round")
     ap.add_argument("--detect-rows", type=int, default=1500, help="rows of each NAB series")
+    ap.add_argument("--threads", default="1,2", help="torch threads of the batched rows (two threads "
+                    "spin-wait for each other: on a loaded machine their rows take very long)")
+    ap.add_argument("--row-timeout", type=float, default=600, help="seconds each process row may take")
     args = ap.parse_args()
     t0 = time.perf_counter()
     out = {"benchmark": "speed", "device": "cpu", "quick": args.quick,
@@ -114,16 +117,16 @@ def main():
         out["detect"] = detect(rows=150, series=NAB[:1])
     else:
         out["online"] = online(args.rounds, args.steps)
-        out["batched"] = batched([1, 32, 256], [1, 2], rounds=3)
+        out["batched"] = batched([1, 32, 256], [int(t) for t in args.threads.split(",")], 3, args.row_timeout)
         out["tm_2048x32"] = tm_2048x32(steps=60, tm_steps=300)
         out["detect"] = detect(args.detect_rows, NAB)
-        b256 = [r for r in out["batched"] if r.get("batch") == 256 and r["threads"] == 2]
+        b256 = [r for r in out["batched"] if r.get("batch") == 256 and r["threads"] == 2]  # wall rate on 2 threads
         net = out["tm_2048x32"]["network"]
         out["met"] = {
             "online_steps_per_s": out["online"]["engine_steps_per_s"] >= TARGETS["online_steps_per_s"],
             "online_over_reference": out["online"]["engine_over_reference"] >= TARGETS["online_over_reference"],
             "batched_256_two_threads_samples_per_s":
-                bool(b256) and b256[0].get("samples_per_s", 0) >= TARGETS["batched_256_two_threads_samples_per_s"],
+                bool(b256) and b256[0].get("samples_per_wall_s", 0) >= TARGETS["batched_256_two_threads_samples_per_s"],
             "tm_2048x32_network_steps_per_s": net.get("steps_per_s", 0) >= TARGETS["tm_2048x32_network_steps_per_s"],
         }
     out.update({"wall_s": round(time.perf_counter() - t0, 1), "load_avg_1min": round(os.getloadavg()[0], 2),
