@@ -108,6 +108,7 @@ def main():
     ap.add_argument("--threads", default="1,2", help="torch threads of the batched rows (two threads "
                     "spin-wait for each other: on a loaded machine their rows take very long)")
     ap.add_argument("--row-timeout", type=float, default=600, help="seconds each process row may take")
+    ap.add_argument("--sections", default="online,batched,tm,detect", help="which parts to run")
     args = ap.parse_args()
     t0 = time.perf_counter()
     out = {"benchmark": "speed", "device": "cpu", "quick": args.quick,
@@ -116,19 +117,24 @@ def main():
         out["online"] = online(rounds=2, steps=20)
         out["detect"] = detect(rows=150, series=NAB[:1])
     else:
-        out["online"] = online(args.rounds, args.steps)
-        out["batched"] = batched([1, 32, 256], [int(t) for t in args.threads.split(",")], 3, args.row_timeout)
-        out["tm_2048x32"] = tm_2048x32(steps=60, tm_steps=300)
-        out["detect"] = detect(args.detect_rows, NAB)
-        b256 = [r for r in out["batched"] if r.get("batch") == 256 and r["threads"] == 2]  # wall rate on 2 threads
-        net = out["tm_2048x32"]["network"]
-        out["met"] = {
-            "online_steps_per_s": out["online"]["engine_steps_per_s"] >= TARGETS["online_steps_per_s"],
-            "online_over_reference": out["online"]["engine_over_reference"] >= TARGETS["online_over_reference"],
-            "batched_256_two_threads_samples_per_s":
-                bool(b256) and b256[0].get("samples_per_wall_s", 0) >= TARGETS["batched_256_two_threads_samples_per_s"],
-            "tm_2048x32_network_steps_per_s": net.get("steps_per_s", 0) >= TARGETS["tm_2048x32_network_steps_per_s"],
-        }
+        sections = set(args.sections.split(","))
+        met = out["met"] = {}
+        if "online" in sections:
+            out["online"] = on = online(args.rounds, args.steps)
+            met["online_steps_per_s"] = on["engine_steps_per_s"] >= TARGETS["online_steps_per_s"]
+            met["online_over_reference"] = on["engine_over_reference"] >= TARGETS["online_over_reference"]
+        if "batched" in sections:
+            out["batched"] = batched([1, 32, 256], [int(t) for t in args.threads.split(",")], 3, args.row_timeout)
+            b256 = [r for r in out["batched"] if r.get("batch") == 256 and r["threads"] == 2]  # wall rate, 2 threads
+            if b256:
+                met["batched_256_two_threads_samples_per_s"] = \
+                    b256[0].get("samples_per_wall_s", 0) >= TARGETS["batched_256_two_threads_samples_per_s"]
+        if "tm" in sections:
+            out["tm_2048x32"] = tm_2048x32(steps=60, tm_steps=300)
+            met["tm_2048x32_network_steps_per_s"] = \
+                out["tm_2048x32"]["network"].get("steps_per_s", 0) >= TARGETS["tm_2048x32_network_steps_per_s"]
+        if "detect" in sections:
+            out["detect"] = detect(args.detect_rows, NAB)
     out.update({"wall_s": round(time.perf_counter() - t0, 1), "load_avg_1min": round(os.getloadavg()[0], 2),
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                 "torch": torch.__version__})

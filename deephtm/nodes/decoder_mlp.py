@@ -103,4 +103,5 @@ class _SparseRowsMatmul(torch.autograd.Function):
             grad_w = sparse_rows_grad_w(grad_y, weight, b_idx, i_idx, vals)
         return grad_x, grad_w, None, None, None
 
+
 NODE = MLPDecoder

@@ -1,9 +1,10 @@
 """The MLP and loss nodes' forward and hand-derived backward, each one autograd node.
 
-At batch 1 a training step is bound by the number of operator calls (1-2 µs each, whatever
-their size), and autograd records a node per addmm, relu, transpose and sum, then
-accumulates each weight's gradient in more calls. These functions compute a whole MLP or
-loss in a few large ops and its backward in a few more, with the same numbers.
+Autograd records a node per addmm, relu, transpose and sum, and accumulates each weight's
+gradient in more calls. These functions compute a whole MLP or loss in a few large ops and
+its backward in a few more, with the same numbers. A Python autograd node has a cost of its
+own (tens of µs per step on a CPU), so one pays where it replaces a Python node or many C++
+ones (docs/performance.md has the figures).
 
 The nodes keep their plain autograd path (nn.Linear layers) as the reference and for
 autocast: these backward passes run at the weights' precision, which mixed precision is not.
@@ -182,7 +183,7 @@ class CrossEntropy(torch.autograd.Function):
         else:
             per = -(probs * lsm).sum(1)
         if mask is None:
-            denom = torch.tensor(float(per.shape[0]), dtype=per.dtype)
+            denom = torch.tensor(float(per.shape[0]), dtype=per.dtype, device=per.device)
             loss = per.sum() * (weight / per.shape[0])
         else:
             denom = mask.sum().clamp_min(1.0)
