@@ -7,10 +7,12 @@ from torch import nn
 
 from ..node import Node, lr_scale_param, flat_size
 from ..graph.spec import Param, Port
+from .fused_mlp import SparseInputMLP, sparse_rows_grad_w, sparse_rows_grad_x, use_fused
 
 
 class MLPDecoder(Node):
     type_name = "decoder.mlp"
+    fused = True  # forward and backward as one autograd node (False: the layers through autograd)
     category = "decoder"
     doc = "Reads a code (e.g. the TM's cells) and predicts values: hidden ReLU layers, then linear."
     inputs = (Port("x", "tensor", "input code, any shape (flattened)"),)
@@ -44,7 +46,16 @@ class MLPDecoder(Node):
         self.net = nn.Sequential(*layers)
 
     def forward(self, ctx, x):
-        return {"y": self.net(x.flatten(1))}
+        x = x.flatten(1)  # the same tensor when x is [batch, n]: its grad_support stays
+        if not (self.fused and use_fused(x)):
+            return {"y": self.net(x)}
+        first = self.net[0]
+        b_idx, i_idx = x.detach().nonzero(as_tuple=True)
+        if i_idx.numel() > first.DENSE_ABOVE * x.numel():
+            b_idx = i_idx = None  # dense enough for a plain matmul
+        rest = [t for layer in self.net[2::2] for t in (layer.weight, layer.bias)]
+        return {"y": SparseInputMLP.apply(x, b_idx, i_idx, getattr(x, "grad_support", None),
+                                          first.weight, first.bias, *rest)}
 
 
 class SparseInputLinear(nn.Module):
@@ -86,20 +97,10 @@ class _SparseRowsMatmul(torch.autograd.Function):
     def backward(ctx, grad_y):
         weight, b_idx, i_idx, vals, support = ctx.saved_tensors
         grad_x = grad_w = None
-        if ctx.needs_input_grad[0] and support is not None:
-            n = ctx.x_shape[1]
-            g = grad_y.to(weight.dtype)
-            if g.shape[0] == 1:  # online: one gather and a matrix-vector product
-                rows = weight.index_select(0, support) @ g[0]
-            else:
-                rows = (g.index_select(0, support // n) * weight.index_select(0, support % n)).sum(1)
-            grad_x = rows.new_zeros(ctx.x_shape[0] * n).index_put((support,), rows)  # repeats hold equal values
-            grad_x = grad_x.view(ctx.x_shape).to(ctx.x_dtype)
-        elif ctx.needs_input_grad[0]:
-            grad_x = (grad_y.to(weight.dtype) @ weight.t()).to(ctx.x_dtype)
+        if ctx.needs_input_grad[0]:
+            grad_x = sparse_rows_grad_x(grad_y, weight, ctx.x_shape, ctx.x_dtype, support)
         if ctx.needs_input_grad[1]:
-            rows = vals.unsqueeze(1) * grad_y[b_idx].to(weight.dtype)
-            grad_w = torch.sparse_coo_tensor(i_idx.unsqueeze(0), rows, weight.shape, check_invariants=False)
+            grad_w = sparse_rows_grad_w(grad_y, weight, b_idx, i_idx, vals)
         return grad_x, grad_w, None, None, None
 
 

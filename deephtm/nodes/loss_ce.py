@@ -3,10 +3,12 @@ import torch.nn.functional as F
 
 from ..node import Node, require
 from ..graph.spec import Param, Port
+from .fused_mlp import CrossEntropy, use_fused
 
 
 class CrossEntropyLoss(Node):
     type_name = "loss.ce"
+    fused = True  # forward and backward as one autograd node (False: torch's functions through autograd)
     category = "loss"
     doc = ("Cross-entropy of logits against a target class index (shape [1]) or a one-hot / "
            "probability vector (shape [classes]); added (times weight) to the training loss.")
@@ -26,6 +28,11 @@ class CrossEntropyLoss(Node):
         return {"loss": ()}
 
     def forward(self, ctx, logits, target, mask=None):
+        if self.fused and use_fused(logits):
+            probs = target.dim() == 2 and target.shape[1] == logits.shape[1]
+            m = None if mask is None else mask.reshape(-1).to(logits.dtype)
+            return {"loss": CrossEntropy.apply(logits, None if probs else target.reshape(-1).long(),
+                                               target.to(logits.dtype) if probs else None, m, self.p["weight"])}
         if target.dim() == 2 and target.shape[1] == logits.shape[1]:
             per = -(target * F.log_softmax(logits, 1)).sum(1)
         else:

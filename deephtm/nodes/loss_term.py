@@ -1,6 +1,7 @@
 """loss.term: adds another node's loss output (e.g. the TM's self-supervised loss)."""
 from ..node import Node
 from ..graph.spec import Param, Port
+from .fused_mlp import Scale
 
 
 class LossTerm(Node):
@@ -17,7 +18,10 @@ class LossTerm(Node):
         return {"loss": ()}
 
     def forward(self, ctx, value):
-        return {"loss": self.p["weight"] * value}
+        w = self.p["weight"]
+        if w == 1.0:
+            return {"loss": value}  # nothing to compute, nothing to differentiate
+        return {"loss": Scale.apply(value, w)}
 
 
 NODE = LossTerm

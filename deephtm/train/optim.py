@@ -23,6 +23,60 @@ class LazyAdam(torch.optim.Adam):
 
     @torch.no_grad()
     def step(self, closure=None):
+        if closure is not None or not self._fast_ok():
+            return self._torch_step(closure)
+        # One fused kernel call per set of equal settings (a rate group), not one per
+        # param group through torch.optim's per-step Python: the same kernel, the same numbers.
+        runs: dict[tuple, tuple[list, list, list, list, list]] = {}
+        for group in self.param_groups:
+            key = (float(group["lr"]), *group["betas"], group["eps"], group["weight_decay"])
+            for p in group["params"]:
+                g = p.grad
+                if g is None:
+                    continue
+                if g.is_sparse:
+                    self._lazy_update(group, p, g.coalesce())
+                    continue
+                state = self.state[p]
+                if not state:
+                    self._init_state(state, p)
+                run = runs.get(key)
+                if run is None:
+                    run = runs[key] = ([], [], [], [], [])
+                run[0].append(p)
+                run[1].append(g)
+                run[2].append(state["exp_avg"])
+                run[3].append(state["exp_avg_sq"])
+                run[4].append(state["step"])
+        kernel = torch._fused_adamw_ if self.decoupled_decay else torch._fused_adam_
+        for (lr, beta1, beta2, eps, wd), (ps, gs, ms, vs, steps) in runs.items():
+            torch._foreach_add_(steps, 1)  # the kernel reads the step count, it does not count
+            kernel(ps, gs, ms, vs, [], steps, lr=lr, beta1=beta1, beta2=beta2, weight_decay=wd, eps=eps,
+                   amsgrad=False, maximize=False, grad_scale=None, found_inf=None)
+        return None
+
+    def _fast_ok(self) -> bool:
+        """Whether every group is what the fused fast path computes exactly as torch would:
+        fused, no amsgrad or maximize, a float rate, weights on one device in float32."""
+        for group in self.param_groups:
+            if not group.get("fused") or group["amsgrad"] or group["maximize"] or group.get("differentiable") \
+                    or group.get("capturable") or isinstance(group["lr"], torch.Tensor):
+                return False
+            for p in group["params"]:
+                if p.dtype != torch.float32 or p.device.type not in ("cpu", "cuda"):
+                    return False
+        return True
+
+    @staticmethod
+    def _init_state(state: dict, p: torch.Tensor) -> None:
+        # torch's fused Adam layout: a float32 step count on the weight's device
+        state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
+        state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+
+    @torch.no_grad()
+    def _torch_step(self, closure=None):
+        """torch's own step for dense gradients, the lazy update for sparse ones."""
         sparse = [(g, p) for g in self.param_groups for p in g["params"]
                   if p.grad is not None and p.grad.is_sparse]
         held = {}
@@ -39,9 +93,7 @@ class LazyAdam(torch.optim.Adam):
             raise ValueError("LazyAdam: amsgrad and maximize need dense gradients")
         state = self.state[p]
         if not state:
-            state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
-            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            self._init_state(state, p)
         rows, values = grad.indices()[0], grad.values()
         lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         lr = float(lr)
@@ -100,12 +152,22 @@ def optimizer_step(opt, loss: torch.Tensor, params: list[torch.Tensor], clip: fl
     fresh gradients of `params` (the weights opt steps), after_backward() (e.g. averaging
     them over data-parallel ranks), the gradient norm clipped to `clip` (0: off), each
     group's learning rate set to `lrs` (None: left as it is), then the update."""
-    if type(opt) is PlainSGD and clip <= 0 and after_backward is None and _ENGINE is not None:
+    direct = clip <= 0 and after_backward is None and _ENGINE is not None
+    if direct and type(opt) is PlainSGD:
         opt.step_on(loss)
         return
-    for p in params:
-        p.grad = None
-    loss.backward()
+    if direct:
+        # The gradients straight from the autograd engine, set once each: the same numbers as
+        # zeroing, loss.backward() and accumulating, in fewer calls.
+        wanted = tuple(p for p in params if p.requires_grad)
+        grads = _ENGINE.run_backward((loss,), (_ONE,), False, False, wanted,
+                                     allow_unreachable=True, accumulate_grad=False)
+        for p, g in zip(wanted, grads):
+            p.grad = g
+    else:
+        for p in params:
+            p.grad = None
+        loss.backward()
     if after_backward is not None:
         after_backward()
     if clip > 0:
@@ -114,6 +176,33 @@ def optimizer_step(opt, loss: torch.Tensor, params: list[torch.Tensor], clip: fl
         for group, lr in zip(opt.param_groups, lrs):
             group["lr"] = lr
     opt.step()
+
+
+class SGD(torch.optim.SGD):
+    """torch's SGD; plain groups (no momentum, weight decay, maximize or nesterov) step as
+    one add_ per weight (one _foreach_add_ for the dense ones) without torch.optim's
+    per-step Python: the same numbers."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        if closure is not None or any(g["momentum"] or g["weight_decay"] or g["maximize"] or g.get("differentiable")
+                                      or isinstance(g["lr"], torch.Tensor) for g in self.param_groups):
+            return super().step(closure)
+        for group in self.param_groups:
+            lr = -float(group["lr"])
+            dense_p, dense_g = [], []
+            for p in group["params"]:
+                g = p.grad
+                if g is None:
+                    continue
+                if g.is_sparse or g.dtype != p.dtype or g.device != p.device:
+                    p.add_(g, alpha=lr)
+                else:
+                    dense_p.append(p)
+                    dense_g.append(g)
+            if dense_p:
+                torch._foreach_add_(dense_p, dense_g, alpha=lr)
+        return None
 
 
 class PlainSGD:
@@ -156,7 +245,7 @@ def plain_sgd(opt, params: list[torch.Tensor]) -> list[tuple[torch.Tensor, float
             ps = [p for p in g["params"] if id(p) in wanted]
             if not ps:
                 continue
-            if type(o) is not torch.optim.SGD or g["momentum"] or g["weight_decay"] or g["maximize"]:
+            if not isinstance(o, torch.optim.SGD) or g["momentum"] or g["weight_decay"] or g["maximize"]:
                 return None
             steps += [(p, float(g["lr"])) for p in ps]
     return steps if len(steps) == len(params) else None
@@ -169,7 +258,7 @@ def _build(name: str, groups: list[dict]) -> torch.optim.Optimizer:
         return LazyAdam(groups, fused=True)
     if name == "adamw":
         return LazyAdamW(groups, fused=True)
-    return torch.optim.SGD(groups)
+    return SGD(groups)
 
 
 def make_optimizer(name: str, groups, lr: float, device: torch.device | None = None):
