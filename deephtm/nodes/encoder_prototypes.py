@@ -34,6 +34,10 @@ class PrototypeEncoder(Node):
         Param("winners", "int", 12, "active units per step", min=1, max=65536),
         Param("rate", "float", 0.05, "step of a winner's prototype towards the input (0: fixed "
               "random prototypes)", min=0.0, max=1.0),
+        Param("schedule", "str", "constant", "constant: every step moves a winner 'rate' of the way; "
+              "average: a prototype is the mean of the inputs it has won (online k-means: the step is "
+              "1 / its wins so far, never below 'rate'), so it settles and the codes stop drifting",
+              choices=("constant", "average")),
         Param("boost_strength", "float", 2.0, "a unit's score is multiplied by exp(strength * "
               "(target - duty) / target), target = winners / units; 0 is off", min=0.0, max=100.0),
         Param("duty_inertia", "float", 0.999, "moving-average inertia of the duty cycles and of the "
@@ -50,7 +54,7 @@ class PrototypeEncoder(Node):
     @classmethod
     def param_count(cls, p, shapes):
         n = flat_size(shapes["x"] or (1,))
-        return (n + 1) * p["units"] + n
+        return (n + 2) * p["units"] + n + 1
 
     def __init__(self, p, shapes):
         super().__init__(p, shapes)
@@ -61,6 +65,7 @@ class PrototypeEncoder(Node):
         self.register_buffer("seen", torch.zeros((), dtype=torch.int64))  # training steps so far
         self.target = p["winners"] / p["units"]
         self.register_buffer("duty", torch.full((p["units"],), self.target))
+        self.register_buffer("wins", torch.zeros(p["units"]))  # inputs each unit has won so far
 
     def forward(self, ctx, x):
         p = self.p
@@ -81,7 +86,11 @@ class PrototypeEncoder(Node):
             won = wins > 0
             # Each winner moves towards the mean of the inputs it won this step.
             pull = (mask.T @ v)[won] / wins[won].unsqueeze(1) - self.prototypes[won]
-            self.prototypes[won] = F.normalize(self.prototypes[won] + p["rate"] * pull, dim=1)
+            self.wins += wins
+            step = torch.full_like(wins[won], p["rate"])
+            if p["schedule"] == "average":
+                step = torch.maximum(step, wins[won] / self.wins[won])
+            self.prototypes[won] = F.normalize(self.prototypes[won] + step.unsqueeze(1) * pull, dim=1)
             self.duty.mul_(inertia).add_(mask.mean(0), alpha=1 - inertia)
         return {"code": mask}
 
