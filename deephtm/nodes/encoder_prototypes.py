@@ -32,8 +32,8 @@ class PrototypeEncoder(Node):
     params = (
         Param("units", "int", 128, "prototypes (the SDR's size)", min=1, max=65536),
         Param("winners", "int", 12, "active units per step", min=1, max=65536),
-        Param("rate", "float", 0.05, "step of a winner's prototype towards the input (0: fixed "
-              "random prototypes)", min=0.0, max=1.0),
+        Param("rate", "float", 0.05, "step of a winner's prototype towards the input (0 with the "
+              "constant schedule: fixed random prototypes)", min=0.0, max=1.0),
         Param("schedule", "str", "constant", "constant: every step moves a winner 'rate' of the way; "
               "average: a prototype is the mean of the inputs it has won (online k-means: the step is "
               "1 / its wins so far, never below 'rate'), so it settles and the codes stop drifting",
