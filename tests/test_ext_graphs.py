@@ -60,7 +60,7 @@ def test_hierarchy_is_built_with_groups_and_apical_feedback():
 
 def test_digits_sequence_learns_and_reports_its_baselines_on_the_scored_steps(tmp_path):
     g = shrunk("digits_sequence.json",
-               {"encoder": {"channels": 4}, "sp": {"columns": 64, "winners": 12}, "tm": {"cells_per_column": 2},
+               {"sp": {"units": 64, "winners": 8}, "tm": {"cells_per_column": 2},
                 "decoder": {"channels": 4}, "decoder_no_tm": {"channels": 4},
                 "quality": {"window": 160}, "quality_no_tm": {"window": 160}, "quality_successor": {"window": 160}},
                {"steps": 120, "batch_size": 16, "log_every": 10, "lr": 0.01})

@@ -374,3 +374,61 @@ def test_bayes_baseline_matches_a_brute_force_posterior_on_a_tiny_world():
         assert torch.allclose(got.exp() / got.exp().sum(), want, atol=1e-5)
     with pytest.raises(GraphError, match="port 'feature'"):
         infer("baseline.bayes_objects", {"feature": (5,), "velocity": (2,), "start": (2,), "reset": ()}, features=2)
+
+
+def test_prototype_encoder_gives_alike_digits_alike_codes_and_learns_only_in_training():
+    from deephtm.nodes.source_digits import digits_split
+    torch.manual_seed(0)
+    node, out = build("encoder.prototypes", {"x": (1, 8, 8)}, units=64, winners=8)
+    assert out == {"code": (64,)}
+    x, y, _, _ = digits_split(0, 0.3)
+    images = torch.from_numpy(x).unsqueeze(1)
+    g = torch.Generator().manual_seed(1)
+    before = node(CTX, images)["code"]
+    for _ in range(400):
+        node(CTX, images[torch.randint(len(images), (16,), generator=g)])
+    node.eval()
+    frozen = node.prototypes.clone()
+    code = node(CTX, images)["code"]
+    assert torch.equal(node.prototypes, frozen)  # no learning outside training
+    assert torch.equal(code.sum(1), torch.full((len(images),), 8.0)) and set(code.unique().tolist()) == {0.0, 1.0}
+    labels = torch.from_numpy(y)
+    same = labels[:, None] == labels[None]
+    off_diagonal = ~torch.eye(len(labels), dtype=torch.bool)
+
+    def shared(c):  # mean share of active units between two images: same class, other class
+        ov = c @ c.T / 8
+        return float(ov[same & off_diagonal].mean()), float(ov[~same].mean())
+
+    within, across = shared(code)
+    within_before, across_before = shared(before)
+    # Learning makes two samples of one digit share several times more units than two digits do,
+    # and far more than the random prototypes it started from.
+    assert within > 4 * across and within > within_before + 0.2, (within, across, within_before, across_before)
+    with pytest.raises(GraphError, match="winners"):
+        infer("encoder.prototypes", {"x": (64,)}, units=8, winners=9)
+
+
+def test_prototype_encoder_averaging_schedule_settles_while_a_constant_rate_keeps_drifting():
+    from deephtm.nodes.source_digits import digits_split
+    x, _, _, _ = digits_split(0, 0.3)
+    images = torch.from_numpy(x).unsqueeze(1)
+
+    def drift(**params):
+        """Share of the images' active units that change over 50 more steps after 150."""
+        torch.manual_seed(0)
+        node, _ = build("encoder.prototypes", {"x": (1, 8, 8)}, units=64, winners=8, boost_strength=0.0, **params)
+        g = torch.Generator().manual_seed(1)
+        batches = [images[torch.randint(len(images), (16,), generator=g)] for _ in range(200)]
+        codes = []
+        for start, end in ((0, 150), (150, 200)):
+            node.train()
+            for b in batches[start:end]:
+                node(CTX, b)
+            node.eval()
+            codes.append(node(CTX, images)["code"])
+        return float((codes[0] != codes[1]).sum() / (2 * 8 * len(images)))
+
+    constant, average = drift(rate=0.05, schedule="constant"), drift(rate=0.0, schedule="average")
+    # A prototype that is the mean of every input it won moves less with each input.
+    assert constant > 0.02 and average < constant / 3, (constant, average)

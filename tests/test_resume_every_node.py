@@ -51,6 +51,8 @@ EXTRA_GRAPHS: dict[str, tuple[dict, str]] = {
                   {"from": "classifier.y", "to": "nrmse.pred"}, {"from": "sine.target", "to": "nrmse.target"}],
         "training": {"steps": STEPS}}, "classifier"),
 }
+# encoder.conv is in no example graph: the digits graph above, through its conv encoder.
+EXTRA_GRAPHS["encoder.conv"] = (EXTRA_GRAPHS["source.digits"][0], "encoder")
 
 # Smaller sizes, and shorter windows and periods, per node type.
 SHRINK = {
@@ -62,6 +64,7 @@ SHRINK = {
     "decoder.mlp": {"hidden": 16},
     "encoder.fourier": {"features": 16},
     "encoder.conv": {"channels": 4},
+    "encoder.prototypes": {"units": 32, "winners": 4},
     "decoder.deconv": {"channels": 4},
     "gridcell.module": {"modules": 2},
     "util.history": {"length": 4},

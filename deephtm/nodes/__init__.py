@@ -44,4 +44,5 @@ BUILTIN_MODULES = (
     "baseline_bayes_objects",
     "decoder_sdr_classifier",
     "util_seasonal_naive",
+    "encoder_prototypes",
 )
