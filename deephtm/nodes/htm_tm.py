@@ -5,6 +5,7 @@ from torch import nn
 
 from ..node import Node, require
 from ..graph.spec import Param, Port
+from ..tm_fused import FusedTMStep
 
 
 def infer_tm_shapes(p, shapes) -> dict:
@@ -110,6 +111,7 @@ class TemporalMemory(Node):
         else:
             self.distal = nn.Parameter(torch.randn(n, n) * p["init_std"])
         self._sources: dict[str, tuple] = {}  # output port -> (tensor, version, active indices)
+        self._widths: dict[str, int] = {}  # input port -> rows gathered at the last eager step
         ap = shapes.get("apical")
         self.apical = nn.Parameter(torch.randn(ap[0], n) * p["init_std"]) if ap else None
         # How often each cell was picked as a new (least used) winner, per stream: HTM's segment count.
@@ -160,9 +162,89 @@ class TemporalMemory(Node):
             self.usage.scatter_add_(-1, fresh_cell.unsqueeze(-1), share.unsqueeze(-1))
         return winner
 
+    # The dense step runs as one autograd function with a hand-derived backward; False: the
+    # same step recorded by autograd op by op (the reference the fused one is tested against).
+    fused = True
+
     def forward(self, ctx, columns, context=None, winner_context=None, apical=None):
         if self.fan_out:
             return self.forward_fanout(columns, context, winner_context, apical)
+        if self.fused:
+            return self.forward_fused(columns, context, winner_context, apical)
+        return self.forward_autograd(columns, context, winner_context, apical)
+
+    # ---- the dense step with fixed shapes: the presynaptic rows are a [B, A] index tensor
+    # with 0/1 weights whose width A does not depend on the data once the sparsity is fixed.
+
+    def rows_of(self, active: torch.Tensor, port: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The presynaptic rows of `active` [B, n] and their 0/1 weights, both [B, A]. This
+        node's own output of the previous step (a delayed edge) gives the rows it was built
+        from: its winners one per active column, its cells the K cells of each. Any other
+        input gives its non-zero units, padded to the busiest stream's count; that count is
+        read from the data, except while a CUDA graph is being captured (no host reads
+        then), which reuses the count of the last step run before it."""
+        for kept, version, rows in self._sources.values():
+            if (active.data_ptr() == kept.data_ptr() and active.shape == kept.shape
+                    and active.stride() == kept.stride() and active._version == version):
+                return rows
+        on = active != 0
+        width = self.fixed_width(on, port)
+        rows = on.to(active.dtype).topk(width, dim=1, sorted=False).indices
+        return rows, on.gather(1, rows).to(self.distal.dtype)
+
+    def fixed_width(self, on: torch.Tensor, port: str) -> int:
+        if on.is_cuda and torch.cuda.is_current_stream_capturing():
+            return self._widths[port]
+        width = int(on.sum(1).max()) if on.numel() else 0
+        self._widths[port] = width
+        return width
+
+    def forward_fused(self, columns, context, winner_context, apical):
+        B, C, K = columns.shape[0], self.C, self.K
+        p = self.p
+        if context is not None:
+            rows, scale = self.rows_of(context, "context")
+        else:
+            rows = torch.zeros(B, 0, dtype=torch.long, device=columns.device)
+            scale = columns.new_zeros(B, 0)
+        learn_rows = learn_scale = None
+        if winner_context is not None:
+            learn_rows, learn_scale = self.rows_of(winner_context, "winner_context")
+            if context is None:  # only the winners depolarize
+                rows, scale = learn_rows, learn_scale
+        apical = apical.flatten(1) if apical is not None else None
+        want_cells = bool(self.used_outputs & {"cells", "predicted"})
+        has_context = context is not None or winner_context is not None or apical is not None
+        winners, cells, loss, winner, col_pred = FusedTMStep.apply(
+            self, columns, self.distal, rows, scale, learn_rows, learn_scale, self.apical, apical,
+            want_cells, has_context)
+        col_active = columns != 0
+        n_active = col_active.sum(1).clamp_min(1)
+        out = {"winners": winners,
+               "anomaly": 1 - (col_pred & col_active).sum(1) / n_active,
+               "loss": loss if loss is not None else columns.new_zeros(())}
+        # The rows the next step gathers when these outputs come back as its context: one
+        # winner per active column (padding columns weigh 0), all K cells of each for 'cells'.
+        act = col_active.to(columns.dtype).topk(self.fixed_width(col_active, "columns"), dim=1,
+                                                 sorted=False).indices
+        act_on = col_active.gather(1, act).to(self.distal.dtype)
+        self.remember_rows("winners", winners, act * K + winner.gather(1, act), act_on)
+        if cells is not None:
+            out["cells"] = cells
+            cell_rows = ((act * K).unsqueeze(-1) + torch.arange(K, device=act.device)).view(B, -1)
+            self.remember_rows("cells", cells, cell_rows, (cells.detach().gather(1, cell_rows) != 0).to(act_on.dtype))
+        if "predicted" in self.used_outputs:
+            nxt_rows, nxt_scale = self._sources["cells"][2]
+            d_next = F.embedding_bag(nxt_rows, self.distal, mode="sum", per_sample_weights=nxt_scale,
+                                     sparse=True).view(B, C, K)
+            out["predicted"] = torch.sigmoid((d_next.max(-1).values - p["threshold"]) / p["temperature"])
+        return out
+
+    def remember_rows(self, port: str, out: torch.Tensor, rows: torch.Tensor, scale: torch.Tensor) -> None:
+        kept = out.detach()
+        self._sources[port] = (kept, kept._version, (rows, scale))
+
+    def forward_autograd(self, columns, context=None, winner_context=None, apical=None):
         B, C, K = columns.shape[0], self.C, self.K
         p = self.p
         col_active = columns != 0

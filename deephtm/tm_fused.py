@@ -1,0 +1,121 @@
+"""htm.tm's training step (dense distal matrix) as one autograd function.
+
+Autograd would record about a hundred small operators for the step and replay their
+backward one by one; at batch 1 the step is bound by that operator count, not by its FLOPs.
+Here the forward runs without recording and the backward is derived by hand (checked
+against autograd by tests/test_fused_tm.py).
+
+Every shape in the step is fixed by the batch, the layer and the number of presynaptic
+rows gathered, never by the data: the rows come as a [B, A] index tensor with 0/1 weights
+(padding rows weigh 0), so the step can be captured in a CUDA graph or compiled.
+"""
+import torch
+import torch.nn.functional as F
+
+
+def gather_rows(weights: torch.Tensor, rows: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Sum over a of scale[b, a] * weights[rows[b, a]]: [B, n]. One embedding-bag call."""
+    if rows.shape[1] == 0:
+        return weights.new_zeros(rows.shape[0], weights.shape[1])
+    return F.embedding_bag(rows, weights, mode="sum", per_sample_weights=scale)
+
+
+def row_sparse_grad(rows: torch.Tensor, scale: torch.Tensor, grad_d: torch.Tensor, shape) -> torch.Tensor:
+    """The gradient of gather_rows with respect to its weights, row-sparse as an embedding
+    bag's (sparse=True): plain SGD then touches only the gathered rows."""
+    values = (scale.unsqueeze(-1) * grad_d.unsqueeze(1)).reshape(-1, grad_d.shape[1])
+    return torch.sparse_coo_tensor(rows.reshape(1, -1), values, shape, check_invariants=False)
+
+
+class FusedTMStep(torch.autograd.Function):
+    """One htm.tm step. Inputs: the node (for its params, usage and winner choice), the
+    columns [B, C], the distal matrix [n, n], the rows of the context and of the winner
+    context with their weights ([B, A] each; the winner context's are None when it is the
+    context), the apical matrix and input (or None). Outputs: winners [B, n], cells [B, n]
+    (None unless wanted), the loss (None without any context), and, without gradient, the
+    winner cell of each column [B, C] and whether each column had a predicted cell [B, C]."""
+
+    @staticmethod
+    def forward(ctx, tm, columns, distal, rows, scale, learn_rows, learn_scale, apical_w, apical,
+                want_cells: bool, has_context: bool):
+        p = tm.p
+        B, C, K = columns.shape[0], tm.C, tm.K
+        thr, temp = p["threshold"], p["temperature"]
+        d = gather_rows(distal, rows, scale)
+        d_learn = None if learn_rows is None else gather_rows(distal, learn_rows, learn_scale)
+        if apical is not None:
+            d_apical = apical @ apical_w
+            d = d + d_apical
+            d_learn = None if d_learn is None else d_learn + d_apical
+        d_learn = d if d_learn is None else d_learn
+        d3 = d.view(B, C, K)
+        z_learn = ((d_learn - thr) / temp).view(B, C, K)
+        pred = d3 > thr
+        col_pred = pred.any(-1)
+        col_active = columns != 0
+        col = columns.unsqueeze(-1)
+        best, winner = d_learn.view(B, C, K).max(-1)
+        if p["match_threshold"] > 0:
+            winner = tm.least_used_unless_matching(winner, best, col_active)
+        w_hard = torch.zeros_like(z_learn).scatter_(-1, winner.unsqueeze(-1), 1.0)
+        winners = (col * w_hard).view(B, C * K)
+        cells = fire = None
+        if want_cells:
+            fire = pred.to(d.dtype).add_((~col_pred).to(d.dtype).unsqueeze(-1))
+            cells = (col * fire).view(B, C * K)
+        n_active = col_active.sum(1).clamp_min(1)
+        loss = None
+        z_win = z_learn.gather(-1, winner.unsqueeze(-1)).squeeze(-1)
+        if has_context:
+            hit = (F.relu(1 - z_win) * col_active).sum(1)
+            false = (F.relu(1 + z_learn) * (~col_active).unsqueeze(-1)).sum((1, 2))
+            loss = ((hit + p["false_prediction_weight"] * false) / n_active).mean()
+        soft = torch.softmax(z_learn, -1) if p["downstream_grad"] else None
+        ctx.tm, ctx.has_context, ctx.want_cells = tm, has_context, want_cells
+        ctx.has_apical, ctx.shared_learn = apical is not None, learn_rows is None
+        ctx.save_for_backward(columns, col_active, winner, z_win, z_learn, soft, fire, n_active,
+                              rows if learn_rows is None else learn_rows,
+                              scale if learn_rows is None else learn_scale, apical_w, apical)
+        ctx.mark_non_differentiable(winner, col_pred)
+        ctx.set_materialize_grads(False)
+        return winners, cells, loss, winner, col_pred
+
+    @staticmethod
+    def backward(ctx, g_winners, g_cells, g_loss, _g_winner, _g_col_pred):
+        (columns, col_active, winner, z_win, z_learn, soft, fire, n_active,
+         rows, scale, apical_w, apical) = ctx.saved_tensors
+        p = ctx.tm.p
+        B, C, K = z_learn.shape
+        g_columns = None
+        g_z = None
+        if g_winners is not None:
+            g_w = g_winners.view(B, C, K)
+            # winners = columns * (one-hot + softmax - softmax.detach()): the column gets the
+            # gradient at its winner, the winner's softmax over the column's cells the rest.
+            g_columns = g_w.gather(-1, winner.unsqueeze(-1)).squeeze(-1)
+            if soft is not None:
+                g_s = columns.unsqueeze(-1) * g_w
+                g_z = soft * (g_s - (g_s * soft).sum(-1, keepdim=True))
+        if g_cells is not None and fire is not None:
+            g_fire = (g_cells.view(B, C, K) * fire).sum(-1)
+            g_columns = g_fire if g_columns is None else g_columns + g_fire
+        if g_loss is not None and ctx.has_context:
+            per = g_loss / (B * n_active.to(z_learn.dtype))  # d loss / d (hit + w * false) per stream
+            hinge_hit = -(per.unsqueeze(-1) * ((z_win < 1) & col_active))  # d/dz of relu(1 - z_win)
+            g_false = (p["false_prediction_weight"] * per).view(B, 1, 1) * \
+                ((z_learn > -1) & (~col_active).unsqueeze(-1))
+            g_false.scatter_add_(-1, winner.unsqueeze(-1), hinge_hit.unsqueeze(-1))
+            g_z = g_false if g_z is None else g_z + g_false
+        g_distal = g_apical_w = g_apical = None
+        if g_z is not None:
+            g_d = (g_z / p["temperature"]).view(B, C * K)
+            if ctx.needs_input_grad[2] and rows.shape[1]:
+                g_distal = row_sparse_grad(rows, scale, g_d, (C * K, C * K))
+            if ctx.has_apical:
+                if ctx.needs_input_grad[7]:
+                    g_apical_w = apical.transpose(0, 1) @ g_d
+                if ctx.needs_input_grad[8]:
+                    g_apical = g_d @ apical_w.transpose(0, 1)
+        if g_columns is not None and not ctx.needs_input_grad[1]:
+            g_columns = None
+        return None, g_columns, g_distal, None, None, None, None, g_apical_w, g_apical, None, None
