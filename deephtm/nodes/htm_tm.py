@@ -112,6 +112,7 @@ class TemporalMemory(Node):
             self.distal = nn.Parameter(torch.randn(n, n) * p["init_std"])
         self._sources: dict[str, tuple] = {}  # output port -> (tensor, version, active indices)
         self._widths: dict[str, int] = {}  # input port -> rows gathered at the last eager step
+        self.ramps: dict[tuple, torch.Tensor] = {}  # (units, device) -> n, n-1, ..., 1
         ap = shapes.get("apical")
         self.apical = nn.Parameter(torch.randn(ap[0], n) * p["init_std"]) if ap else None
         # How often each cell was picked as a new (least used) winner, per stream: HTM's segment count.
@@ -154,7 +155,11 @@ class TemporalMemory(Node):
         fresh = (best < self.p["match_threshold"]) & col_active
         # Usage grows by the fraction of streams that picked a cell, so that data-parallel
         # ranks, which average it, agree with one process; the noise only breaks ties.
-        noise = torch.rand(self.usage.shape, generator=self.generator).to(self.usage.device)
+        if self.usage.is_cuda and torch.cuda.is_current_stream_capturing():
+            # A CUDA graph replays device work only: the noise is drawn there on each replay.
+            noise = torch.rand(self.usage.shape, device=self.usage.device)
+        else:
+            noise = torch.rand(self.usage.shape, generator=self.generator).to(self.usage.device)
         fresh_cell = (self.usage + noise * (0.5 / fresh.shape[0])).argmin(-1)  # [C]
         winner = torch.where(fresh, fresh_cell, winner)
         if self.training:
@@ -188,14 +193,27 @@ class TemporalMemory(Node):
                     and active.stride() == kept.stride() and active._version == version):
                 return rows
         on = active != 0
-        width = self.fixed_width(on, port)
-        rows = on.to(active.dtype).topk(width, dim=1, sorted=False).indices
+        rows = self.first_units(on, self.fixed_width(on, port))
         return rows, on.gather(1, rows).to(self.distal.dtype)
 
+    def first_units(self, on: torch.Tensor, width: int) -> torch.Tensor:
+        """Indices of the non-zero units of `on` [B, n] in ascending order, padded to `width`
+        with others: a top-k of a key that falls with the index. The order is the one the
+        rows are summed in, so every path (remembered rows, a context restored from a
+        checkpoint) sums them alike, to the last bit."""
+        n = on.shape[1]
+        ramp = self.ramps.get((n, on.device))
+        if ramp is None:
+            ramp = self.ramps[(n, on.device)] = torch.arange(n, 0, -1, device=on.device, dtype=torch.float32)
+        return (on * ramp).topk(width, dim=1).indices
+
     def fixed_width(self, on: torch.Tensor, port: str) -> int:
+        """The largest count of non-zero units over the streams (`on`: [B, n] bool, or the
+        counts [B] themselves)."""
         if on.is_cuda and torch.cuda.is_current_stream_capturing():
             return self._widths[port]
-        width = int(on.sum(1).max()) if on.numel() else 0
+        counts = on.sum(1) if on.dim() == 2 else on
+        width = int(counts.max()) if counts.numel() else 0
         self._widths[port] = width
         return width
 
@@ -215,18 +233,15 @@ class TemporalMemory(Node):
         apical = apical.flatten(1) if apical is not None else None
         want_cells = bool(self.used_outputs & {"cells", "predicted"})
         has_context = context is not None or winner_context is not None or apical is not None
-        winners, cells, loss, winner, col_pred = FusedTMStep.apply(
+        winners, cells, loss, winner, anomaly, n_active = FusedTMStep.apply(
             self, columns, self.distal, rows, scale, learn_rows, learn_scale, self.apical, apical,
             want_cells, has_context)
-        col_active = columns != 0
-        n_active = col_active.sum(1).clamp_min(1)
-        out = {"winners": winners,
-               "anomaly": 1 - (col_pred & col_active).sum(1) / n_active,
+        out = {"winners": winners, "anomaly": anomaly,
                "loss": loss if loss is not None else columns.new_zeros(())}
         # The rows the next step gathers when these outputs come back as its context: one
         # winner per active column (padding columns weigh 0), all K cells of each for 'cells'.
-        act = col_active.to(columns.dtype).topk(self.fixed_width(col_active, "columns"), dim=1,
-                                                 sorted=False).indices
+        col_active = columns != 0
+        act = self.first_units(col_active, self.fixed_width(n_active, "columns"))
         act_on = col_active.gather(1, act).to(self.distal.dtype)
         self.remember_rows("winners", winners, act * K + winner.gather(1, act), act_on)
         if cells is not None:
