@@ -13,11 +13,20 @@ import torch
 import torch.nn.functional as F
 
 
+_OFFSETS: dict[tuple, torch.Tensor] = {}  # (B, A, device) -> the bags' first rows
+
+
 def gather_rows(weights: torch.Tensor, rows: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """Sum over a of scale[b, a] * weights[rows[b, a]]: [B, n]. One embedding-bag call."""
-    if rows.shape[1] == 0:
-        return weights.new_zeros(rows.shape[0], weights.shape[1])
-    return F.embedding_bag(rows, weights, mode="sum", per_sample_weights=scale)
+    """Sum over a of scale[b, a] * weights[rows[b, a]]: [B, n]. One embedding-bag call (the
+    aten one: F.embedding_bag's argument checks and offsets cost as much as the sum)."""
+    B, A = rows.shape
+    if A == 0:
+        return weights.new_zeros(B, weights.shape[1])
+    key = (B, A, rows.device)
+    offsets = _OFFSETS.get(key)
+    if offsets is None:
+        offsets = _OFFSETS[key] = torch.arange(0, B * A, A, device=rows.device)
+    return torch.embedding_bag(weights, rows.reshape(-1), offsets, False, 0, False, scale.reshape(-1))[0]
 
 
 def cell_sum(x: torch.Tensor) -> torch.Tensor:
