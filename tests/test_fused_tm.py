@@ -172,19 +172,21 @@ def test_own_outputs_come_back_as_fixed_rows():
     assert torch.equal(torch.zeros(2, C * K).scatter_add(1, cell_rows, cell_scale), (out["cells"] != 0).float())
 
 
-def train(fused: bool, steps: int) -> dict:
+def train(fused: bool, steps: int, batch: int = 1) -> dict:
     g = load_graph(ROOT / "graphs" / "sine.json")
     g.node("sp").params.update(columns=32, winners=3)
     g.node("tm").params.update(cells_per_column=4)
-    t = Trainer(g, device="cpu", steps=steps)
+    t = Trainer(g, device="cpu", steps=steps, batch_size=batch)
     t.config.checkpoint_every, t.config.log_every = 0, 10**9
     t.model.nodes["tm"].fused = fused
     t.train_until(steps)
     return {k: v.clone() for k, v in t.model.state_dict().items()}
 
 
-def test_trained_weights_match_autograd():
-    fused, plain = train(True, 60), train(False, 60)
+@pytest.mark.parametrize("batch", [1, 4])
+def test_trained_weights_match_autograd(batch):
+    # batch 4: the distal gradient holds only the entries of the cells that got a gradient
+    fused, plain = train(True, 60, batch), train(False, 60, batch)
     assert fused.keys() == plain.keys()
     moved = 0
     for name in plain:
@@ -192,6 +194,6 @@ def test_trained_weights_match_autograd():
             assert torch.allclose(fused[name], plain[name], atol=1e-4, rtol=1e-3), name
         else:
             assert torch.equal(fused[name], plain[name]), name
-    first = train(True, 1)
+    first = train(True, 1, batch)
     moved = sum(not torch.equal(first[k], fused[k]) for k in fused if "distal" in k)
     assert moved  # the distal weights learned in those steps
