@@ -29,10 +29,22 @@ def gather_rows(weights: torch.Tensor, rows: torch.Tensor, scale: torch.Tensor) 
     return torch.embedding_bag(weights, rows.reshape(-1), offsets, False, 0, False, scale.reshape(-1))[0]
 
 
-def cell_sum(x: torch.Tensor) -> torch.Tensor:
-    """x.sum(-1) over the K cells of each column, as a matrix-vector product: a reduction over
-    a last dimension of a few elements is several times slower on CPUs."""
-    return x @ x.new_ones(x.shape[-1])
+def cell_sum(x: torch.Tensor, keepdim: bool = False) -> torch.Tensor:
+    """x.sum(-1) over the K cells of each column [B, C, K]. In a batch, as a matrix-vector
+    product: a reduction over a last dimension of a few elements is several times slower
+    on CPUs (for one stream the single call is cheaper)."""
+    if x.shape[0] == 1:
+        return x.sum(-1, keepdim=keepdim)
+    out = x @ x.new_ones(x.shape[-1])
+    return out.unsqueeze(-1) if keepdim else out
+
+
+def cell_softmax(z: torch.Tensor) -> torch.Tensor:
+    """Softmax over each column's cells. In a batch, along the column axis of the transposed
+    view: the same values, several times faster for short last dimensions."""
+    if z.shape[0] == 1:
+        return torch.softmax(z, -1)
+    return torch.softmax(z.transpose(-1, -2), -2).transpose(-1, -2).contiguous()
 
 
 def row_sparse_grad(rows: torch.Tensor, scale: torch.Tensor, grad_d: torch.Tensor, shape) -> torch.Tensor:
@@ -77,46 +89,44 @@ class FusedTMStep(torch.autograd.Function):
             d_learn = None if d_learn is None else d_learn + d_apical
         d_learn = d if d_learn is None else d_learn
         d3 = d.view(B, C, K)
-        z_learn = ((d_learn - thr) / temp).view(B, C, K)
-        pred = d3 > thr
-        col_pred = pred.any(-1)
+        dl3 = d_learn.view(B, C, K)
         col_active = columns != 0
-        col = columns.unsqueeze(-1)
-        best, winner = d_learn.view(B, C, K).max(-1)
+        best, winner = dl3.max(-1)
         if p["match_threshold"] > 0:
             winner = tm.least_used_unless_matching(winner, best, col_active)
-        w_hard = torch.zeros_like(z_learn).scatter_(-1, winner.unsqueeze(-1), 1.0)
-        winners = (col * w_hard).view(B, C * K)
+        at_winner = winner.unsqueeze(-1)
+        col = columns.unsqueeze(-1)
+        winners = torch.zeros_like(dl3).scatter_(-1, at_winner, col).view(B, C * K)
+        pred = d3 > thr
+        col_pred = pred.any(-1)
         cells = fire = None
         if want_cells:
             fire = pred.to(d.dtype).add_((~col_pred).to(d.dtype).unsqueeze(-1))
             cells = (col * fire).view(B, C * K)
-        n_active = col_active.sum(1).clamp_min(1)
+        count = col_active.sum(1)
+        n_active = count.clamp_min(1)
         anomaly = 1 - (col_pred & col_active).sum(1) / n_active
-        z_win = z_learn.gather(-1, winner.unsqueeze(-1)).squeeze(-1)
+        z_learn = (dl3 - thr).div_(temp)
+        z_win = z_learn.gather(-1, at_winner).squeeze(-1)
         loss = None
         if has_context:
             # Per column: the hit hinge where it is active, the weighted false ones where not.
             false = cell_sum(F.relu(1 + z_learn)).mul_(p["false_prediction_weight"])
             per_col = torch.where(col_active, F.relu(1 - z_win), false)
             loss = (per_col.sum(1) / n_active).mean()
-        soft = None
-        if p["downstream_grad"]:
-            # Softmax over each column's few cells, along the column axis of the transposed
-            # view: the same values, several times faster for short last dimensions.
-            soft = torch.softmax(z_learn.transpose(-1, -2), -2).transpose(-1, -2).contiguous()
+        soft = cell_softmax(z_learn) if p["downstream_grad"] else None
         ctx.tm, ctx.has_context, ctx.want_cells = tm, has_context, want_cells
-        ctx.has_apical, ctx.shared_learn = apical is not None, learn_rows is None
-        ctx.save_for_backward(columns, col_active, winner, z_win, z_learn, soft, fire, n_active,
+        ctx.has_apical = apical is not None
+        ctx.save_for_backward(columns, col_active, at_winner, z_win, z_learn, soft, fire, n_active,
                               rows if learn_rows is None else learn_rows,
                               scale if learn_rows is None else learn_scale, apical_w, apical)
-        ctx.mark_non_differentiable(winner, anomaly, n_active)
+        ctx.mark_non_differentiable(winner, anomaly, count)
         ctx.set_materialize_grads(False)
-        return winners, cells, loss, winner, anomaly, n_active
+        return winners, cells, loss, winner, anomaly, count
 
     @staticmethod
     def backward(ctx, g_winners, g_cells, g_loss, *_):
-        (columns, col_active, winner, z_win, z_learn, soft, fire, n_active,
+        (columns, col_active, at_winner, z_win, z_learn, soft, fire, n_active,
          rows, scale, apical_w, apical) = ctx.saved_tensors
         p = ctx.tm.p
         B, C, K = z_learn.shape
@@ -126,20 +136,21 @@ class FusedTMStep(torch.autograd.Function):
             g_w = g_winners.view(B, C, K)
             # winners = columns * (one-hot + softmax - softmax.detach()): the column gets the
             # gradient at its winner, the winner's softmax over the column's cells the rest.
-            g_columns = g_w.gather(-1, winner.unsqueeze(-1)).squeeze(-1)
+            g_columns = g_w.gather(-1, at_winner).squeeze(-1)
             if soft is not None:
                 g_s = columns.unsqueeze(-1) * g_w
-                g_z = soft * (g_s - cell_sum(g_s * soft).unsqueeze(-1))
+                g_z = soft * (g_s - cell_sum(g_s * soft, keepdim=True))
         if g_cells is not None and fire is not None:
             g_fire = cell_sum(g_cells.view(B, C, K) * fire)
             g_columns = g_fire if g_columns is None else g_columns + g_fire
         if g_loss is not None and ctx.has_context:
-            per = g_loss / (B * n_active.to(z_learn.dtype))  # d loss / d (hit + w * false) per stream
-            hinge_hit = -(per.unsqueeze(-1) * ((z_win < 1) & col_active))  # d/dz of relu(1 - z_win)
-            g_false = (p["false_prediction_weight"] * per).view(B, 1, 1) * \
-                ((z_learn > -1) & (~col_active).unsqueeze(-1))
-            g_false.scatter_add_(-1, winner.unsqueeze(-1), hinge_hit.unsqueeze(-1))
-            g_z = g_false if g_z is None else g_z + g_false
+            per = g_loss / (B * n_active)  # d loss / d (hit + w * false) of each stream
+            # relu(1 + z) of the inactive columns' cells, relu(1 - z) of the active ones' winners
+            false = (z_learn > -1) & (~col_active).unsqueeze(-1)
+            g_loss_z = false * (p["false_prediction_weight"] * per).view(B, 1, 1)
+            hit = (z_win < 1) & col_active
+            g_loss_z.scatter_add_(-1, at_winner, (hit * -per.unsqueeze(-1)).unsqueeze(-1))
+            g_z = g_loss_z if g_z is None else g_z + g_loss_z
         g_distal = g_apical_w = g_apical = None
         if g_z is not None:
             g_d = (g_z / p["temperature"]).reshape(B, C * K)

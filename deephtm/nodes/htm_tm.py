@@ -112,7 +112,7 @@ class TemporalMemory(Node):
             self.distal = nn.Parameter(torch.randn(n, n) * p["init_std"])
         self._sources: dict[str, tuple] = {}  # output port -> (tensor, version, active indices)
         self._widths: dict[str, int] = {}  # input port -> rows gathered at the last eager step
-        self.ramps: dict[tuple, torch.Tensor] = {}  # (units, device) -> n, n-1, ..., 1
+        self.ramps: dict[tuple, torch.Tensor] = {}  # (units, device) -> n, n-1, ..., 1; and ones()
         ap = shapes.get("apical")
         self.apical = nn.Parameter(torch.randn(ap[0], n) * p["init_std"]) if ap else None
         # How often each cell was picked as a new (least used) winner, per stream: HTM's segment count.
@@ -233,15 +233,20 @@ class TemporalMemory(Node):
         apical = apical.flatten(1) if apical is not None else None
         want_cells = bool(self.used_outputs & {"cells", "predicted"})
         has_context = context is not None or winner_context is not None or apical is not None
-        winners, cells, loss, winner, anomaly, n_active = FusedTMStep.apply(
+        winners, cells, loss, winner, anomaly, count = FusedTMStep.apply(
             self, columns, self.distal, rows, scale, learn_rows, learn_scale, self.apical, apical,
             want_cells, has_context)
         out = {"winners": winners, "anomaly": anomaly,
                "loss": loss if loss is not None else columns.new_zeros(())}
         # The rows the next step gathers when these outputs come back as its context: one
         # winner per active column (padding columns weigh 0), all K cells of each for 'cells'.
+        width = self.fixed_width(count, "columns")
+        if B == 1 and cells is None:  # no padding: every row weighs 1 (unless none is active)
+            rows = self.first_units(winners.detach() != 0, max(width, 1))
+            self.remember_rows("winners", winners, rows, self.ones(width, rows.device))
+            return out
         col_active = columns != 0
-        act = self.first_units(col_active, self.fixed_width(n_active, "columns"))
+        act = self.first_units(col_active, max(width, 1))
         act_on = col_active.gather(1, act).to(self.distal.dtype)
         self.remember_rows("winners", winners, act * K + winner.gather(1, act), act_on)
         if cells is not None:
@@ -254,6 +259,15 @@ class TemporalMemory(Node):
                                      sparse=True).view(B, C, K)
             out["predicted"] = torch.sigmoid((d_next.max(-1).values - p["threshold"]) / p["temperature"])
         return out
+
+    def ones(self, width: int, device) -> torch.Tensor:
+        """[1, width] of ones, or one zero when no column is active (its one row is padding)."""
+        key = ("ones", width, device)
+        t = self.ramps.get(key)
+        if t is None:
+            t = self.ramps[key] = torch.full((1, max(width, 1)), float(width > 0), device=device,
+                                             dtype=self.distal.dtype)
+        return t
 
     def remember_rows(self, port: str, out: torch.Tensor, rows: torch.Tensor, scale: torch.Tensor) -> None:
         kept = out.detach()
