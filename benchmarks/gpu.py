@@ -122,7 +122,8 @@ def tm_step(batch: int, seconds: float) -> dict:
         cols.copy_(seq[i[0] % seq.shape[0]])
 
     res["cuda_graph"] = {"captured": True, "steps_per_s": round(timed(replay, seconds), 1),
-                         "weights_finite": bool(torch.isfinite(tm.distal).all())}
+                         "weights_finite": bool(torch.isfinite(tm.distal).all()),
+                         "width_exceeded": bool(tm.width_exceeded)}
     return res
 
 

@@ -112,6 +112,7 @@ class TemporalMemory(Node):
             self.distal = nn.Parameter(torch.randn(n, n) * p["init_std"])
         self._sources: dict[str, tuple] = {}  # output port -> (tensor, version, active indices)
         self._widths: dict[str, int] = {}  # input port -> rows gathered at the last eager step
+        self.width_exceeded = None  # on CUDA: whether a captured step met a wider input
         self.ramps: dict[tuple, torch.Tensor] = {}  # (units, device) -> n, n-1, ..., 1; and ones()
         ap = shapes.get("apical")
         self.apical = nn.Parameter(torch.randn(ap[0], n) * p["init_std"]) if ap else None
@@ -210,11 +211,16 @@ class TemporalMemory(Node):
     def fixed_width(self, on: torch.Tensor, port: str) -> int:
         """The largest count of non-zero units over the streams (`on`: [B, n] bool, or the
         counts [B] themselves)."""
-        if on.is_cuda and torch.cuda.is_current_stream_capturing():
-            return self._widths[port]
         counts = on.sum(1) if on.dim() == 2 else on
+        if on.is_cuda and torch.cuda.is_current_stream_capturing():
+            # Replays cannot widen the gather; a wider input sets this flag (read it after them).
+            width = self._widths[port]
+            self.width_exceeded |= counts.max() > width
+            return width
         width = int(counts.max()) if counts.numel() else 0
         self._widths[port] = width
+        if on.is_cuda and self.width_exceeded is None:
+            self.width_exceeded = torch.zeros((), dtype=torch.bool, device=on.device)
         return width
 
     def forward_fused(self, columns, context, winner_context, apical):
