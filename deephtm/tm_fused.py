@@ -1,9 +1,9 @@
 """htm.tm's training step (dense distal matrix) as one autograd function.
 
-Autograd would record about a hundred small operators for the step and replay their
-backward one by one; at batch 1 the step is bound by that operator count, not by its FLOPs.
-Here the forward runs without recording and the backward is derived by hand (checked
-against autograd by tests/test_fused_tm.py).
+At batch 1 the step is bound by its count of small operators, not by its FLOPs. Here the
+forward runs without recording anything for autograd, and the backward is derived by hand
+(checked against autograd by tests/test_fused_tm.py): it needs fewer operators than
+autograd's replay of the forward, and none of its bookkeeping.
 
 Every shape in the step is fixed by the batch, the layer and the number of presynaptic
 rows gathered, never by the data: the rows come as a [B, A] index tensor with 0/1 weights
