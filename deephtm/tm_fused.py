@@ -14,6 +14,9 @@ import torch.nn.functional as F
 
 
 _OFFSETS: dict[tuple, torch.Tensor] = {}  # (B, A, device) -> the bags' first rows
+# Up to this many cells over the batch, a step's operators cost their call more than their
+# work: one call each then, and the layouts that need fewer calls.
+SMALL = 32768
 
 
 def gather_rows(weights: torch.Tensor, rows: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -32,8 +35,8 @@ def gather_rows(weights: torch.Tensor, rows: torch.Tensor, scale: torch.Tensor) 
 def cell_sum(x: torch.Tensor, keepdim: bool = False) -> torch.Tensor:
     """x.sum(-1) over the K cells of each column [B, C, K]. In a batch, as a matrix-vector
     product: a reduction over a last dimension of a few elements is several times slower
-    on CPUs (for one stream the single call is cheaper)."""
-    if x.shape[0] == 1:
+    on CPUs (for a small step the single call is cheaper)."""
+    if x.numel() <= SMALL:
         return x.sum(-1, keepdim=keepdim)
     out = x @ x.new_ones(x.shape[-1])
     return out.unsqueeze(-1) if keepdim else out
@@ -42,7 +45,7 @@ def cell_sum(x: torch.Tensor, keepdim: bool = False) -> torch.Tensor:
 def cell_softmax(z: torch.Tensor) -> torch.Tensor:
     """Softmax over each column's cells. In a batch, along the column axis of the transposed
     view: the same values, several times faster for short last dimensions."""
-    if z.shape[0] == 1:
+    if z.numel() <= SMALL:
         return torch.softmax(z, -1)
     return torch.softmax(z.transpose(-1, -2), -2).transpose(-1, -2).contiguous()
 
@@ -56,7 +59,7 @@ def row_sparse_grad(rows: torch.Tensor, scale: torch.Tensor, grad_d: torch.Tenso
 
 def entry_sparse_grad(rows: torch.Tensor, scale: torch.Tensor, grad_d: torch.Tensor, shape) -> torch.Tensor:
     """The same gradient with only the entries whose cell got a gradient: a row of the
-    distal matrix spans every cell, but in a batch each stream's gradient reaches only its
+    distal matrix spans every cell, but in a big batch each stream's gradient reaches only its
     active columns' cells and the few cells it predicted falsely. Costs and SGD then grow
     with those cells, not with batch x cells. (Its size depends on the data: not for steps
     captured in a CUDA graph.)"""
@@ -157,7 +160,7 @@ class FusedTMStep(torch.autograd.Function):
             if ctx.needs_input_grad[2]:
                 # (The 'predicted' port's gather adds a row-sparse gradient: the layouts must match.)
                 capturing = g_d.is_cuda and torch.cuda.is_current_stream_capturing()
-                entries = B > 1 and not capturing and "predicted" not in ctx.tm.used_outputs
+                entries = g_d.numel() > SMALL and not capturing and "predicted" not in ctx.tm.used_outputs
                 sparse_grad = entry_sparse_grad if entries else row_sparse_grad
                 g_distal = sparse_grad(rows, scale, g_d, (C * K, C * K))
             if ctx.has_apical:

@@ -14,6 +14,7 @@ import torch
 from deephtm.graph.graphfile import load_graph
 from deephtm.node import Context
 from deephtm.nodes.htm_tm import TemporalMemory
+from deephtm import tm_fused
 from deephtm.tm_fused import FusedTMStep
 from deephtm.train.trainer import Trainer
 
@@ -145,7 +146,10 @@ def run_both(wiring: str, steps: int, **params):
 
 @pytest.mark.parametrize("wiring", ["sine", "htm"])
 @pytest.mark.parametrize("match_threshold", [0.0, 0.2])
-def test_fused_step_matches_autograd(wiring, match_threshold):
+@pytest.mark.parametrize("small", [None, 0])
+def test_fused_step_matches_autograd(wiring, match_threshold, small, monkeypatch):
+    if small is not None:  # the layouts of big batches (transposed softmax, matrix-vector sums)
+        monkeypatch.setattr(tm_fused, "SMALL", small)
     fused, plain = run_both(wiring, 16, match_threshold=match_threshold)
     assert torch.allclose(fused.distal, plain.distal, atol=1e-5)
     assert torch.allclose(fused.apical, plain.apical, atol=1e-5)
@@ -183,9 +187,10 @@ def train(fused: bool, steps: int, batch: int = 1) -> dict:
     return {k: v.clone() for k, v in t.model.state_dict().items()}
 
 
-@pytest.mark.parametrize("batch", [1, 4])
-def test_trained_weights_match_autograd(batch):
-    # batch 4: the distal gradient holds only the entries of the cells that got a gradient
+@pytest.mark.parametrize("batch, small", [(1, None), (4, None), (4, 0)])
+def test_trained_weights_match_autograd(batch, small, monkeypatch):
+    if small is not None:  # every step counts as a big one: the layouts of big batches
+        monkeypatch.setattr(tm_fused, "SMALL", small)
     fused, plain = train(True, 60, batch), train(False, 60, batch)
     assert fused.keys() == plain.keys()
     moved = 0
