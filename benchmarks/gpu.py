@@ -94,11 +94,8 @@ def tm_step(batch: int, seconds: float) -> dict:
         out = tm(ctx, columns=cols, context=context)
         loss = out["loss"] + 1e-3 * (out["winners"] @ readout).sum()
         grad, = torch.autograd.grad(loss, [tm.distal])
-        with torch.no_grad():  # the sparse gradient, added without coalescing it (no host sync)
-            if grad.sparse_dim() == 1:  # rows (captured steps)
-                tm.distal.index_add_(0, grad._indices()[0], grad._values(), alpha=-lr)
-            else:  # (row, cell) entries (eager steps of a batch)
-                tm.distal.index_put_(tuple(grad._indices()), grad._values() * -lr, accumulate=True)
+        with torch.no_grad():  # the row-sparse gradient, added without coalescing it (no host sync)
+            tm.distal.index_add_(0, grad._indices()[0], grad._values(), alpha=-lr)
             context.copy_(out["winners"])
             i[0] += 1
             cols.copy_(seq[i[0] % seq.shape[0]])

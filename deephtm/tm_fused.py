@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 _OFFSETS: dict[tuple, torch.Tensor] = {}  # (B, A, device) -> the bags' first rows
 # Up to this many cells over the batch, a step's operators cost their call more than their
-# work: one call each then, and the layouts that need fewer calls.
+# work: one call each then; above it, the layouts that run faster.
 SMALL = 32768
 
 
@@ -55,19 +55,6 @@ def row_sparse_grad(rows: torch.Tensor, scale: torch.Tensor, grad_d: torch.Tenso
     bag's (sparse=True): plain SGD then touches only the gathered rows."""
     values = (scale.unsqueeze(-1) * grad_d.unsqueeze(1)).reshape(-1, grad_d.shape[1])
     return torch.sparse_coo_tensor(rows.reshape(1, -1), values, shape, check_invariants=False)
-
-
-def entry_sparse_grad(rows: torch.Tensor, scale: torch.Tensor, grad_d: torch.Tensor, shape) -> torch.Tensor:
-    """The same gradient with only the entries whose cell got a gradient: a row of the
-    distal matrix spans every cell, but in a big batch each stream's gradient reaches only its
-    active columns' cells and the few cells it predicted falsely. Costs and SGD then grow
-    with those cells, not with batch x cells. (Its size depends on the data: not for steps
-    captured in a CUDA graph.)"""
-    b, cell = grad_d.nonzero(as_tuple=True)
-    A = rows.shape[1]
-    values = scale[b] * grad_d[b, cell].unsqueeze(1)  # [nnz, A]
-    indices = torch.stack([rows[b].reshape(-1), cell.unsqueeze(1).expand(-1, A).reshape(-1)])
-    return torch.sparse_coo_tensor(indices, values.reshape(-1), shape, check_invariants=False)
 
 
 class FusedTMStep(torch.autograd.Function):
@@ -158,11 +145,7 @@ class FusedTMStep(torch.autograd.Function):
         if g_z is not None:
             g_d = (g_z / p["temperature"]).reshape(B, C * K)
             if ctx.needs_input_grad[2]:
-                # (The 'predicted' port's gather adds a row-sparse gradient: the layouts must match.)
-                capturing = g_d.is_cuda and torch.cuda.is_current_stream_capturing()
-                entries = g_d.numel() > SMALL and not capturing and "predicted" not in ctx.tm.used_outputs
-                sparse_grad = entry_sparse_grad if entries else row_sparse_grad
-                g_distal = sparse_grad(rows, scale, g_d, (C * K, C * K))
+                g_distal = row_sparse_grad(rows, scale, g_d, (C * K, C * K))
             if ctx.has_apical:
                 if ctx.needs_input_grad[7]:
                     g_apical_w = apical.transpose(0, 1) @ g_d

@@ -189,7 +189,7 @@ def train(fused: bool, steps: int, batch: int = 1) -> dict:
 
 @pytest.mark.parametrize("batch, small", [(1, None), (4, None), (4, 0)])
 def test_trained_weights_match_autograd(batch, small, monkeypatch):
-    if small is not None:  # every step counts as a big one: the layouts of big batches
+    if small is not None:  # every step counts as a big one: the layouts of big batches (transposed softmax, matrix-vector sums)
         monkeypatch.setattr(tm_fused, "SMALL", small)
     fused, plain = train(True, 60, batch), train(False, 60, batch)
     assert fused.keys() == plain.keys()
