@@ -5,10 +5,11 @@ of the engine, fp32 and bf16 autocast (training.precision), and the hand-written
 reference online with and without a CUDA graph. Without CUDA it prints a JSON message and
 exits 0.
 
-The engine's online step is not captured in a CUDA graph: its HTM nodes pick the active
-cells with nonzero() (data-dependent shapes, a host sync), which graph capture forbids. The
-script tries the capture anyway and reports the error, so a fixed-size TM gather (top-k
-of exactly the active cells) can be checked here when it exists.
+The whole engine step is tried in a CUDA graph too (its nodes must then avoid host reads
+and data-dependent shapes; the reason of a failed capture is reported). The htm.tm node
+of the engine (graphs/sine.json's, on a fixed sequence of 5-of-256 column sets) is timed
+eager and replayed as one captured CUDA graph of its forward, backward and SGD step: its
+presynaptic rows are fixed-shape [B, A] gathers, A fixed by the SP's number of winners.
 
     python benchmarks/gpu.py [--seconds 4]
 """
@@ -52,7 +53,7 @@ def engine(batch: int, precision: str, seconds: float) -> dict:
 
 
 def engine_cuda_graph() -> dict:
-    """Try to capture one engine training step in a CUDA graph."""
+    """Try to capture one whole engine training step (every node and the optimizer) in a CUDA graph."""
     from online import make_trainer
 
     t = make_trainer(1, device="cuda")
@@ -66,6 +67,64 @@ def engine_cuda_graph() -> dict:
         return {"captured": True}
     except Exception as exc:  # noqa: BLE001 - the reason is the result
         return {"captured": False, "reason": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"}
+
+
+def tm_step(batch: int, seconds: float) -> dict:
+    """The engine's htm.tm node alone: forward, backward and its plain SGD step, eager and
+    replayed from a CUDA graph (static column and context tensors, updated in place)."""
+    from online import make_trainer
+
+    from deephtm.node import Context
+
+    t = make_trainer(batch, device="cuda")
+    tm = t.model.nodes["tm"]
+    g = torch.Generator().manual_seed(0)
+    seq = torch.zeros(16, batch, tm.C)
+    for s in seq:
+        for b in range(batch):
+            s[b, torch.randperm(tm.C, generator=g)[:5]] = 1.0
+    seq = seq.cuda()
+    readout = torch.randn(tm.C * tm.K, generator=g).cuda()
+    cols, context = seq[0].clone(), torch.zeros(batch, tm.C * tm.K, device="cuda")
+    ctx = Context(step=0, batch=batch, device=torch.device("cuda"), generator=t.generator)
+    lr = tm.p["distal_lr"]
+    i = [0]
+
+    def step():
+        out = tm(ctx, columns=cols, context=context)
+        loss = out["loss"] + 1e-3 * (out["winners"] @ readout).sum()
+        grad, = torch.autograd.grad(loss, [tm.distal])
+        with torch.no_grad():  # the row-sparse gradient, added without coalescing it (no host sync)
+            tm.distal.index_add_(0, grad._indices()[0], grad._values(), alpha=-lr)
+            context.copy_(out["winners"])
+            i[0] += 1
+            cols.copy_(seq[i[0] % seq.shape[0]])
+
+    eager = timed(step, seconds)
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream().wait_stream(s)
+    graph = torch.cuda.CUDAGraph()
+    res = {"batch": batch, "eager_steps_per_s": round(eager, 1)}
+    try:
+        with torch.cuda.graph(graph):
+            step()
+    except Exception as exc:  # noqa: BLE001 - the reason is the result
+        res["cuda_graph"] = {"captured": False, "reason": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"}
+        return res
+    # cols is then advanced outside the graph (the capture froze the step counter).
+    def replay():
+        graph.replay()
+        i[0] += 1
+        cols.copy_(seq[i[0] % seq.shape[0]])
+
+    res["cuda_graph"] = {"captured": True, "steps_per_s": round(timed(replay, seconds), 1),
+                         "weights_finite": bool(torch.isfinite(tm.distal).all()),
+                         "width_exceeded": bool(tm.width_exceeded)}
+    return res
 
 
 def reference(batch: int, seconds: float, cuda_graph: bool) -> dict:
@@ -128,6 +187,12 @@ def main():
             out["reference"].append(reference(1, args.seconds, cg))
         except Exception as exc:  # noqa: BLE001
             out["reference"].append({"batch": 1, "cuda_graph": cg, "error": str(exc)[:300]})
+    out["tm_step"] = []
+    for batch in (1, 256):
+        try:
+            out["tm_step"].append(tm_step(batch, args.seconds))
+        except Exception as exc:  # noqa: BLE001
+            out["tm_step"].append({"batch": batch, "error": str(exc)[:300]})
     out["engine_cuda_graph"] = engine_cuda_graph()  # last: a failed capture may upset the context
     out["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     print(json.dumps(out, indent=2))

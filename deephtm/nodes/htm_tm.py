@@ -5,6 +5,7 @@ from torch import nn
 
 from ..node import Node, require
 from ..graph.spec import Param, Port
+from ..tm_fused import FusedTMStep
 
 
 def infer_tm_shapes(p, shapes) -> dict:
@@ -110,6 +111,9 @@ class TemporalMemory(Node):
         else:
             self.distal = nn.Parameter(torch.randn(n, n) * p["init_std"])
         self._sources: dict[str, tuple] = {}  # output port -> (tensor, version, active indices)
+        self._widths: dict[str, int] = {}  # input port -> rows gathered at the last eager step
+        self.width_exceeded = None  # on CUDA: whether a captured step met a wider input
+        self.ramps: dict[tuple, torch.Tensor] = {}  # (units, device) -> n, n-1, ..., 1; and ones()
         ap = shapes.get("apical")
         self.apical = nn.Parameter(torch.randn(ap[0], n) * p["init_std"]) if ap else None
         # How often each cell was picked as a new (least used) winner, per stream: HTM's segment count.
@@ -152,7 +156,11 @@ class TemporalMemory(Node):
         fresh = (best < self.p["match_threshold"]) & col_active
         # Usage grows by the fraction of streams that picked a cell, so that data-parallel
         # ranks, which average it, agree with one process; the noise only breaks ties.
-        noise = torch.rand(self.usage.shape, generator=self.generator).to(self.usage.device)
+        if self.usage.is_cuda and torch.cuda.is_current_stream_capturing():
+            # A CUDA graph replays device work only: the noise is drawn there on each replay.
+            noise = torch.rand(self.usage.shape, device=self.usage.device)
+        else:
+            noise = torch.rand(self.usage.shape, generator=self.generator).to(self.usage.device)
         fresh_cell = (self.usage + noise * (0.5 / fresh.shape[0])).argmin(-1)  # [C]
         winner = torch.where(fresh, fresh_cell, winner)
         if self.training:
@@ -160,9 +168,118 @@ class TemporalMemory(Node):
             self.usage.scatter_add_(-1, fresh_cell.unsqueeze(-1), share.unsqueeze(-1))
         return winner
 
+    # The dense step runs as one autograd function with a hand-derived backward; False: the
+    # same step recorded by autograd op by op (the reference the fused one is tested against).
+    fused = True
+
     def forward(self, ctx, columns, context=None, winner_context=None, apical=None):
         if self.fan_out:
             return self.forward_fanout(columns, context, winner_context, apical)
+        if self.fused:
+            return self.forward_fused(columns, context, winner_context, apical)
+        return self.forward_autograd(columns, context, winner_context, apical)
+
+    # ---- the dense step with fixed shapes: the presynaptic rows are a [B, A] index tensor
+    # with 0/1 weights whose width A does not depend on the data once the sparsity is fixed.
+
+    def rows_of(self, active: torch.Tensor, port: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The presynaptic rows of `active` [B, n] and their 0/1 weights, both [B, A]. This
+        node's own output of the previous step (a delayed edge) gives the rows it was built
+        from: its winners one per active column, its cells the K cells of each. Any other
+        input gives its non-zero units, padded to the busiest stream's count; that count is
+        read from the data, except while a CUDA graph is being captured (no host reads
+        then), which reuses the count of the last step run before it."""
+        for kept, version, rows in self._sources.values():
+            if (active.data_ptr() == kept.data_ptr() and active.shape == kept.shape
+                    and active.stride() == kept.stride() and active._version == version):
+                return rows
+        on = active != 0
+        rows = self.first_units(on, self.fixed_width(on, port))
+        return rows, on.gather(1, rows).to(self.distal.dtype)
+
+    def first_units(self, on: torch.Tensor, width: int) -> torch.Tensor:
+        """Indices of the non-zero units of `on` [B, n] in ascending order, padded to `width`
+        with others: a top-k of a key that falls with the index. The order is the one the
+        rows are summed in, so every path (remembered rows, a context restored from a
+        checkpoint) sums them alike, to the last bit."""
+        n = on.shape[1]
+        ramp = self.ramps.get((n, on.device))
+        if ramp is None:
+            ramp = self.ramps[(n, on.device)] = torch.arange(n, 0, -1, device=on.device, dtype=torch.float32)
+        return (on * ramp).topk(width, dim=1).indices
+
+    def fixed_width(self, on: torch.Tensor, port: str) -> int:
+        """The largest count of non-zero units over the streams (`on`: [B, n] bool, or the
+        counts [B] themselves)."""
+        counts = on.sum(1) if on.dim() == 2 else on
+        if on.is_cuda and torch.cuda.is_current_stream_capturing():
+            # Replays cannot widen the gather; a wider input sets this flag (read it after them).
+            width = self._widths[port]
+            self.width_exceeded |= counts.max() > width
+            return width
+        width = int(counts.max()) if counts.numel() else 0
+        self._widths[port] = width
+        if on.is_cuda and self.width_exceeded is None:
+            self.width_exceeded = torch.zeros((), dtype=torch.bool, device=on.device)
+        return width
+
+    def forward_fused(self, columns, context, winner_context, apical):
+        B, C, K = columns.shape[0], self.C, self.K
+        p = self.p
+        if context is not None:
+            rows, scale = self.rows_of(context, "context")
+        else:
+            rows = torch.zeros(B, 0, dtype=torch.long, device=columns.device)
+            scale = columns.new_zeros(B, 0)
+        learn_rows = learn_scale = None
+        if winner_context is not None:
+            learn_rows, learn_scale = self.rows_of(winner_context, "winner_context")
+            if context is None:  # only the winners depolarize
+                rows, scale = learn_rows, learn_scale
+        apical = apical.flatten(1) if apical is not None else None
+        want_cells = bool(self.used_outputs & {"cells", "predicted"})
+        has_context = context is not None or winner_context is not None or apical is not None
+        winners, cells, loss, winner, anomaly, count = FusedTMStep.apply(
+            self, columns, self.distal, rows, scale, learn_rows, learn_scale, self.apical, apical,
+            want_cells, has_context)
+        out = {"winners": winners, "anomaly": anomaly,
+               "loss": loss if loss is not None else columns.new_zeros(())}
+        # The rows the next step gathers when these outputs come back as its context: one
+        # winner per active column (padding columns weigh 0), all K cells of each for 'cells'.
+        width = self.fixed_width(count, "columns")
+        if B == 1 and cells is None:  # no padding: every row weighs 1 (unless none is active)
+            rows = self.first_units(winners.detach() != 0, max(width, 1))
+            self.remember_rows("winners", winners, rows, self.ones(width, rows.device))
+            return out
+        col_active = columns != 0
+        act = self.first_units(col_active, max(width, 1))
+        act_on = col_active.gather(1, act).to(self.distal.dtype)
+        self.remember_rows("winners", winners, act * K + winner.gather(1, act), act_on)
+        if cells is not None:
+            out["cells"] = cells
+            cell_rows = ((act * K).unsqueeze(-1) + torch.arange(K, device=act.device)).view(B, -1)
+            self.remember_rows("cells", cells, cell_rows, (cells.detach().gather(1, cell_rows) != 0).to(act_on.dtype))
+        if "predicted" in self.used_outputs:
+            nxt_rows, nxt_scale = self._sources["cells"][2]
+            d_next = F.embedding_bag(nxt_rows, self.distal, mode="sum", per_sample_weights=nxt_scale,
+                                     sparse=True).view(B, C, K)
+            out["predicted"] = torch.sigmoid((d_next.max(-1).values - p["threshold"]) / p["temperature"])
+        return out
+
+    def ones(self, width: int, device) -> torch.Tensor:
+        """[1, width] of ones, or one zero when no column is active (its one row is padding)."""
+        key = ("ones", width, device)
+        t = self.ramps.get(key)
+        if t is None:
+            t = self.ramps[key] = torch.full((1, max(width, 1)), float(width > 0), device=device,
+                                             dtype=self.distal.dtype)
+        return t
+
+    def remember_rows(self, port: str, out: torch.Tensor, rows: torch.Tensor, scale: torch.Tensor) -> None:
+        kept = out.detach()
+        self._sources[port] = (kept, kept._version, (rows, scale))
+
+    def forward_autograd(self, columns, context=None, winner_context=None, apical=None):
         B, C, K = columns.shape[0], self.C, self.K
         p = self.p
         col_active = columns != 0

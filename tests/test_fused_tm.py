@@ -1,0 +1,204 @@
+"""htm.tm's fused step (one autograd function, backward by hand) against autograd.
+
+The hinge losses and the column gradients are checked numerically (gradcheck, float64); the
+straight-through softmax of the winners has no numerical derivative to check (the forward
+is a one-hot), so the whole step is checked against the same step recorded op by op by
+autograd (TemporalMemory.fused = False): outputs, every gradient, the usage counts, and the
+weights after training steps, alone and inside a trained graph.
+"""
+import copy
+
+import pytest
+import torch
+
+from deephtm.graph.graphfile import load_graph
+from deephtm.node import Context
+from deephtm.nodes.htm_tm import TemporalMemory
+from deephtm import tm_fused
+from deephtm.tm_fused import FusedTMStep
+from deephtm.train.trainer import Trainer
+
+from helpers import ROOT
+
+C, K, APICAL = 6, 3, 4
+
+
+def make_tm(dtype=torch.float32, **params) -> TemporalMemory:
+    p = {prm.name: prm.default for prm in TemporalMemory.params}
+    p.update(cells_per_column=K, init_std=0.3, **params)
+    torch.manual_seed(0)
+    tm = TemporalMemory(p, {"columns": (C,), "context": (C * K,), "winner_context": (C * K,),
+                            "apical": (APICAL,)}).to(dtype)
+    tm.setup(2, torch.Generator().manual_seed(1))
+    tm.used_outputs = {"winners", "cells", "predicted", "anomaly", "loss"}
+    return tm
+
+
+def column_sets(step: int, dtype=torch.float32) -> torch.Tensor:
+    """Two streams with different numbers of active columns (2 and 3)."""
+    g = torch.Generator().manual_seed(step % 4)
+    cols = torch.zeros(2, C, dtype=dtype)
+    cols[0, torch.randperm(C, generator=g)[:2]] = 1.0
+    cols[1, torch.randperm(C, generator=g)[:3]] = 1.0
+    return cols
+
+
+def rows_of(active: torch.Tensor):
+    on = active != 0
+    rows = on.to(active.dtype).topk(int(on.sum(1).max()), dim=1).indices
+    return rows, on.gather(1, rows).to(active.dtype)
+
+
+class Densify(torch.autograd.Function):
+    """Identity whose backward turns the step's row-sparse weight gradient dense: gradcheck
+    compares dense gradients."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.to_dense()
+
+
+def test_hinge_loss_gradient_is_numerically_right():
+    tm = make_tm(torch.float64, downstream_grad=False)
+    cols = column_sets(0, torch.float64)
+    ctx_cells = torch.zeros(2, C * K, dtype=torch.float64)
+    ctx_cells[0, [1, 5, 9]] = 1.0
+    ctx_cells[1, [0, 7]] = 1.0
+    winners = torch.zeros_like(ctx_cells)
+    winners[0, [5, 9]] = 1.0
+    winners[1, [7]] = 1.0
+    rows, scale = rows_of(ctx_cells)
+    learn_rows, learn_scale = rows_of(winners)
+    distal = tm.distal.detach().clone().requires_grad_(True)
+    apical_w = tm.apical.detach().clone().requires_grad_(True)
+    apical = torch.randn(2, APICAL, dtype=torch.float64, requires_grad=True)
+
+    def loss(distal, apical_w, apical):
+        return FusedTMStep.apply(tm, cols, Densify.apply(distal), rows, scale, learn_rows, learn_scale, apical_w, apical,
+                                 True, True)[2]
+
+    assert loss(distal, apical_w, apical) > 0  # some hinges are active: the check has gradients to check
+    assert torch.autograd.gradcheck(loss, (distal, apical_w, apical))
+
+
+def test_column_gradients_are_numerically_right():
+    tm = make_tm(torch.float64)
+    cols = column_sets(1, torch.float64)
+    on = cols != 0
+    ctx_cells = torch.zeros(2, C * K, dtype=torch.float64)
+    ctx_cells[:, [2, 4, 12]] = 1.0
+    rows, scale = rows_of(ctx_cells)
+    readout = torch.randn(2, 2, C * K, dtype=torch.float64)
+
+    def outputs(active_values):
+        # Only the active columns' values move: a zero column turned non-zero is another input.
+        columns = torch.zeros_like(cols).masked_scatter(on, active_values)
+        winners, cells, *_ = FusedTMStep.apply(tm, columns, tm.distal.detach(), rows, scale, None, None,
+                                               None, None, True, True)
+        return (winners * readout[0]).sum() + (cells * readout[1]).sum()
+
+    values = torch.rand(int(on.sum()), dtype=torch.float64) + 0.5
+    assert torch.autograd.gradcheck(outputs, (values.requires_grad_(True),))
+
+
+def run_both(wiring: str, steps: int, **params):
+    """The fused and the autograd step side by side on the same inputs, with SGD on the
+    distal and apical weights; asserts each step's outputs and gradients agree."""
+    fused = make_tm(**params)
+    plain = copy.deepcopy(fused)
+    plain.fused = False
+    plain.setup(2, torch.Generator().manual_seed(1))
+    ctx = Context(step=0, batch=2, device=torch.device("cpu"), generator=torch.Generator())
+    readout = torch.randn(C * K, generator=torch.Generator().manual_seed(2))
+    prev = {id(fused): [torch.zeros(2, C * K)] * 2, id(plain): [torch.zeros(2, C * K)] * 2}
+    for step in range(steps):
+        apical = torch.randn(2, APICAL, generator=torch.Generator().manual_seed(step))
+        got = []
+        for tm in (fused, plain):
+            cols = column_sets(step).requires_grad_(True)
+            ap = apical.clone().requires_grad_(True)
+            win, cells = prev[id(tm)]
+            if wiring == "htm":  # context: the previous active cells; learning from the previous winners
+                out = tm(ctx, columns=cols, context=cells, winner_context=win, apical=ap)
+            else:
+                out = tm(ctx, columns=cols, context=win, apical=ap)
+            total = out["loss"] + (out["winners"] @ readout).sum() + 0.1 * out["cells"].sum() + \
+                out["predicted"].sum()
+            wrt = [tm.distal, tm.apical, cols, ap]
+            grads = torch.autograd.grad(total, wrt, allow_unused=True)
+            grads = [torch.zeros_like(x) if g is None else g.to_dense() for g, x in zip(grads, wrt)]
+            with torch.no_grad():
+                tm.distal.sub_(0.1 * grads[0])
+                tm.apical.sub_(0.1 * grads[1])
+            prev[id(tm)] = [out["winners"].detach(), out["cells"].detach()]
+            got.append(({k: v.detach() for k, v in out.items()}, grads))
+        (out_f, grads_f), (out_p, grads_p) = got
+        for port in out_p:
+            assert torch.allclose(out_f[port].float(), out_p[port].float(), atol=1e-5, rtol=1e-3), (step, port)
+        for name, a, b in zip(("distal", "apical", "columns", "apical input"), grads_f, grads_p):
+            assert torch.allclose(a, b, atol=1e-4, rtol=1e-4), (step, name)
+    return fused, plain
+
+
+@pytest.mark.parametrize("wiring", ["sine", "htm"])
+@pytest.mark.parametrize("match_threshold", [0.0, 0.2])
+@pytest.mark.parametrize("small", [None, 0])
+def test_fused_step_matches_autograd(wiring, match_threshold, small, monkeypatch):
+    if small is not None:  # the layouts of big batches (transposed softmax, matrix-vector sums)
+        monkeypatch.setattr(tm_fused, "SMALL", small)
+    fused, plain = run_both(wiring, 16, match_threshold=match_threshold)
+    assert torch.allclose(fused.distal, plain.distal, atol=1e-5)
+    assert torch.allclose(fused.apical, plain.apical, atol=1e-5)
+    assert torch.equal(fused.usage, plain.usage)
+    if match_threshold:
+        assert fused.usage.sum() > 0  # least-used winners were picked, and alike
+
+
+def test_fused_step_without_downstream_gradient_matches_autograd():
+    fused, plain = run_both("htm", 10, downstream_grad=False)
+    assert torch.allclose(fused.distal, plain.distal, atol=1e-5)
+
+
+def test_own_outputs_come_back_as_fixed_rows():
+    tm = make_tm()
+    ctx = Context(step=0, batch=2, device=torch.device("cpu"), generator=torch.Generator())
+    out = tm(ctx, columns=column_sets(0), context=torch.zeros(2, C * K))
+    rows, scale = tm.rows_of(out["winners"].detach(), "context")
+    # One row per active column of the busiest stream (3); the other stream's padding weighs 0.
+    assert rows.shape == (2, 3) and scale.sum(1).tolist() == [2.0, 3.0]
+    assert torch.equal(torch.zeros(2, C * K).scatter_add(1, rows, scale), (out["winners"] != 0).float())
+    cell_rows, cell_scale = tm.rows_of(out["cells"].detach(), "context")
+    assert cell_rows.shape == (2, 3 * K)  # the K cells of each active column, fired or not
+    assert torch.equal(torch.zeros(2, C * K).scatter_add(1, cell_rows, cell_scale), (out["cells"] != 0).float())
+
+
+def train(fused: bool, steps: int, batch: int = 1) -> dict:
+    g = load_graph(ROOT / "graphs" / "sine.json")
+    g.node("sp").params.update(columns=32, winners=3)
+    g.node("tm").params.update(cells_per_column=4)
+    t = Trainer(g, device="cpu", steps=steps, batch_size=batch)
+    t.config.checkpoint_every, t.config.log_every = 0, 10**9
+    t.model.nodes["tm"].fused = fused
+    t.train_until(steps)
+    return {k: v.clone() for k, v in t.model.state_dict().items()}
+
+
+@pytest.mark.parametrize("batch, small", [(1, None), (4, None), (4, 0)])
+def test_trained_weights_match_autograd(batch, small, monkeypatch):
+    if small is not None:  # every step counts as a big one: the layouts of big batches (transposed softmax, matrix-vector sums)
+        monkeypatch.setattr(tm_fused, "SMALL", small)
+    fused, plain = train(True, 60, batch), train(False, 60, batch)
+    assert fused.keys() == plain.keys()
+    moved = 0
+    for name in plain:
+        if plain[name].is_floating_point():
+            assert torch.allclose(fused[name], plain[name], atol=1e-4, rtol=1e-3), name
+        else:
+            assert torch.equal(fused[name], plain[name]), name
+    first = train(True, 1, batch)
+    moved = sum(not torch.equal(first[k], fused[k]) for k in fused if "distal" in k)
+    assert moved  # the distal weights learned in those steps
