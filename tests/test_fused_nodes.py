@@ -1,4 +1,4 @@
-"""The MLP and loss nodes' fused forward/backward (deephtm/nodes/fused_mlp.py) and the
+"""The MLP and loss nodes' fused forward/backward (deephtm/kernels/mlp.py) and the
 optimizer's direct steps give what autograd and torch.optim give."""
 import copy
 
@@ -7,7 +7,7 @@ import torch
 
 from deephtm.graph.graphfile import Graph
 from deephtm.node import Context
-from deephtm.nodes import fused_mlp as fm
+from deephtm.kernels import mlp as fm
 from deephtm.nodes.decoder_mlp import MLPDecoder
 from deephtm.nodes.encoder_mlp import MLPEncoder
 from deephtm.nodes.loss_ce import CrossEntropyLoss

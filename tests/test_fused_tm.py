@@ -14,8 +14,8 @@ import torch
 from deephtm.graph.graphfile import load_graph
 from deephtm.node import Context
 from deephtm.nodes.htm_tm import TemporalMemory
-from deephtm import tm_fused
-from deephtm.tm_fused import FusedTMStep
+from deephtm.kernels import tm_step as tm_fused
+from deephtm.kernels.tm_step import FusedTMStep
 from deephtm.train.trainer import Trainer
 
 from helpers import ROOT

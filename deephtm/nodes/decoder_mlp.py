@@ -7,7 +7,7 @@ from torch import nn
 
 from ..node import Node, lr_scale_param, flat_size
 from ..graph.spec import Param, Port
-from .fused_mlp import SparseInputMLP, sparse_rows_grad_w, sparse_rows_grad_x, use_fused
+from ..kernels.mlp import SparseInputMLP, sparse_rows_grad_w, sparse_rows_grad_x, use_fused
 
 
 class MLPDecoder(Node):

@@ -3,12 +3,12 @@ from torch import nn
 
 from ..node import Node, lr_scale_param, flat_size, require
 from ..graph.spec import Param, Port
-from .fused_mlp import MLP, use_fused
+from ..kernels.mlp import MLP, use_fused
 
 
 class MLPEncoder(Node):
     type_name = "encoder.mlp"
-    # Forward and backward as one autograd node (fused_mlp.MLP) when True. Off: a Python
+    # Forward and backward as one autograd node (kernels.mlp.MLP) when True. Off: a Python
     # autograd node costs more than the few C++ ones of plain nn.Linear layers with ReLU
     # (measured 2026-12-06: fused 20-40% slower for this node at batch 1 and about 10% at 256).
     fused = False

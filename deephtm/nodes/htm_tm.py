@@ -5,7 +5,7 @@ from torch import nn
 
 from ..node import Node, require
 from ..graph.spec import Param, Port
-from ..tm_fused import FusedTMStep
+from ..kernels.tm_step import FusedTMStep
 
 
 def infer_tm_shapes(p, shapes) -> dict:

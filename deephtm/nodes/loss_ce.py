@@ -3,7 +3,7 @@ import torch.nn.functional as F
 
 from ..node import Node, require
 from ..graph.spec import Param, Port
-from .fused_mlp import CrossEntropy, use_fused
+from ..kernels.mlp import CrossEntropy, use_fused
 
 
 class CrossEntropyLoss(Node):

@@ -1,7 +1,7 @@
 """loss.mse: mean squared error between a prediction and a target."""
 from ..node import Node, require_same_shape
 from ..graph.spec import Param, Port
-from .fused_mlp import MSE, use_fused
+from ..kernels.mlp import MSE, use_fused
 
 
 class MSELoss(Node):

@@ -1,7 +1,7 @@
 """loss.term: adds another node's loss output (e.g. the TM's self-supervised loss)."""
 from ..node import Node
 from ..graph.spec import Param, Port
-from .fused_mlp import Scale
+from ..kernels.mlp import Scale
 
 
 class LossTerm(Node):
