@@ -258,3 +258,24 @@ def test_short_sine_training_uses_more_columns_with_boosting(tmp_path):
         usage[boosted] = summary["metrics"]
     assert usage[True]["sp_active_columns"] > usage[False]["sp_active_columns"] + 10, usage
     assert usage[True]["sp_entropy"] > usage[False]["sp_entropy"] + 0.1, usage
+
+
+def test_threshold_offsets_resume_exactly(tmp_path):
+    """The offsets and the annealed rate (which reads the step) continue where a run stopped."""
+    from deephtm.graph.graphfile import Graph
+    from deephtm.train.checkpoint import load_checkpoint
+    from deephtm.train.trainer import Trainer
+    from helpers import small_sine_dict
+
+    d = small_sine_dict(steps=60, columns=32)
+    sp = next(n for n in d["nodes"] if n["type"] == "htm.sp")
+    sp["params"].update(boost_mode="threshold", boost_strength=0.01, boost_settle=10)
+    d["training"].update(checkpoint_every=0, log_every=30)
+    Trainer(Graph.from_dict(d), out=tmp_path / "straight").run()
+    Trainer(Graph.from_dict(d), out=tmp_path / "halves").run(30)
+    Trainer(Graph.from_dict(d), out=tmp_path / "halves", resume=True).run()
+    a, _ = load_checkpoint(tmp_path / "straight")
+    b, _ = load_checkpoint(tmp_path / "halves")
+    offsets = [k for k in a if k.endswith("offset")]
+    assert offsets and all(a[k].abs().sum() > 0 for k in offsets)
+    assert all(torch.equal(a[k], b[k]) for k in a)
