@@ -20,8 +20,9 @@ class SpatialPooler(Node):
     live_role = "sp"
     doc = ("Maps an input onto columns; k-winners inhibition (global, or local per neighbourhood of a "
            "1-D or 2-D column layout) keeps exactly 'winners' active (per neighbourhood). The "
-           "columns' biases (their inhibition thresholds) learn by backprop; duty-cycle boosting is "
-           "optional and its strength may be trained. Gradients flow through the winners only.")
+           "columns' biases (their inhibition thresholds) learn by backprop; duty-cycle boosting (its "
+           "strength may be trained) or settling threshold offsets even out column usage. Gradients "
+           "flow through the winners only.")
     inputs = (Port("x", "tensor", "input code, any shape (flattened)"),)
     outputs = (Port("columns", "sdr", "active columns, shape [columns], exactly 'winners' non-zero "
                                       "(per neighbourhood with local inhibition)"),)
