@@ -85,7 +85,8 @@ class SpatialPooler(Node):
     def param_count(cls, p, shapes):
         n_in = flat_size(shapes["x"] or (1,))
         mask = n_in * p["columns"] if p["potential_pct"] < 1 else 0
-        return (n_in + 1) * p["columns"] + mask + p["columns"] + 1
+        offsets = p["columns"] if p["boost_mode"] == "threshold" else 0
+        return (n_in + 1) * p["columns"] + mask + p["columns"] + offsets + 1
 
     def __init__(self, p, shapes):
         super().__init__(p, shapes)
