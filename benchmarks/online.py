@@ -68,7 +68,7 @@ class DirectNodes:
         n, ctx, opt = self.n, self.ctx, self.opt
         for _ in range(steps):
             s = n["sine"].forward(ctx)
-            y = n["encoder"].forward(ctx, x=s["value"])["y"]
+            y = n["encoder"].forward(ctx, x=n["bits"].forward(ctx, x=s["value"])["code"])["y"]
             cols = n["sp"].forward(ctx, x=y)["columns"]
             tm = n["tm"].forward(ctx, columns=cols, context=self.context)
             pred = n["decoder"].forward(ctx, x=tm["winners"])["y"]

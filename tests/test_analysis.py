@@ -57,7 +57,7 @@ def test_every_independent_mistake_is_reported_in_resolve_order():
     node(d, "decoder")["params"]["hidden"] = "wide"  # wrong type
     node(d, "nrmse")["type"] = "metric.nonesuch"  # unknown type
     d["edges"].append({"from": "ghost.y", "to": "loss.pred", "delay": 0})  # unknown node
-    d["edges"].append(dict(d["edges"][0]))  # duplicate edge sine.value -> encoder.x
+    d["edges"].append(dict(d["edges"][0]))  # duplicate edge sine.value -> bits.x
     g = graph(d)
     with pytest.raises(GraphError) as first:
         resolve(g)
@@ -68,7 +68,7 @@ def test_every_independent_mistake_is_reported_in_resolve_order():
         ("decoder", "hidden", None, None),
         ("nrmse", None, None, None),
         (None, None, None, ("ghost", "y", "loss", "pred")),
-        (None, None, None, ("sine", "value", "encoder", "x")),
+        (None, None, None, ("sine", "value", "bits", "x")),
     ]
     assert [e.message for e in a.errors[1:]] == [
         "expected an integer, got 'wide'",

@@ -135,6 +135,79 @@ def test_relative_boost_of_an_idle_column_is_exp_strength_at_any_sparsity():
         assert float(b[0]) == pytest.approx(math.exp(-3.0))
 
 
+# ---- threshold offsets: usage evened out by a settling offset, not a duty-chasing factor -----
+def codes_of(sp, x):
+    """The winners of each row of x, without moving the offsets or duties (eval mode)."""
+    sp.eval()
+    with torch.no_grad():
+        codes = sp(CTX, x)["columns"] != 0
+    sp.train()
+    return codes
+
+
+def train_on(sp, x, steps, start=0, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    for step in range(start, start + steps):
+        ctx = Context(step=step, batch=8, device=torch.device("cpu"), generator=g)
+        sp(ctx, x[torch.randint(len(x), (8,), generator=g)])
+
+
+def test_threshold_offsets_revive_a_column_biased_off():
+    """A column held off by its bias gains an offset until it wins; without the offsets it never does."""
+    won = {}
+    for strength in (0.0, 0.01):
+        sp = make_sp(columns=32, winners=2, boost_mode="threshold", boost_strength=strength)
+        with torch.no_grad():
+            sp.proj.bias[7] = -3.0
+        won[strength] = wins_of_column(sp, 7, 300)
+    assert won[0.0] == 0 and won[0.01] > 0, won
+
+
+def test_threshold_offsets_even_out_usage_and_then_settle():
+    """Fixed inputs, no learning: the offsets spread the wins over the columns; with a settling
+    rate a given input then keeps its code, while a constant rate keeps reshuffling codes."""
+    x = torch.randn(64, 32)
+    changed, entropy = {}, {}
+    for settle in (0.0, 50.0):
+        sp = make_sp(columns=64, winners=4, boost_mode="threshold", boost_strength=0.02,
+                     boost_settle=settle, duty_inertia=0.99)
+        with torch.no_grad():
+            sp.proj.bias[:8] = 2.0  # a few columns win nearly everything at first
+        before = codes_of(sp, x)
+        train_on(sp, x, 800)
+        mid = codes_of(sp, x)
+        train_on(sp, x, 200, start=800, seed=1)
+        after = codes_of(sp, x)
+        entropy[settle] = usage_entropy_ratio(mid.float().sum(0))
+        changed[settle] = int((mid != after).any(1).sum())  # inputs whose code moved
+        assert usage_entropy_ratio(before.float().sum(0)) < 0.6
+    assert entropy[50.0] >= 0.9 and entropy[0.0] >= 0.9, entropy
+    assert changed[50.0] < changed[0.0], changed
+
+
+def test_threshold_offsets_freeze_in_eval_and_exist_only_in_their_mode():
+    sp = make_sp(columns=32, winners=4, boost_mode="threshold", boost_strength=0.05)
+    train_on(sp, torch.randn(16, 32), 20)
+    assert sp.offset.abs().sum() > 0
+    sp.eval()
+    before = sp.offset.clone()
+    sp(CTX, torch.randn(8, 32))
+    assert torch.equal(before, sp.offset)
+    assert "offset" not in make_sp(columns=32, winners=4, boost_strength=1.0).state_dict()
+
+
+def test_threshold_rate_anneals_as_one_over_t():
+    sp = make_sp(columns=32, winners=4, boost_mode="threshold", boost_strength=0.2, boost_settle=100)
+    assert [sp.threshold_rate(s) for s in (0, 100, 300)] == pytest.approx([0.2, 0.1, 0.05])
+    assert make_sp(columns=32, winners=4, boost_mode="threshold", boost_strength=0.2).threshold_rate(10**6) == 0.2
+
+
+def test_trainable_boost_with_threshold_offsets_is_refused():
+    p = check_params(SpatialPooler, "sp", {"boost_mode": "threshold", "boost_trainable": True})
+    with pytest.raises(GraphError, match="boost_trainable"):
+        SpatialPooler.infer(p, {"x": (8,)})
+
+
 # ---- metric.sp_entropy: wins counted over exactly the last 'window' steps -----------------
 def make_entropy_metric(window: int, units: int = 4):
     from deephtm.nodes.metric_sp_entropy import SDREntropy
@@ -185,3 +258,24 @@ def test_short_sine_training_uses_more_columns_with_boosting(tmp_path):
         usage[boosted] = summary["metrics"]
     assert usage[True]["sp_active_columns"] > usage[False]["sp_active_columns"] + 10, usage
     assert usage[True]["sp_entropy"] > usage[False]["sp_entropy"] + 0.1, usage
+
+
+def test_threshold_offsets_resume_exactly(tmp_path):
+    """The offsets and the annealed rate (which reads the step) continue where a run stopped."""
+    from deephtm.graph.graphfile import Graph
+    from deephtm.train.checkpoint import load_checkpoint
+    from deephtm.train.trainer import Trainer
+    from helpers import small_sine_dict
+
+    d = small_sine_dict(steps=60, columns=32)
+    sp = next(n for n in d["nodes"] if n["type"] == "htm.sp")
+    sp["params"].update(boost_mode="threshold", boost_strength=0.01, boost_settle=10)
+    d["training"].update(checkpoint_every=0, log_every=30)
+    Trainer(Graph.from_dict(d), out=tmp_path / "straight").run()
+    Trainer(Graph.from_dict(d), out=tmp_path / "halves").run(30)
+    Trainer(Graph.from_dict(d), out=tmp_path / "halves", resume=True).run()
+    a, _ = load_checkpoint(tmp_path / "straight")
+    b, _ = load_checkpoint(tmp_path / "halves")
+    offsets = [k for k in a if k.endswith("offset")]
+    assert offsets and all(a[k].abs().sum() > 0 for k in offsets)
+    assert all(torch.equal(a[k], b[k]) for k in a)

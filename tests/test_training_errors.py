@@ -107,8 +107,8 @@ def failing_graph(tmp_path, failure: str, fail_at: int = FAIL_AT) -> Graph:
         sine["type"] = "test.flaky_sine"
         sine["params"].update(fail_at=fail_at, failure=failure)
     elif failure in ("oom", "grad_nan"):
-        # Splice the node into sine.value -> encoder.x or decoder.y -> loss.pred.
-        src, dst, ntype = ("sine.value", "encoder.x", "test.hungry") if failure == "oom" else \
+        # Splice the node into sine.value -> bits.x or decoder.y -> loss.pred.
+        src, dst, ntype = ("sine.value", "bits.x", "test.hungry") if failure == "oom" else \
             ("decoder.y", "loss.pred", "test.grad_bomb")
         d["nodes"].append({"id": "probe", "type": ntype, "params": {"fail_at": fail_at}})
         edge = next(e for e in d["edges"] if e["from"] == src and e["to"] == dst)

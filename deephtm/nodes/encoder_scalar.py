@@ -33,10 +33,13 @@ class ScalarEncoder(Node):
     def forward(self, ctx, x):
         p = self.p
         positions = p["size"] - p["active"] + 1
-        frac = ((x[:, 0] - p["min"]) / (p["max"] - p["min"])).clamp(0, 1)
+        frac = ((x[:, 0] - p["min"]) / (p["max"] - p["min"])).clamp(0, 1).nan_to_num(0.0)
         first = torch.round(frac * (positions - 1)).long()
         idx = first.unsqueeze(1) + torch.arange(p["active"], device=x.device)
-        return {"code": torch.zeros(x.shape[0], p["size"], device=x.device).scatter_(1, idx, 1.0)}
+        code = torch.zeros(x.shape[0], p["size"], device=x.device).scatter_(1, idx, 1.0)
+        # A NaN or infinite value turns its whole code into NaN (x * 0), so that training stops
+        # on it as it would on the raw value instead of encoding it as an edge of the range.
+        return {"code": code + x[:, :1].detach() * 0}
 
 
 NODE = ScalarEncoder

@@ -20,8 +20,9 @@ class SpatialPooler(Node):
     live_role = "sp"
     doc = ("Maps an input onto columns; k-winners inhibition (global, or local per neighbourhood of a "
            "1-D or 2-D column layout) keeps exactly 'winners' active (per neighbourhood). The "
-           "columns' biases (their inhibition thresholds) learn by backprop; duty-cycle boosting is "
-           "optional and its strength may be trained. Gradients flow through the winners only.")
+           "columns' biases (their inhibition thresholds) learn by backprop; duty-cycle boosting (its "
+           "strength may be trained) or settling threshold offsets even out column usage. Gradients "
+           "flow through the winners only.")
     inputs = (Port("x", "tensor", "input code, any shape (flattened)"),)
     outputs = (Port("columns", "sdr", "active columns, shape [columns], exactly 'winners' non-zero "
                                       "(per neighbourhood with local inhibition)"),)
@@ -32,10 +33,16 @@ class SpatialPooler(Node):
         Param("potential_pct", "float", 1.0, "fraction of the inputs each column can connect to",
               min=0.001, max=1.0),
         Param("boost_strength", "float", 0.0, "duty-cycle boosting: exp(strength*(target-duty)), or "
-              "exp(strength*(target-duty)/target) with boost_mode 'relative'; 0 is off", min=0.0, max=100.0),
+              "exp(strength*(target-duty)/target) with boost_mode 'relative'; with 'threshold', how far "
+              "a threshold moves per step; 0 is off", min=0.0, max=100.0),
         Param("boost_mode", "str", "absolute", "absolute: the duty's gap to the target as is (tiny at "
               "a low sparsity); relative: as a fraction of the target, so a column that never wins gets "
-              "exp(strength) whatever the sparsity", choices=("absolute", "relative")),
+              "exp(strength) whatever the sparsity; threshold: no factor, each column's score gets an "
+              "offset that rises while it wins less than the target and falls when it wins, so it "
+              "stops moving once usage is even", choices=("absolute", "relative", "threshold")),
+        Param("boost_settle", "float", 0.0, "boost_mode 'threshold': the rate falls as "
+              "strength/(1 + step/settle), so the offsets settle and a given input keeps its code "
+              "(0: a constant rate)", min=0.0, max=1e9),
         Param("boost_trainable", "bool", False,
               "learn the boost strength by backprop (the winners' gradient reaches it; the forward "
               "output is unchanged)"),
@@ -70,13 +77,16 @@ class SpatialPooler(Node):
                 f"neighbourhood {p['neighbourhood']} does not divide the {rows}x{cols} column layout")
         require(p["winners"] <= th * tw, "columns",
                 f"winners ({p['winners']}) exceed the {th * tw} columns of a neighbourhood")
+        require(not (p["boost_trainable"] and p["boost_mode"] == "threshold"), "boost_trainable",
+                "boost_mode 'threshold' moves its offsets by the wins, not by backprop")
         return {"columns": (p["columns"],)}
 
     @classmethod
     def param_count(cls, p, shapes):
         n_in = flat_size(shapes["x"] or (1,))
         mask = n_in * p["columns"] if p["potential_pct"] < 1 else 0
-        return (n_in + 1) * p["columns"] + mask + p["columns"] + 1
+        offsets = p["columns"] if p["boost_mode"] == "threshold" else 0
+        return (n_in + 1) * p["columns"] + mask + p["columns"] + offsets + 1
 
     def __init__(self, p, shapes):
         super().__init__(p, shapes)
@@ -98,6 +108,8 @@ class SpatialPooler(Node):
             self.boost = nn.Parameter(torch.tensor(float(p["boost_strength"])))
         else:
             self.register_buffer("boost", torch.tensor(float(p["boost_strength"])))
+        if p["boost_mode"] == "threshold":
+            self.register_buffer("offset", torch.zeros(c))  # per column, added to its score
 
     def overlap(self, x):
         w = self.proj.weight if self.potential is None else self.proj.weight * self.potential
@@ -111,6 +123,18 @@ class SpatialPooler(Node):
             gap = gap / self.target
         return torch.exp(self.boost.clamp_min(0) * gap)
 
+    def threshold_rate(self, step: int) -> float:
+        """How far the offsets move this step: annealed (1/t) so that they settle, since every
+        move of a contender's offset can change the code of an input near a tie."""
+        settle = self.p["boost_settle"]
+        return self.p["boost_strength"] / (1 + step / settle) if settle > 0 else self.p["boost_strength"]
+
+    def update_offsets(self, mask: torch.Tensor, step: int) -> None:
+        """Integrate each column's shortfall of wins, as a fraction of the target (a column that
+        never wins rises by the rate per step, a winner falls by rate*(1/target - 1)): at rest
+        when every column wins at the target rate, whatever the overlaps' scale."""
+        self.offset.add_(self.target - mask.mean(0), alpha=self.threshold_rate(step) / self.target)
+
     def winners_mask(self, score: torch.Tensor) -> torch.Tensor:
         """1 for the k best scores of each neighbourhood (the whole layer when global)."""
         k = self.p["winners"]
@@ -123,6 +147,10 @@ class SpatialPooler(Node):
         mask = torch.zeros_like(tiles).scatter_(3, tiles.topk(k, dim=3).indices, 1.0)
         return mask.view(B, r // tr, c // tc, tr, tc).permute(0, 1, 3, 2, 4).reshape(B, r * c)
 
+    def uses_factor(self) -> bool:
+        p = self.p
+        return (p["boost_strength"] > 0 or p["boost_trainable"]) and p["boost_mode"] != "threshold"
+
     def rowwise(self):
         # Boosting makes a column's score depend on the earlier rows (through the duty cycles).
         return self.p["boost_strength"] == 0 and not self.p["boost_trainable"]
@@ -134,8 +162,10 @@ class SpatialPooler(Node):
         p = self.p
         overlap = self.overlap(x)
         score = overlap.detach()
-        use_boost = p["boost_strength"] > 0 or p["boost_trainable"]
-        if use_boost:
+        use_boost = self.uses_factor()
+        if p["boost_mode"] == "threshold":
+            score = score + self.offset
+        elif use_boost:
             boost = self.boost_factors()
             score = (score.clamp_min(0) + 1) * boost.detach()
         mask = self.winners_mask(score)
@@ -149,6 +179,8 @@ class SpatialPooler(Node):
         if self.training:
             inertia = p["duty_inertia"]
             self.duty.mul_(inertia).add_(mask.mean(0), alpha=1 - inertia)
+            if p["boost_mode"] == "threshold" and p["boost_strength"] > 0:
+                self.update_offsets(mask, ctx.step)
         return {"columns": out}
 
     def entropy_ratio(self) -> float:
