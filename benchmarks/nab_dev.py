@@ -158,7 +158,8 @@ def main() -> None:
         out = Path(args.runs) / f"{prefix}-{seed}"
         if not out.is_dir():
             subprocess.run([sys.executable, "-m", "deephtm", "detect", args.graph, "--input-dir", args.data,
-                            "--out-dir", str(out), "--seed", str(seed)], check=True, cwd=ROOT)
+                            "--out-dir", str(out), "--seed", str(seed)], check=True, cwd=ROOT,
+                           stdout=sys.stderr)  # detect's summary would break the JSON printed last
         corpus = load_corpus(out, windows)
         runs = [read_run(out / s.key, gap_factor) for s in corpus]
 
