@@ -18,14 +18,19 @@ comparison and the row scores half or twice as much (5 of the 193,446 rows at se
 corpus scores are the same).
 
     .venv/bin/python benchmarks/nab_dev.py [--seeds 0 1 2] [--data NAB_DEV_FOLDER] [--runs runs]
+        [--set NODE.PARAM=VALUE ...]
 
 A seed's detect outputs go to RUNS/nab-dev-SEED (as `make nab-dev`); a folder that already
-holds them is scored as it is, not run again.
+holds them is scored as it is, not run again. '--set sp.columns=1024 --set sp.winners=40' runs
+a variant of the graph instead (VALUE read as JSON, else as text): the variant graph is written
+to RUNS/nab-dev-VARIANT.json and its outputs go to RUNS/nab-dev-VARIANT-SEED, VARIANT naming the
+settings, so that variants never mix with each other's or the graph's own runs.
 """
 import argparse
 import csv
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -94,13 +99,54 @@ def replay(params: dict, run: dict, with_value: bool = True, raw: list | None = 
     return scores
 
 
+def with_params(graph: dict, sets: list[str], where: str) -> dict:
+    """A copy of a graph file's JSON with each 'node.param=value' of `sets` applied."""
+    graph = json.loads(json.dumps(graph))
+    nodes = {n["id"]: n for n in graph["nodes"]}
+    for item in sets:
+        key, eq, text = item.partition("=")
+        node, dot, param = key.partition(".")
+        if not (eq and dot and param):
+            raise SystemExit(f"nab_dev.py: --set {item!r}: expected NODE.PARAM=VALUE")
+        if node not in nodes:
+            raise SystemExit(f"nab_dev.py: --set {item!r}: {where} has no node {node!r} (nodes: {', '.join(nodes)})")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        nodes[node].setdefault("params", {})[param] = value
+    return graph
+
+
+def variant_name(sets: list[str]) -> str:
+    """A folder-safe name for a list of overrides: sp.columns=1024 -> sp.columns-1024."""
+    return "_".join(re.sub(r"[^A-Za-z0-9.+-]", "-", s.replace("=", "-")) for s in sets)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--graph", default=str(ROOT / "graphs" / "anomaly.json"))
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "nab" / "dev"))
     ap.add_argument("--runs", default=str(ROOT / "runs"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE",
+                    help="run a variant of the graph with this param changed (repeatable)")
     args = ap.parse_args()
+
+    prefix = "nab-dev"
+    if args.set:
+        raw = json.loads(Path(args.graph).read_text(encoding="utf-8"))
+        variant = with_params(raw, args.set, args.graph)
+        prefix = f"nab-dev-{variant_name(args.set)}"
+        Path(args.runs).mkdir(parents=True, exist_ok=True)
+        # detect replaces the source's path, but the graph is checked first: keep it valid
+        # once the copy no longer sits beside the original.
+        for node in variant["nodes"]:
+            path = node.get("params", {}).get("path")
+            if node["type"] == "source.csv" and path:
+                node["params"]["path"] = str((Path(args.graph).parent / path).resolve())
+        args.graph = str(Path(args.runs) / f"{prefix}.json")
+        Path(args.graph).write_text(json.dumps(variant, indent=1), encoding="utf-8")
 
     graph = load_graph(args.graph)
     params = dict(next(n for n in graph.nodes if n.type == "anomaly.likelihood").params)
@@ -109,10 +155,11 @@ def main() -> None:
     windows = Path(args.data) / "combined_windows_dev.json"
     result: dict = {"graph": args.graph, "data": args.data, "seeds": {}}
     for seed in args.seeds:
-        out = Path(args.runs) / f"nab-dev-{seed}"
+        out = Path(args.runs) / f"{prefix}-{seed}"
         if not out.is_dir():
             subprocess.run([sys.executable, "-m", "deephtm", "detect", args.graph, "--input-dir", args.data,
-                            "--out-dir", str(out), "--seed", str(seed)], check=True, cwd=ROOT)
+                            "--out-dir", str(out), "--seed", str(seed)], check=True, cwd=ROOT,
+                           stdout=sys.stderr)  # detect's summary would break the JSON printed last
         corpus = load_corpus(out, windows)
         runs = [read_run(out / s.key, gap_factor) for s in corpus]
 
