@@ -139,7 +139,8 @@ class SineNet(nn.Module):
         mask = torch.zeros_like(overlap).scatter_(1, score.topk(WINNERS, dim=1).indices, 1.0)
         columns = torch.where(overlap == 0, overlap + 1e-6, overlap) * mask
         self.duty.mul_(DUTY_INERTIA).add_(mask.mean(0), alpha=1 - DUTY_INERTIA)
-        self.offset.add_(self.duty_target - mask.mean(0), alpha=offset_rate(self.t) / self.duty_target)
+        # a product, not alpha=: gpu.py's time step is a tensor (no host read in a CUDA graph)
+        self.offset.add_((self.duty_target - mask.mean(0)) * (offset_rate(self.t) / self.duty_target))
         col_active = mask.bool()
         context = self.context.clone()  # the buffer is overwritten in place below
         d = self.distal_input(context).view(B, Cn, Kn)
