@@ -5,7 +5,7 @@ and zooming. Prints one JSON object.
 
 open_fit_s is what the user waits for: load_graph + validation (deephtm.graph.resolve) + building
 the scene + fit to view + the first paint of the canvas. The reference, measured in the same
-run, is the same for graphs/sine.json (8 nodes) and the engine's resolve() alone.
+run, is the same for graphs/sine.json (11 nodes) and the engine's resolve() alone.
 """
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 # One HTM stack: sine -> encoder -> sp -> tm (recurrent) -> decoder -> mse, plus the TM's
-# loss term and an NRMSE metric: 8 nodes, 10 edges, like graphs/sine.json.
+# loss term and an NRMSE metric: 8 nodes, 10 edges, graphs/sine.json's training path (the
+# file adds scalar bits before the encoder and two more metrics: 11 nodes, 14 edges).
 CHAIN = [("sine", "source.sine", {}), ("enc", "encoder.mlp", {"hidden": 32, "layers": 1}),
          ("sp", "htm.sp", {"columns": 64, "winners": 3}), ("tm", "htm.tm", {"cells_per_column": 2}),
          ("dec", "decoder.mlp", {"hidden": 16, "layers": 1, "outputs": 1}), ("mse", "loss.mse", {}),

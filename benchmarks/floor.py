@@ -1,9 +1,10 @@
 """The floor under graphs/sine.json's training speed on this machine, beside the engine.
 
 Whatever is made sparse, every implementation of the seed's network still trains its dense
-front at full width each step: the encoder (1 -> 256 -> 256, ReLU) and the SP's 256 x 256
-projection, forward, backward and Adam. This script times only that front, written as
-plainly and cheaply as eager PyTorch allows (nn.Linear, fused Adam, a sum as the loss),
+front at full width each step: the encoder (256 scalar bits, 16 on -> 256 -> 256, ReLU) and
+the SP's 256 x 256 projection, forward, backward and Adam. This script times only that front,
+written as plainly and cheaply as eager PyTorch allows (the first layer sums the 16 weight
+rows of the bits that are on, nn.Linear after it, fused Adam, a sum as the loss),
 and the bare matrix products inside it (forward, weight gradient, input gradient of the
 two 256 x 256 layers, nothing else). It also times one fused Adam step over the weights
 with dense gradients, and, at batch 1, the whole network with a hand-derived backward and
@@ -30,7 +31,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from online import Engine, interleaved  # noqa: E402
-from reference_sine import ManualRunner, Runner, SineNet  # noqa: E402
+from reference_sine import BITS, BITS_ON, ManualRunner, Runner, SineNet  # noqa: E402
 
 HIDDEN, COLUMNS = 256, 256
 TARGETS = {"online_steps_per_s": 3000, "batched_samples_per_s": 100_000}
@@ -41,14 +42,16 @@ class DenseFront:
 
     def __init__(self, batch: int):
         torch.manual_seed(0)
-        self.net = nn.Sequential(nn.Linear(1, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU(),
-                                 nn.Linear(HIDDEN, COLUMNS))
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-3, fused=True)
-        self.x = torch.rand(batch, 1) * 2 - 1
+        self.bits = nn.EmbeddingBag(BITS, HIDDEN, mode="sum")  # dense gradient, as the engine's Adam
+        self.bias = nn.Parameter(torch.zeros(HIDDEN))
+        self.net = nn.Sequential(nn.ReLU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, COLUMNS))
+        self.opt = torch.optim.Adam([*self.bits.parameters(), self.bias, *self.net.parameters()], lr=1e-3, fused=True)
+        first = torch.randint(0, BITS - BITS_ON + 1, (batch, 1))
+        self.on = first + torch.arange(BITS_ON)  # each row's bits that are on
 
     def run(self, steps: int) -> None:
         for _ in range(steps):
-            loss = self.net(self.x).sum()
+            loss = self.net(self.bits(self.on) + self.bias).sum()
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()

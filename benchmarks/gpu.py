@@ -7,7 +7,7 @@ exits 0.
 
 The whole engine step is tried in a CUDA graph too (its nodes must then avoid host reads
 and data-dependent shapes; the reason of a failed capture is reported). The htm.tm node
-of the engine (graphs/sine.json's, on a fixed sequence of 5-of-256 column sets) is timed
+of the engine (graphs/sine.json's, on a fixed sequence of 20-of-256 column sets) is timed
 eager and replayed as one captured CUDA graph of its forward, backward and SGD step: its
 presynaptic rows are fixed-shape [B, A] gathers, A fixed by the SP's number of winners.
 
@@ -77,12 +77,12 @@ def tm_step(batch: int, seconds: float) -> dict:
     from deephtm.node import Context
 
     t = make_trainer(batch, device="cuda")
-    tm = t.model.nodes["tm"]
+    tm, winners = t.model.nodes["tm"], t.model.nodes["sp"].p["winners"]
     g = torch.Generator().manual_seed(0)
     seq = torch.zeros(16, batch, tm.C)
     for s in seq:
         for b in range(batch):
-            s[b, torch.randperm(tm.C, generator=g)[:5]] = 1.0
+            s[b, torch.randperm(tm.C, generator=g)[:winners]] = 1.0
     seq = seq.cuda()
     readout = torch.randn(tm.C * tm.K, generator=g).cuda()
     cols, context = seq[0].clone(), torch.zeros(batch, tm.C * tm.K, device="cuda")

@@ -1,24 +1,30 @@
 """Hand-written torch versions of graphs/sine.json, for benchmarks/online.py and batched.py.
 
-The network (the seed's, with today's sine.json settings): sine value -> MLP encoder
-(2 x 256 ReLU) -> SP (256 columns, the 5 best win after duty-cycle boosting of strength 1,
-magnitude output) -> TM (5 cells per column, context = the previous step's winner cells)
--> MLP decoder (256 ReLU, 1) -> MSE on the next value, plus the TM's self-supervised loss.
-The TM math follows deephtm/nodes/htm_tm.py (threshold 0.5, temperature 0.1; a column's
-winner is its best matching cell, or its least used cell when the best match is under 0.2;
-softmax straight-through; hinge losses, hit + 0.1 * false prediction; distal synapses by
-plain SGD, lr 0.05). Adam lr 0.002 with a cosine schedule over 10,000 steps; the encoder
-and SP learn at 0.3 of it (their lr_scale).
+The network (today's sine.json): sine value -> scalar bits (256 bits, 16 neighbouring ones
+on, over [-1, 1]) -> MLP encoder (2 x 256 ReLU) -> SP (256 columns, biases starting at 0,
+global inhibition: the 20 best win after each column's score gets its threshold offset,
+magnitude output; the offsets integrate each column's shortfall of wins, (target - won) /
+target at a rate of 0.003 / (1 + step / 300)) -> TM (5 cells per column, context = the
+previous step's winner cells) -> MLP decoder (256 ReLU, 1) -> MSE on the next value, plus
+the TM's self-supervised loss. The TM math follows deephtm/nodes/htm_tm.py (threshold 0.5,
+temperature 0.1; a column's winner is its best matching cell, or its least used cell when
+the best match is under 0.2; softmax straight-through; hinge losses, hit + 0.1 * false
+prediction; distal synapses by plain SGD, lr 0.05). Adam lr 0.002 with a cosine schedule
+over 10,000 steps; the encoder and SP learn at 0.3 of it (their lr_scale). The graph's
+metrics (nrmse, persistence_nrmse, sp_entropy) train nothing and are left out.
 
-- DenseSine (sparse=False): what a plain torch user writes: the distal input is a dense
-  matmul of the context with the n x n distal matrix, the decoder reads all n cells, every
-  weight gets a dense gradient, fused Adam.
-- sparse=True: the same math written by hand the sparse way: the distal input gathers the
+- DenseSine (sparse=False): what a plain torch user writes: the encoder reads the 256 bits
+  as a dense 0/1 vector, the distal input is a dense matmul of the context with the n x n
+  distal matrix, the decoder reads all n cells, every weight gets a dense gradient, fused
+  Adam.
+- sparse=True: the same math written by hand the sparse way: the encoder's first layer sums
+  the 16 weight rows of the bits that are on (embedding bag); the distal input gathers the
   rows of the active context cells (embedding bag, sparse gradient, SGD on those rows only);
   the decoder's first layer reads only the cells of the active columns (the only cells
   whose gradient changes a weight), its weight rows by a sparse embedding lookup updated by
   lazy Adam (Adam on the rows that got a gradient; dense Adam also moves rows whose
-  gradient is zero by their momentum, so the two versions part after the first step). It is what the engine should cost without its own overhead.
+  gradient is zero by their momentum, so the two versions part after the second step). It
+  is what the engine should cost without its own overhead.
 """
 from __future__ import annotations
 
@@ -28,9 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-C, K, HIDDEN, WINNERS = 256, 5, 256, 5
+C, K, HIDDEN, WINNERS, BITS, BITS_ON = 256, 5, 256, 20, 256, 16
 THRESHOLD, TEMPERATURE, FALSE_WEIGHT, TM_WEIGHT, MATCH_THRESHOLD = 0.5, 0.1, 0.1, 1.0, 0.2
-BOOST_STRENGTH, DUTY_INERTIA = 1.0, 0.99
+BOOST_STRENGTH, BOOST_SETTLE, DUTY_INERTIA = 0.003, 300.0, 0.99
 STEP_SIZE, LR, DISTAL_LR, SLOW_LR_SCALE, SCHEDULE_STEPS = 0.25, 2e-3, 0.05, 0.3, 10_000
 
 
@@ -42,27 +48,43 @@ def init_linear(n_in: int, n_out: int, g: torch.Generator) -> tuple[nn.Parameter
     return nn.Parameter(w), nn.Parameter(b)
 
 
+def scalar_bits(x: torch.Tensor) -> torch.Tensor:
+    """encoder.scalar over [-1, 1]: the indices [B, BITS_ON] of the bits that are on."""
+    frac = ((x[:, 0] + 1) / 2).clamp(0, 1)
+    first = torch.round(frac * (BITS - BITS_ON)).long()
+    return first.unsqueeze(1) + torch.arange(BITS_ON, device=x.device)
+
+
+def offset_rate(step: int) -> float:
+    """htm.sp's threshold offsets move by this much (over the target) at `step` (0-based)."""
+    return BOOST_STRENGTH / (1 + step / BOOST_SETTLE)
+
+
 class SineNet(nn.Module):
     def __init__(self, batch: int, sparse: bool, columns: int = C, cells: int = K, seed: int = 0):
         super().__init__()
         g = torch.Generator().manual_seed(seed)
         self.C, self.K, self.sparse = columns, cells, sparse
         n = columns * cells
-        self.encoder = nn.Sequential(nn.Linear(1, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU())
+        self.enc_w, self.enc_b = init_linear(BITS, HIDDEN, g)  # input-major: rows = bits
+        self.enc2 = nn.Linear(HIDDEN, HIDDEN)
         self.sp = nn.Linear(HIDDEN, columns)
+        nn.init.zeros_(self.sp.bias)  # as htm.sp: equal thresholds at the start
         self.distal = nn.Parameter(torch.randn(n, n, generator=g) * 0.01)
         self.dec_w, self.dec_b = init_linear(n, HIDDEN, g)
         self.dec_out = nn.Linear(HIDDEN, 1)
         self.duty_target = WINNERS / columns
         self.register_buffer("duty", torch.full((columns,), self.duty_target))
+        self.register_buffer("offset", torch.zeros(columns))  # the SP's threshold offsets
         self.register_buffer("usage", torch.zeros(columns, cells))
         self.register_buffer("phase", torch.rand(batch, 1, generator=g) * 2 * math.pi)
         self.register_buffer("context", torch.zeros(batch, n))
         self.t = 0
+        self.noise_generator = None  # None: the least used cells' ties are broken by the global RNG
 
     def param_groups(self) -> tuple[list[dict], list[dict]]:
         """(Adam groups, SGD groups) with their base rates."""
-        slow = list(self.encoder.parameters()) + list(self.sp.parameters())
+        slow = [self.enc_w, self.enc_b] + list(self.enc2.parameters()) + list(self.sp.parameters())
         fast = [self.dec_w, self.dec_b] + list(self.dec_out.parameters())
         return ([{"params": slow, "lr": LR * SLOW_LR_SCALE}, {"params": fast, "lr": LR}],
                 [{"params": [self.distal], "lr": DISTAL_LR}])
@@ -84,6 +106,15 @@ class SineNet(nn.Module):
                 group["base_lr"] = group["lr"]
         return opts
 
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        bits = scalar_bits(x)
+        if not self.sparse:
+            code = torch.zeros(x.shape[0], BITS, device=x.device).scatter_(1, bits, 1.0)
+            h1 = torch.addmm(self.enc_b, code, self.enc_w)
+        else:  # the 16 rows of the bits that are on
+            h1 = F.embedding_bag(bits, self.enc_w, mode="sum") + self.enc_b
+        return F.relu(self.enc2(F.relu(h1)))
+
     def distal_input(self, context: torch.Tensor) -> torch.Tensor:
         if not self.sparse:  # an active cell counts 1, whatever its value (as the engine's TM)
             return (context != 0).to(self.distal.dtype) @ self.distal
@@ -103,12 +134,13 @@ class SineNet(nn.Module):
         B, Cn, Kn = self.context.shape[0], self.C, self.K
         t = self.phase + self.t * STEP_SIZE
         x, target = torch.sin(t), torch.sin(t + STEP_SIZE)
-        overlap = self.sp(self.encoder(x))
-        boost = torch.exp(BOOST_STRENGTH * (self.duty_target - self.duty))
-        score = (overlap.detach().clamp_min(0) + 1) * boost
+        overlap = self.sp(self.encode(x))
+        score = overlap.detach() + self.offset
         mask = torch.zeros_like(overlap).scatter_(1, score.topk(WINNERS, dim=1).indices, 1.0)
         columns = torch.where(overlap == 0, overlap + 1e-6, overlap) * mask
         self.duty.mul_(DUTY_INERTIA).add_(mask.mean(0), alpha=1 - DUTY_INERTIA)
+        # a product, not alpha=: gpu.py's time step is a tensor (no host read in a CUDA graph)
+        self.offset.add_((self.duty_target - mask.mean(0)) * (offset_rate(self.t) / self.duty_target))
         col_active = mask.bool()
         context = self.context.clone()  # the buffer is overwritten in place below
         d = self.distal_input(context).view(B, Cn, Kn)
@@ -116,7 +148,10 @@ class SineNet(nn.Module):
         best, winner = d.max(-1)
         # A bursting column whose best cell does not match takes its least used cell.
         fresh = (best < MATCH_THRESHOLD) & col_active
-        noise = torch.rand(self.usage.shape, device=d.device)
+        if self.noise_generator is None:
+            noise = torch.rand(self.usage.shape, device=d.device)
+        else:  # the engine's TM draws from the trainer's generator (tests/test_reference_sine.py)
+            noise = torch.rand(self.usage.shape, generator=self.noise_generator).to(d.device)
         fresh_cell = (self.usage + noise * (0.5 / B)).argmin(-1)
         winner = torch.where(fresh, fresh_cell, winner)
         picked = torch.zeros_like(self.usage).scatter_(-1, fresh_cell.unsqueeze(-1), 1.0)
@@ -157,6 +192,7 @@ class Runner:
                 for group in o.param_groups:
                     group["lr"] = group["base_lr"] * f
             loss = net.step_loss()
+            self.last_loss = loss.detach()  # no host sync: tests read it
             for o in opts:
                 o.zero_grad(set_to_none=True)
             loss.backward()
@@ -186,12 +222,13 @@ class ManualRunner:
         self.C, self.K, self.duty_target = net.C, net.K, net.duty_target
         t = lambda w: w.detach().t().contiguous()  # noqa: E731  (input-major: x @ W)
         c = lambda w: w.detach().clone()  # noqa: E731
-        self.W1, self.b1 = t(net.encoder[0].weight), c(net.encoder[0].bias)
-        self.W2, self.b2 = t(net.encoder[2].weight), c(net.encoder[2].bias)
+        self.W1, self.b1 = c(net.enc_w), c(net.enc_b)
+        self.W2, self.b2 = t(net.enc2.weight), c(net.enc2.bias)
         self.Ws, self.bs = t(net.sp.weight), c(net.sp.bias)
         self.Wd, self.bd = c(net.dec_w), c(net.dec_b)
         self.Wo, self.bo = t(net.dec_out.weight), c(net.dec_out.bias)
         self.distal, self.duty, self.usage, self.phase = c(net.distal), c(net.duty), c(net.usage), c(net.phase)
+        self.offset = c(net.offset)
         self.groups = {"slow": [self.W1, self.b1, self.W2, self.b2, self.Ws, self.bs],
                        "fast": ([] if sparse else [self.Wd]) + [self.bd, self.Wo, self.bo]}
         self.lazy = (torch.zeros_like(self.Wd), torch.zeros_like(self.Wd))  # sparse: Wd's Adam moments
@@ -211,13 +248,14 @@ class ManualRunner:
         t = self.phase + self.step * STEP_SIZE
         x, target = torch.sin(t), torch.sin(t + STEP_SIZE)
         # forward
-        h1 = torch.addmm(self.b1, x, self.W1).relu_()
+        bits = scalar_bits(x)[0]  # the input is 0/1: the first layer sums the rows of the bits on
+        h1 = (self.W1.index_select(0, bits).sum(0, keepdim=True) + self.b1).relu_()
         h2 = torch.addmm(self.b2, h1, self.W2).relu_()
         overlap = torch.addmm(self.bs, h2, self.Ws)
-        boost = torch.exp(BOOST_STRENGTH * (self.duty_target - self.duty))
-        top = ((overlap.clamp_min(0) + 1) * boost).topk(WINNERS, dim=1).indices[0]  # active columns
+        top = (overlap + self.offset).topk(WINNERS, dim=1).indices[0]  # active columns
         mask = torch.zeros(C).index_fill_(0, top, 1.0)
         self.duty.mul_(DUTY_INERTIA).add_(mask, alpha=1 - DUTY_INERTIA)
+        self.offset.add_(self.duty_target - mask, alpha=offset_rate(self.step) / self.duty_target)
         ov = overlap[0, top]
         colval = torch.where(ov == 0, ov + 1e-6, ov)
         d = self.distal.index_select(0, self.context).sum(0).view(C, K)
@@ -253,7 +291,8 @@ class ManualRunner:
         g_h2 = (g_over @ self.Ws.t()) * (h2 > 0)
         g_h1 = (g_h2 @ self.W2.t()) * (h1 > 0)
         g_rows = colval.unsqueeze(1) * g_pre  # the winner cells' rows of the decoder's input weight
-        grads = {"slow": [x.t() @ g_h1, g_h1[0], h1.t() @ g_h2, g_h2[0], h2.t() @ g_over, g_over[0]],
+        g_W1 = torch.zeros_like(self.W1).index_copy_(0, bits, g_h1.expand(BITS_ON, -1))
+        grads = {"slow": [g_W1, g_h1[0], h1.t() @ g_h2, g_h2[0], h2.t() @ g_over, g_over[0]],
                  "fast": [g_pre[0], hidden.t() * g_pred, g_pred[0]]}
         if self.sparse:
             g = torch.zeros(WINNERS * K, g_pre.shape[1])  # the rows of all active columns' cells

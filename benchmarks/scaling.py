@@ -5,7 +5,8 @@ Prints one JSON object with one row per size and TM kind: the dense distal matri
 cells^2 weights; skipped when it would exceed --max-distal-gb) and fan-out synapse lists
 (--fan-out synapses per cell). Each row runs in its own process, so its peak memory is its own:
 - `network`: graphs/sine.json with the SP and TM resized, trained online (batch 1); the SP
-  keeps 2% of the columns active (at least 5), the decoder reads the TM's winner cells;
+  keeps 2% of the columns active (at least 5; the file itself has 20 of 256, 7.8%, which
+  this replaces with 5), the decoder reads the TM's winner cells;
 - `tm`: the htm.tm node alone, as the network drives it (context = its winners of the previous
   step, match_threshold 0.2, straight-through gradient to the columns), fed a repeating
   sequence of --sequence random column sets of the same sparsity: forward, backward, SGD step;

@@ -4,8 +4,8 @@
 Prints one JSON object:
 - `engine`: graphs/sine.json trained by the Trainer at --batch, steps (and samples) per CPU
   second with each TM step;
-- `tm_alone`: the htm.tm node of sine.json's size alone (256 x 5, 5 active columns per
-  stream, context = its previous winners, match_threshold 0.2, a readout of the winners as
+- `tm_alone`: the htm.tm node of sine.json's size alone (256 x 5, 20 active columns per
+  stream as its SP keeps, context = its previous winners, match_threshold 0.2, a readout of the winners as
   the downstream loss), CPU microseconds per forward and per backward + SGD step.
 
     .venv/bin/python benchmarks/tm_step.py [--batch 1] [--rounds 5] [--steps 200]
@@ -27,7 +27,7 @@ from deephtm.node import Context  # noqa: E402
 from deephtm.nodes.htm_tm import TemporalMemory  # noqa: E402
 from online import make_trainer  # noqa: E402
 
-C, K, ACTIVE = 256, 5, 5
+C, K, ACTIVE = 256, 5, 20  # graphs/sine.json: 256 columns, 5 cells each, 20 winners
 
 
 def engine(batch: int, rounds: int, steps: int) -> dict:
