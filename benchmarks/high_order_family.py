@@ -6,7 +6,10 @@ the trivial baselines on the same scored steps (the most frequent successor of t
 symbol so far, i.e. a first-order model, and chance).
 
     .venv/bin/python benchmarks/high_order_family.py [--seeds 1 2 3] [--swap 10000 --steps 20000]
-        [--configs 3x10 4x6 4x8] [--jobs 2] [--set tm.false_prediction_weight=0.5]
+        [--configs 3x10 4x6 4x8] [--jobs 2] [--set tm.false_prediction_weight=0.5] [--diagnose]
+
+--diagnose adds, per run, why scored last elements fail in the last 1,500 steps before the swap
+(see Diagnosis).
 """
 import argparse
 import json
@@ -22,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from deephtm.events import TrainerListener  # noqa: E402
 from deephtm.graph.graphfile import parse_text  # noqa: E402
 from deephtm.graph.registry import get  # noqa: E402
 from deephtm.graph.resolve import check_params  # noqa: E402
@@ -71,13 +75,84 @@ def first_order_baseline(seq_params: dict, steps: int, swap: int) -> dict:
     return {"before_swap": tail(before), "after_swap": tail(after) if after else None}
 
 
+class Diagnosis(TrainerListener):
+    """Why scored last elements fail, from the TM's own state, over steps [start, end):
+    for wrong and right answers, how often the penultimate column burst, the share of the
+    penultimate winners also used by the pair's other sequence at its last showing (merged
+    contexts), and where in the sequence a column first burst; and for every column that burst
+    inside a sequence, whether it had a matching segment below threshold (learned, then
+    weakened), only a partial one, or none."""
+    wants_values = True
+
+    def __init__(self, trainer: Trainer, start: int, end: int):
+        self.tm, self.seqs = trainer.model.nodes["tm"], trainer.model.nodes["seq"].sequences
+        self.start, self.end = start, end
+        self.history, self.bursts, self.winners = [], [], {}
+        self.next_cols = None  # per column: 2 matching segment, 1 partial, 0 none (for the next step)
+        self.answers = {"wrong": [], "right": []}
+        self.burst_kinds = Counter()
+
+    def position(self) -> int | None:
+        """Index in its sequence of the latest symbol, if the history ends inside a sequence."""
+        best = None
+        for q in self.seqs:
+            for j in range(1, len(q)):
+                if tuple(self.history[-(j + 1):]) == tuple(q[:j + 1]):
+                    best = j if best is None else max(best, j)
+        return best
+
+    def on_step(self, step, values):
+        step -= 1  # the trainer reports the number of steps done
+        tm, p = self.tm, self.tm.p
+        cols = values[("sp", "columns")][0] != 0
+        burst = float(values[("tm", "anomaly")][0]) > 0
+        self.history.append(int(values[("seq", "symbol")][0, 0]))
+        self.bursts.append(burst)
+        pos = self.position()
+        if self.next_cols is not None and pos is not None and self.start <= step < self.end:
+            cells = values[("tm", "cells")][0].view(tm.C, tm.K) != 0
+            for c in (cols & cells.all(-1)).nonzero().squeeze(1).tolist():
+                self.burst_kinds[("no segment", "partial segment", "matching segment below threshold")[self.next_cols[c]]] += 1
+        with torch.no_grad():  # what the next step's forward will see
+            segs = tm.used_segments()
+            _, potential = tm.overlaps(values[("tm", "cells")] != 0, segs)
+            kind = torch.where(potential[0] >= p["match_threshold"], 2, (potential[0] > 0).long())
+            self.next_cols = torch.zeros(tm.C, dtype=torch.long).scatter_reduce(
+                0, segs // (tm.S * tm.K), kind, "amax").tolist()
+        if float(values[("seq", "last")][0]) != 1 or pos is None:
+            return
+        i = next(k for k, q in enumerate(self.seqs) if len(q) == pos + 2 and tuple(self.history[-(pos + 1):]) == tuple(q[:-1]))
+        win = set(values[("tm", "winners")][0].nonzero().squeeze(1).tolist())
+        shared = len(win & self.winners.get(i ^ 1, set())) / max(len(win), 1)
+        self.winners[i] = win
+        if not self.start <= step < self.end:
+            return
+        right = int(values[("classifier", "class")].flatten()[0]) == int(values[("seq", "target")][0, 0])
+        first = next((j for j in range(1, pos + 1) if self.bursts[-(pos + 1) + j]), None)
+        self.answers["right" if right else "wrong"].append((burst, shared, first))
+
+    def report(self) -> dict:
+        out = {}
+        for name, rows in self.answers.items():
+            n = max(len(rows), 1)
+            out[name] = {"n": len(rows), "penultimate_burst": round(sum(r[0] for r in rows) / n, 2),
+                         "winners_shared_with_pair": round(sum(r[1] for r in rows) / n, 2),
+                         "first_burst_at_position": dict(Counter(str(r[2]) for r in rows))}
+        out["bursts_inside_sequences"] = dict(self.burst_kinds)
+        return out
+
+
 def run_one(job: tuple) -> dict:
-    pairs, length, seed, swap, steps, settings = job
+    pairs, length, seed, swap, steps, settings, diagnose = job
     torch.set_num_threads(1)
     d = family_graph(pairs, length, seed, swap, steps, settings=settings)
     seq_params = next(n["params"] for n in d["nodes"] if n["type"] == "source.sequence")
     trainer = Trainer(parse_text(json.dumps(d)))
     sequences = trainer.model.nodes["seq"].sequences
+    end = swap or steps
+    diagnosis = Diagnosis(trainer, max(end - 1500, 0), end) if diagnose else None
+    if diagnosis:
+        trainer.listeners.append(diagnosis)
     t0 = time.perf_counter()
     m = trainer.run()["metrics"]
     wall = time.perf_counter() - t0
@@ -88,7 +163,8 @@ def run_one(job: tuple) -> dict:
             "learn_steps": m.get("learn_steps"), "relearn_steps": m.get("relearn_steps"),
             "first_order": first_order_baseline(seq_params, steps, swap),
             "chance": {"pair_ending": 0.5, "uniform": round(1 / SYMBOLS, 3)},
-            "wall_s": round(wall, 1), "sequences": sequences}
+            "wall_s": round(wall, 1), "sequences": sequences,
+            **({"diagnosis": diagnosis.report()} if diagnosis else {})}
 
 
 def main() -> None:
@@ -100,10 +176,11 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1, help="runs in parallel (one thread each)")
     ap.add_argument("--set", nargs="*", default=[], metavar="NODE.PARAM=JSON",
                     help="override a model setting, e.g. tm.false_prediction_weight=0.5")
+    ap.add_argument("--diagnose", action="store_true", help="report why scored last elements fail (slower)")
     args = ap.parse_args()
     settings = tuple((k.split(".", 1)[0], k.split(".", 1)[1], json.loads(v))
                      for k, v in (a.split("=", 1) for a in args.set))
-    jobs = [(int(c.split("x")[0]), int(c.split("x")[1]), s, args.swap, args.steps, settings)
+    jobs = [(int(c.split("x")[0]), int(c.split("x")[1]), s, args.swap, args.steps, settings, args.diagnose)
             for c in args.configs for s in args.seeds]
     with ProcessPoolExecutor(args.jobs) as pool:
         runs = list(pool.map(run_one, jobs))

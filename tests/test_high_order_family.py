@@ -17,7 +17,7 @@ from deephtm.train.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from high_order_family import family_graph, first_order_baseline  # noqa: E402
+from high_order_family import Diagnosis, family_graph, first_order_baseline  # noqa: E402
 
 
 def generated(**params) -> list[list[int]]:
@@ -93,3 +93,25 @@ def test_graph_settings_learn_a_pooled_set_far_above_the_first_order_baseline(pa
     baseline = first_order_baseline(seq_params, steps, swap=0)["before_swap"]
     assert baseline <= 0.6, baseline  # the set really is high-order
     assert m["accuracy"] >= 0.7 and m["accuracy"] >= baseline + 0.4, (m, baseline)
+
+
+def test_the_diagnosis_sees_unlearned_bursts_early_and_classifies_every_scored_answer():
+    """Bursts inside sequences are far more frequent before the transitions are learned than
+    after; every scored step is counted once, as right or wrong."""
+    d = family_graph(4, 6, 11, swap=0, steps=1500)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        trainer = Trainer(parse_text(json.dumps(d)))
+        early, late = Diagnosis(trainer, 0, 500), Diagnosis(trainer, 1000, 1500)
+        trainer.listeners += [early, late]
+        trainer.run()
+    finally:
+        torch.set_num_threads(threads)
+    e, l = early.report(), late.report()
+    assert sum(e["bursts_inside_sequences"].values()) > 2 * sum(l["bursts_inside_sequences"].values()), (e, l)
+    scored = l["wrong"]["n"] + l["right"]["n"]
+    assert 500 / 6 / 2 < scored < 500 / 6, l  # one scored step per sequence and its noise element
+    for part in ("wrong", "right"):
+        assert 0.0 <= l[part]["winners_shared_with_pair"] <= 1.0
+        assert sum(l[part]["first_burst_at_position"].values()) == l[part]["n"]

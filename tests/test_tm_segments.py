@@ -258,3 +258,33 @@ def test_a_false_prediction_from_a_burst_has_its_own_weight():
     # 5 bursts, 0 is predicted in its own cells: 1 was predicted by a specific context.
     assert punishment_of_a_learned_successor([5, 0], **only_burst) == 0.0
     assert punishment_of_a_learned_successor([5, 0], **only_specific) < 0.0
+
+
+
+def successors_of_a_shared_context(false_prediction_weight: float) -> tuple[float, float, float]:
+    """0-1-2 twice as often as 0-1-3, a random noise element (4-7) after each. After training:
+    the predicted probability of 2 and of 3 after 0-1 (lowest over their columns) and the
+    highest of any noise element after 0-1-2."""
+    tm = make_tm(false_prediction_weight=false_prediction_weight)
+    run = Runner(tm)
+    noise = torch.Generator().manual_seed(3)
+    for i in range(90):
+        for s in ([0, 1, 3] if i % 3 == 0 else [0, 1, 2]):
+            run.step(s)
+        run.step(int(torch.randint(4, 8, (1,), generator=noise)))
+    tm.eval()
+    tm.used_outputs = {p.name for p in tm.outputs}
+    with torch.no_grad():
+        out = run.sequence([7, 0, 1, 2])
+    after_1, after_2 = out[2]["predicted"][0], out[3]["predicted"][0]
+    return float(after_1[2 * W:3 * W].min()), float(after_1[3 * W:4 * W].min()), float(after_2[4 * W:].max())
+
+
+def test_the_false_prediction_weight_decides_whether_a_successor_seen_a_third_of_the_time_survives():
+    """A successor seen a fraction q of the time keeps predicting while the weight is below about
+    q / (1 - q) (here 1/2): at 0.25 the context 0-1 predicts both 2 and 3, as a symbol shared by
+    several sequences must; at 0.75 only the usual 2. Noise successors are dropped at both."""
+    two, three, noise = successors_of_a_shared_context(0.25)
+    assert two > 0.5 and three > 0.5 and noise < 0.5, (two, three, noise)
+    two, three, noise = successors_of_a_shared_context(0.75)
+    assert two > 0.5 and three < 0.5 and noise < 0.5, (two, three, noise)

@@ -78,7 +78,9 @@ class SegmentTemporalMemory(Node):
         Param("false_prediction_weight", "float", 0.75, "active synapses of a segment that matched or "
               "predicted a column that stays inactive shrink by this x distal_lr (HTM's predicted-"
               "segment decrement) when most of them see a specific context (cells of columns that did "
-              "not burst); >= 1 keeps a transition seen half the time from predicting",
+              "not burst). A successor that follows its context a fraction q of the time keeps predicting "
+              "only while this is below about q / (1 - q): >= 1 keeps a transition seen half the time "
+              "from predicting, 0.75 one seen a third of the time",
               min=0.0, max=100.0),
         Param("burst_false_prediction_weight", "float", 0.5, "the same for a segment driven mostly by "
               "cells of bursting columns: a burst predicts every successor its symbol has had, so all but "
