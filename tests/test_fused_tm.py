@@ -158,6 +158,42 @@ def test_fused_step_matches_autograd(wiring, match_threshold, small, monkeypatch
         assert fused.usage.sum() > 0  # least-used winners were picked, and alike
 
 
+@pytest.mark.parametrize("wiring", ["sine", "htm"])
+def test_graded_anomaly_matches_autograd(wiring):
+    fused, plain = run_both(wiring, 12, anomaly_mode="graded")
+    assert torch.allclose(fused.distal, plain.distal, atol=1e-5)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_graded_anomaly_counts_each_active_column_by_its_confidence(fused):
+    tm = make_tm(anomaly_mode="graded", threshold=0.5, temperature=0.1)
+    tm.fused = fused
+    with torch.no_grad():
+        tm.distal.zero_()
+        # Context cell 0 depolarizes column 0's first cell far past the threshold, column 1's
+        # exactly to it and column 2's a temperature below it; columns 3-5 get nothing.
+        tm.distal[0, 0 * K] = 2.0
+        tm.distal[0, 1 * K + 1] = 0.5
+        tm.distal[0, 2 * K + 2] = 0.4
+    context = torch.zeros(2, C * K)
+    context[:, 0] = 1.0
+    columns = torch.zeros(2, C)
+    columns[0, [0, 1, 2]] = 1.0  # the predicted, the borderline and the nearly predicted column
+    columns[1, [0, 3]] = 1.0  # one predicted, one with no input at all
+    ctx = Context(step=0, batch=2, device=torch.device("cpu"), generator=torch.Generator())
+    graded = tm(ctx, columns=columns, context=context)["anomaly"]
+    sig = torch.sigmoid(torch.tensor([15.0, 0.0, -1.0, -5.0]))
+    assert torch.allclose(graded, torch.stack([1 - (sig[0] + sig[1] + sig[2]) / 3, 1 - (sig[0] + sig[3]) / 2]),
+                          atol=1e-5)
+    tm.p["anomaly_mode"] = "binary"
+    binary = tm(ctx, columns=columns, context=context)["anomaly"]
+    # Binary: only column 0 is predicted (column 1's input equals the threshold, not above it).
+    assert torch.allclose(binary, torch.tensor([2 / 3, 1 / 2]))
+    # Graded is lower where a column is nearly predicted, and the same where columns are
+    # clearly predicted or clearly not.
+    assert graded[0] < binary[0] - 0.1 and abs(float(graded[1] - binary[1])) < 0.01
+
+
 def test_fused_step_without_downstream_gradient_matches_autograd():
     fused, plain = run_both("htm", 10, downstream_grad=False)
     assert torch.allclose(fused.distal, plain.distal, atol=1e-5)

@@ -40,7 +40,8 @@ def replay(trainer: Trainer, symbols: list[int]) -> list[float]:
 @pytest.mark.parametrize("B", [1, 3])
 @pytest.mark.parametrize("wiring", ["context", "both", "apical", "none"])
 @pytest.mark.parametrize("columns_grad", [True, False])
-def test_fan_out_over_every_cell_is_the_dense_matrix(B, wiring, columns_grad):
+@pytest.mark.parametrize("anomaly_mode", ["binary", "graded"])
+def test_fan_out_over_every_cell_is_the_dense_matrix(B, wiring, columns_grad, anomaly_mode):
     """With n synapses per cell pointing at cells 0..n-1, the fan-out step computes exactly
     what the dense matrix does: every output, the loss, and the gradients of the distal
     weights and of the columns (the straight-through ones of inactive columns included)."""
@@ -48,8 +49,8 @@ def test_fan_out_over_every_cell_is_the_dense_matrix(B, wiring, columns_grad):
     C, K = 6, 4
     n = C * K
     apical = (5,) if wiring == "apical" else None
-    dense = make_tm(0, C, K, B, apical, init_std=0.3)
-    fan = make_tm(n, C, K, B, apical, init_std=0.3)
+    dense = make_tm(0, C, K, B, apical, init_std=0.3, anomaly_mode=anomaly_mode)
+    fan = make_tm(n, C, K, B, apical, init_std=0.3, anomaly_mode=anomaly_mode)
     with torch.no_grad():
         fan.distal.copy_(dense.distal)
         fan.distal_to.copy_(torch.arange(n).repeat(n, 1))

@@ -57,6 +57,14 @@ def row_sparse_grad(rows: torch.Tensor, scale: torch.Tensor, grad_d: torch.Tenso
     return torch.sparse_coo_tensor(rows.reshape(1, -1), values, shape, check_invariants=False)
 
 
+def column_hits(z: torch.Tensor, col_pred: torch.Tensor, col_active, mode: str) -> torch.Tensor:
+    """How far each column counts as predicted, for the raw anomaly: 0/1 (binary) or the
+    sigmoid of its most depolarized cell's margin z = (input - threshold) / temperature
+    (graded). z: [..., K] cells; col_active (or None: all count) masks the columns."""
+    hits = torch.sigmoid(z.max(-1).values) if mode == "graded" else col_pred.to(z.dtype)
+    return hits if col_active is None else hits * col_active
+
+
 class FusedTMStep(torch.autograd.Function):
     """One htm.tm step. Inputs: the node (for its params, usage and winner choice), the
     columns [B, C], the distal matrix [n, n], the rows of the context and of the winner
@@ -95,7 +103,8 @@ class FusedTMStep(torch.autograd.Function):
             cells = (col * fire).view(B, C * K)
         count = col_active.sum(1)
         n_active = count.clamp_min(1)
-        anomaly = 1 - (col_pred & col_active).sum(1) / n_active
+        z = (d3 - thr).div_(temp) if p["anomaly_mode"] == "graded" else d3
+        anomaly = 1 - column_hits(z, col_pred, col_active, p["anomaly_mode"]).sum(1) / n_active
         z_learn = (dl3 - thr).div_(temp)
         z_win = z_learn.gather(-1, at_winner).squeeze(-1)
         loss = None

@@ -5,7 +5,7 @@ from torch import nn
 
 from ..node import Node, require
 from ..graph.spec import Param, Port
-from ..kernels.tm_step import FusedTMStep
+from ..kernels.tm_step import FusedTMStep, column_hits
 
 
 def infer_tm_shapes(p, shapes) -> dict:
@@ -46,7 +46,8 @@ class TemporalMemory(Node):
         Port("winners", "sdr", "one winner cell per active column: its most depolarized cell "
                                "(the predicted one, or the best matching one when it bursts); shape [C*K]"),
         Port("predicted", "tensor", "probability that each column is active next step, shape [C]"),
-        Port("anomaly", "scalar", "raw anomaly 1 - |predicted & active| / |active|, per stream"),
+        Port("anomaly", "scalar", "raw anomaly 1 - |predicted & active| / |active|, per stream "
+                                  "(graded: each active column counts by its prediction confidence)"),
         Port("loss", "loss", "self-supervised loss: the context predicts this step's winner cells "
                              "and no cell of an inactive column"),
     )
@@ -78,6 +79,12 @@ class TemporalMemory(Node):
               "previous winners (their weakest ones re-pointed). Large TMs (htm.core's 2,048 x 32) "
               "need it: memory and step time grow with cells x fan_out instead of cells^2",
               min=0, max=65536),
+        Param("anomaly_mode", "str", "binary",
+              "raw anomaly: 'binary' counts an active column predicted when any of its cells "
+              "crosses the threshold (HTM's); 'graded' counts it by its confidence, the sigmoid "
+              "relaxation of its most depolarized cell's margin, so a column barely predicted or "
+              "barely missed counts about half instead of all or nothing",
+              choices=("binary", "graded")),
     )
 
     @classmethod
@@ -318,7 +325,7 @@ class TemporalMemory(Node):
             out["cells"] = (col * fire).reshape(B, C * K)
 
         n_active = col_active.sum(1).clamp_min(1)
-        out["anomaly"] = 1 - (col_pred & col_active).sum(1) / n_active
+        out["anomaly"] = 1 - column_hits(z.detach(), col_pred, col_active, p["anomaly_mode"]).sum(1) / n_active
         if context is not None or winner_context is not None or apical is not None:
             # The previous winners should predict each active column's winner, and no cell of
             # an inactive column (weakly: an ambiguous context may predict several futures).
@@ -506,7 +513,8 @@ class TemporalMemory(Node):
             self.remember("cells", out["cells"], b_act.unsqueeze(1).expand(-1, K)[fired], cell_idx[fired])
 
         n_active = col_active.sum(1).clamp_min(1)
-        out["anomaly"] = 1 - self.per_stream(col_pred.to(z.dtype), b_act, B) / n_active
+        hits = column_hits(z.detach(), col_pred, None, p["anomaly_mode"])
+        out["anomaly"] = 1 - self.per_stream(hits, b_act, B) / n_active
         if context is not None or winner_context is not None or apical is not None:
             z_win = z_learn.gather(-1, winner.unsqueeze(-1)).squeeze(-1)
             hit = self.per_stream(F.relu(1 - z_win), b_act, B)
