@@ -120,7 +120,7 @@ class TemporalMemory(Node):
         self._sources: dict[str, tuple] = {}  # output port -> (tensor, version, active indices)
         self._widths: dict[str, int] = {}  # input port -> rows gathered at the last eager step
         self.width_exceeded = None  # on CUDA: whether a captured step met a wider input
-        self.ramps: dict[tuple, torch.Tensor] = {}  # (units, device) -> n, n-1, ..., 1; and ones()
+        self.constants: dict[tuple, torch.Tensor] = {}  # first_units' ramps n, n-1, ..., 1 and ones()
         ap = shapes.get("apical")
         self.apical = nn.Parameter(torch.randn(ap[0], n) * p["init_std"]) if ap else None
         # How often each cell was picked as a new (least used) winner, per stream: HTM's segment count.
@@ -196,10 +196,9 @@ class TemporalMemory(Node):
         input gives its non-zero units, padded to the busiest stream's count; that count is
         read from the data, except while a CUDA graph is being captured (no host reads
         then), which reuses the count of the last step run before it."""
-        for kept, version, rows in self._sources.values():
-            if (active.data_ptr() == kept.data_ptr() and active.shape == kept.shape
-                    and active.stride() == kept.stride() and active._version == version):
-                return rows
+        rows = self.remembered(active)
+        if rows is not None:
+            return rows
         on = active != 0
         rows = self.first_units(on, self.fixed_width(on, port))
         return rows, on.gather(1, rows).to(self.distal.dtype)
@@ -210,9 +209,9 @@ class TemporalMemory(Node):
         rows are summed in, so every path (remembered rows, a context restored from a
         checkpoint) sums them alike, to the last bit."""
         n = on.shape[1]
-        ramp = self.ramps.get((n, on.device))
+        ramp = self.constants.get((n, on.device))
         if ramp is None:
-            ramp = self.ramps[(n, on.device)] = torch.arange(n, 0, -1, device=on.device, dtype=torch.float32)
+            ramp = self.constants[(n, on.device)] = torch.arange(n, 0, -1, device=on.device, dtype=torch.float32)
         return (on * ramp).topk(width, dim=1).indices
 
     def fixed_width(self, on: torch.Tensor, port: str) -> int:
@@ -256,16 +255,16 @@ class TemporalMemory(Node):
         width = self.fixed_width(count, "columns")
         if B == 1 and cells is None:  # no padding: every row weighs 1 (unless none is active)
             rows = self.first_units(winners.detach() != 0, max(width, 1))
-            self.remember_rows("winners", winners, rows, self.ones(width, rows.device))
+            self.remember_source("winners", winners, (rows, self.ones(width, rows.device)))
             return out
         col_active = columns != 0
         act = self.first_units(col_active, max(width, 1))
         act_on = col_active.gather(1, act).to(self.distal.dtype)
-        self.remember_rows("winners", winners, act * K + winner.gather(1, act), act_on)
+        self.remember_source("winners", winners, (act * K + winner.gather(1, act), act_on))
         if cells is not None:
             out["cells"] = cells
             cell_rows = ((act * K).unsqueeze(-1) + torch.arange(K, device=act.device)).view(B, -1)
-            self.remember_rows("cells", cells, cell_rows, (cells.detach().gather(1, cell_rows) != 0).to(act_on.dtype))
+            self.remember_source("cells", cells, (cell_rows, (cells.detach().gather(1, cell_rows) != 0).to(act_on.dtype)))
         if "predicted" in self.used_outputs:
             nxt_rows, nxt_scale = self._sources["cells"][2]
             d_next = F.embedding_bag(nxt_rows, self.distal, mode="sum", per_sample_weights=nxt_scale,
@@ -276,15 +275,26 @@ class TemporalMemory(Node):
     def ones(self, width: int, device) -> torch.Tensor:
         """[1, width] of ones, or one zero when no column is active (its one row is padding)."""
         key = ("ones", width, device)
-        t = self.ramps.get(key)
+        t = self.constants.get(key)
         if t is None:
-            t = self.ramps[key] = torch.full((1, max(width, 1)), float(width > 0), device=device,
+            t = self.constants[key] = torch.full((1, max(width, 1)), float(width > 0), device=device,
                                              dtype=self.distal.dtype)
         return t
 
-    def remember_rows(self, port: str, out: torch.Tensor, rows: torch.Tensor, scale: torch.Tensor) -> None:
+    # ---- this step's outputs and the units they were built from: when one comes back as the
+    # next step's input (a delayed edge: same storage, unchanged), its units need no search.
+
+    def remember_source(self, port: str, out: torch.Tensor, units: tuple) -> None:
         kept = out.detach()
-        self._sources[port] = (kept, kept._version, (rows, scale))
+        self._sources[port] = (kept, kept._version, units)
+
+    def remembered(self, active: torch.Tensor) -> tuple | None:
+        """What remember_source kept with `active`, if `active` is that output unchanged."""
+        for kept, version, units in self._sources.values():
+            if (active.data_ptr() == kept.data_ptr() and active.shape == kept.shape
+                    and active.stride() == kept.stride() and active._version == version):
+                return units
+        return None
 
     def forward_autograd(self, columns, context=None, winner_context=None, apical=None):
         B, C, K = columns.shape[0], self.C, self.K
@@ -350,16 +360,11 @@ class TemporalMemory(Node):
         """(stream, cell) indices of the non-zero units of `active`. When `active` is this
         node's own output of the previous step (a delayed edge: same storage, unchanged), the
         indices it was built from are reused instead of scanning every cell."""
-        for kept, version, idx in self._sources.values():
-            if (active.data_ptr() == kept.data_ptr() and active.shape == kept.shape
-                    and active.stride() == kept.stride() and active._version == version):
-                return idx
-        return active.nonzero(as_tuple=True)
+        idx = self.remembered(active)
+        return idx if idx is not None else active.nonzero(as_tuple=True)
 
     def remember(self, port: str, out: torch.Tensor, b_idx: torch.Tensor, flat_idx: torch.Tensor) -> None:
-        n = self.C * self.K
-        kept = out.detach()
-        self._sources[port] = (kept, kept._version, (b_idx, flat_idx - b_idx * n))
+        self.remember_source(port, out, (b_idx, flat_idx - b_idx * self.C * self.K))
 
     def spread(self, active: torch.Tensor, with_synapses: bool = False):
         """Distal input from the active units through their fan-out synapses: flat [B * C*K]
