@@ -160,9 +160,7 @@ def optimizer_step(opt, loss: torch.Tensor, params: list[torch.Tensor], clip: fl
         # The gradients straight from the autograd engine, set once each: the same numbers as
         # zeroing, loss.backward() and accumulating, in fewer calls.
         wanted = tuple(p for p in params if p.requires_grad)
-        grads = _ENGINE.run_backward((loss,), (_ONE,), False, False, wanted,
-                                     allow_unreachable=True, accumulate_grad=False)
-        for p, g in zip(wanted, grads):
+        for p, g in zip(wanted, engine_grads(loss, wanted)):
             p.grad = g
     else:
         for p in params:
@@ -178,6 +176,20 @@ def optimizer_step(opt, loss: torch.Tensor, params: list[torch.Tensor], clip: fl
     opt.step()
 
 
+def engine_grads(loss: torch.Tensor, params) -> tuple:
+    """The gradients of `loss` for `params` straight from the autograd engine, not
+    accumulated into .grad: loss.backward()'s numbers without its per-call Python."""
+    return _ENGINE.run_backward((loss,), (_ONE,), False, False, tuple(params),
+                                allow_unreachable=True, accumulate_grad=False)
+
+
+def plain_sgd_group(group: dict) -> bool:
+    """An SGD group whose step is weight -= lr * grad: no momentum, weight decay, maximize or
+    differentiable step, and a float rate."""
+    return not (group["momentum"] or group["weight_decay"] or group["maximize"] or group.get("differentiable")
+                or isinstance(group["lr"], torch.Tensor))
+
+
 class SGD(torch.optim.SGD):
     """torch's SGD; plain groups (no momentum, weight decay, maximize or nesterov) step as
     one add_ per weight (one _foreach_add_ for the dense ones) without torch.optim's
@@ -185,8 +197,7 @@ class SGD(torch.optim.SGD):
 
     @torch.no_grad()
     def step(self, closure=None):
-        if closure is not None or any(g["momentum"] or g["weight_decay"] or g["maximize"] or g.get("differentiable")
-                                      or isinstance(g["lr"], torch.Tensor) for g in self.param_groups):
+        if closure is not None or not all(map(plain_sgd_group, self.param_groups)):
             return super().step(closure)
         for group in self.param_groups:
             lr = -float(group["lr"])
@@ -227,17 +238,15 @@ class PlainSGD:
     def step_on(self, loss: torch.Tensor) -> None:
         """Gradients straight from the autograd engine, no .grad round trip: the same numbers
         as loss.backward(), without its per-call Python argument handling."""
-        grads = _ENGINE.run_backward((loss,), (_ONE,), False, False, self.params,
-                                     allow_unreachable=True, accumulate_grad=False)
         with torch.no_grad():
-            for (p, lr), g in zip(self.steps, grads):
+            for (p, lr), g in zip(self.steps, engine_grads(loss, self.params)):
                 if g is not None:
                     p.add_(g, alpha=-lr)
 
 
 def plain_sgd(opt, params: list[torch.Tensor]) -> list[tuple[torch.Tensor, float]] | None:
-    """(weight, lr) for each of `params` when every one is in a plain SGD group (no momentum,
-    weight decay or maximize), else None."""
+    """(weight, lr) for each of `params` when every one is in a plain SGD group
+    (plain_sgd_group), else None."""
     optimizers = opt.optimizers if isinstance(opt, MultiOptimizer) else [opt] if opt is not None else []
     wanted, steps = {id(p) for p in params}, []
     for o in optimizers:
@@ -245,7 +254,7 @@ def plain_sgd(opt, params: list[torch.Tensor]) -> list[tuple[torch.Tensor, float
             ps = [p for p in g["params"] if id(p) in wanted]
             if not ps:
                 continue
-            if not isinstance(o, torch.optim.SGD) or g["momentum"] or g["weight_decay"] or g["maximize"]:
+            if not isinstance(o, torch.optim.SGD) or not plain_sgd_group(g):
                 return None
             steps += [(p, float(g["lr"])) for p in ps]
     return steps if len(steps) == len(params) else None
