@@ -50,9 +50,7 @@ class MLPDecoder(Node):
         if not (self.fused and use_fused(x)):
             return {"y": self.net(x)}
         first = self.net[0]
-        b_idx, i_idx = x.detach().nonzero(as_tuple=True)
-        if i_idx.numel() > first.DENSE_ABOVE * x.numel():
-            b_idx = i_idx = None  # dense enough for a plain matmul
+        b_idx, i_idx = first.active_entries(x)
         rest = [t for layer in self.net[2::2] for t in (layer.weight, layer.bias)]
         return {"y": SparseInputMLP.apply(x, b_idx, i_idx, getattr(x, "grad_support", None),
                                           first.weight, first.bias, *rest)}
@@ -76,9 +74,17 @@ class SparseInputLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(n_in, n_out).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(n_out).uniform_(-bound, bound))
 
-    def forward(self, x):
+    def active_entries(self, x):
+        """(stream, input) indices of the non-zero entries of x, or (None, None) when there are
+        so many that a plain matmul is cheaper."""
         b_idx, i_idx = x.detach().nonzero(as_tuple=True)
         if i_idx.numel() > self.DENSE_ABOVE * x.numel():
+            return None, None
+        return b_idx, i_idx
+
+    def forward(self, x):
+        b_idx, i_idx = self.active_entries(x)
+        if i_idx is None:
             return torch.addmm(self.bias, x, self.weight)
         support = getattr(x, "grad_support", None)
         return _SparseRowsMatmul.apply(x, self.weight, b_idx, i_idx, support) + self.bias
