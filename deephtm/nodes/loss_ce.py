@@ -28,12 +28,12 @@ class CrossEntropyLoss(Node):
         return {"loss": ()}
 
     def forward(self, ctx, logits, target, mask=None):
+        probs = target.dim() == 2 and target.shape[1] == logits.shape[1]  # else class indices
         if self.fused and use_fused(logits):
-            probs = target.dim() == 2 and target.shape[1] == logits.shape[1]
             m = None if mask is None else mask.reshape(-1).to(logits.dtype)
             return {"loss": CrossEntropy.apply(logits, None if probs else target.reshape(-1).long(),
                                                target.to(logits.dtype) if probs else None, m, self.p["weight"])}
-        if target.dim() == 2 and target.shape[1] == logits.shape[1]:
+        if probs:
             per = -(target * F.log_softmax(logits, 1)).sum(1)
         else:
             per = F.cross_entropy(logits, target.reshape(-1).long(), reduction="none")
