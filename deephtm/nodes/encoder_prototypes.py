@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from ..node import Node, flat_size, require
 from ..graph.spec import Param, Port
+from .htm_sp import k_winners_mask
 
 
 class PrototypeEncoder(Node):
@@ -80,7 +81,7 @@ class PrototypeEncoder(Node):
         # Similarity is in [-1, 1]; shifted to [0, 2] so boosting only ever scales it up or down.
         boost = torch.exp(p["boost_strength"] * (self.target - self.duty) / self.target)
         score = (v @ self.prototypes.T + 1) * boost
-        mask = torch.zeros_like(score).scatter_(1, score.topk(p["winners"], dim=1).indices, 1.0)
+        mask = k_winners_mask(score, p["winners"])
         if self.training:
             wins = mask.sum(0)
             won = wins > 0

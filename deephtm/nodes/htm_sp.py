@@ -139,7 +139,7 @@ class SpatialPooler(Node):
         """1 for the k best scores of each neighbourhood (the whole layer when global)."""
         k = self.p["winners"]
         if self.p["inhibition"] == "global":
-            return torch.zeros_like(score).scatter_(1, score.topk(k, dim=1).indices, 1.0)
+            return k_winners_mask(score, k)
         B = score.shape[0]
         r, c, tr, tc = self.rows, self.cols, self.tile_rows, self.tile_cols
         # [B, r, c] -> [B, r/tr, c/tc, tr*tc]: one row per neighbourhood.
@@ -186,6 +186,11 @@ class SpatialPooler(Node):
     def entropy_ratio(self) -> float:
         """Entropy of column usage over its maximum, log(columns): 1.0 is perfectly even."""
         return usage_entropy_ratio(self.duty)
+
+
+def k_winners_mask(score: torch.Tensor, k: int) -> torch.Tensor:
+    """1 for the k best scores of each row of score [B, n], else 0: global inhibition."""
+    return torch.zeros_like(score).scatter_(1, score.topk(k, dim=1).indices, 1.0)
 
 
 def usage_entropy_ratio(duty: torch.Tensor) -> float:
