@@ -432,3 +432,14 @@ def test_prototype_encoder_averaging_schedule_settles_while_a_constant_rate_keep
     constant, average = drift(rate=0.05, schedule="constant"), drift(rate=0.0, schedule="average")
     # A prototype that is the mean of every input it won moves less with each input.
     assert constant > 0.02 and average < constant / 3, (constant, average)
+
+
+def test_classifier_onehot_marks_the_most_likely_class_and_passes_no_gradient():
+    clf, out = build("decoder.classifier", {"x": (6,)}, classes=5)
+    assert out["onehot"] == (5,)
+    x = torch.randn(4, 6, requires_grad=True)
+    y = clf(CTX, x)
+    expected = torch.nn.functional.one_hot(y["logits"].argmax(1), 5).float()
+    assert torch.equal(y["onehot"], expected)
+    assert torch.equal(y["onehot"].argmax(1, keepdim=True).float(), y["class"])
+    assert not y["onehot"].requires_grad
