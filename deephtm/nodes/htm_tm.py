@@ -6,6 +6,7 @@ from torch import nn
 from ..node import Node, require
 from ..graph.spec import Param, Port
 from ..kernels.tm_step import FusedTMStep, column_hits
+from ..kernels.tape import apply
 
 
 def infer_tm_shapes(p, shapes) -> dict:
@@ -179,6 +180,10 @@ class TemporalMemory(Node):
     # same step recorded by autograd op by op (the reference the fused one is tested against).
     fused = True
 
+    def hand_backward(self):
+        # The dense fused step; 'predicted' is computed outside it, through autograd.
+        return not self.fan_out and self.fused and "predicted" not in self.used_outputs
+
     def forward(self, ctx, columns, context=None, winner_context=None, apical=None):
         if self.fan_out:
             return self.forward_fanout(columns, context, winner_context, apical)
@@ -245,7 +250,7 @@ class TemporalMemory(Node):
         apical = apical.flatten(1) if apical is not None else None
         want_cells = bool(self.used_outputs & {"cells", "predicted"})
         has_context = context is not None or winner_context is not None or apical is not None
-        winners, cells, loss, winner, anomaly, count = FusedTMStep.apply(
+        winners, cells, loss, winner, anomaly, count = apply(FusedTMStep, 
             self, columns, self.distal, rows, scale, learn_rows, learn_scale, self.apical, apical,
             want_cells, has_context)
         out = {"winners": winners, "anomaly": anomaly,

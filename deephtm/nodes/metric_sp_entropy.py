@@ -46,6 +46,9 @@ class SDREntropy(Node):
         self.register_buffer("counts", torch.zeros(n, dtype=torch.long))
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
 
+    def hand_backward(self):
+        return True  # no weights, no outputs
+
     def forward(self, ctx, columns):
         with torch.no_grad():
             wins = (columns.detach().flatten(1) != 0).sum(0).clamp_max(255).to(torch.uint8)

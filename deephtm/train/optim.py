@@ -146,17 +146,21 @@ _ENGINE = getattr(getattr(torch.autograd, "Variable", None), "_execution_engine"
 _ONE = torch.ones(())
 
 
-def optimizer_step(opt, loss: torch.Tensor, params: list[torch.Tensor], clip: float = 0.0, *,
-                   lrs: list[float] | None = None, after_backward=None) -> None:
+def optimizer_step(opt, loss: torch.Tensor | None, params: list[torch.Tensor], clip: float = 0.0, *,
+                   lrs: list[float] | None = None, after_backward=None, backward=None) -> None:
     """One step of `opt` on `loss`, the only place the trainer and deephtm detect take one:
     fresh gradients of `params` (the weights opt steps), after_backward() (e.g. averaging
     them over data-parallel ranks), the gradient norm clipped to `clip` (0: off), each
-    group's learning rate set to `lrs` (None: left as it is), then the update."""
+    group's learning rate set to `lrs` (None: left as it is), then the update.
+    backward: a function that sets the fresh gradients of `params` itself (a step recorded
+    without autograd, deephtm/kernels/tape.py), in place of autograd on `loss`."""
     direct = clip <= 0 and after_backward is None and _ENGINE is not None
-    if direct and type(opt) is PlainSGD:
+    if backward is not None:
+        backward()
+    elif direct and type(opt) is PlainSGD:
         opt.step_on(loss)
         return
-    if direct:
+    elif direct:
         # The gradients straight from the autograd engine, set once each: the same numbers as
         # zeroing, loss.backward() and accumulating, in fewer calls.
         wanted = tuple(p for p in params if p.requires_grad)
