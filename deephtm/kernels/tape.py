@@ -74,6 +74,7 @@ class Tape:
         self.entries: list[tuple] = []  # (fn, ctx, args, outputs, single output)
         self.live: set[int] = set()  # ids of recorded outputs a weight's gradient flows through
         self.views: dict[int, torch.Tensor] = {}  # id of a reshaped view of a live output -> that output
+        self.ones: dict[tuple, torch.Tensor] = {}
         # The tensors behind those ids stay referenced by the entries until clear(), so an id
         # names one tensor for the whole step.
 
@@ -117,7 +118,7 @@ class Tape:
         gives for the same kernels."""
         grads: dict[int, torch.Tensor] = {}
         for s in seeds:
-            _add(grads, id(s), torch.ones_like(s))
+            _add(grads, id(s), self._one(s) if s.dim() == 0 else torch.ones_like(s))
         weights: dict[int, torch.Tensor] = {}
         for fn, ctx, args, outs in reversed(self.entries):
             gs = [grads.pop(id(t), None) if isinstance(t, torch.Tensor) else None for t in outs]
@@ -139,8 +140,18 @@ class Tape:
                     a, g = base, g.reshape(base.shape)
                 _add(weights if a.requires_grad else grads, id(a), g)
         for p in params:
-            p.grad = weights.get(id(p))
+            g = weights.get(id(p))
+            if g is not None or p.grad is not None:  # setting .grad validates it: skip a None on a None
+                p.grad = g
         self.clear()
+
+    def _one(self, like: torch.Tensor) -> torch.Tensor:
+        """A kept scalar 1 to seed a scalar loss with (the backward passes only read it)."""
+        key = (like.dtype, like.device)
+        one = self.ones.get(key)
+        if one is None:
+            one = self.ones[key] = torch.ones((), dtype=like.dtype, device=like.device)
+        return one
 
 
 def _add(into: dict, key: int, g: torch.Tensor) -> None:

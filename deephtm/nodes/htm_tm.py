@@ -168,11 +168,14 @@ class TemporalMemory(Node):
             # A CUDA graph replays device work only: the noise is drawn there on each replay.
             noise = torch.rand(self.usage.shape, device=self.usage.device)
         else:
-            noise = torch.rand(self.usage.shape, generator=self.generator).to(self.usage.device)
+            noise = torch.rand(self.usage.shape, generator=self.generator)
+            if noise.device != self.usage.device:
+                noise = noise.to(self.usage.device)
         fresh_cell = (self.usage + noise * (0.5 / fresh.shape[0])).argmin(-1)  # [C]
         winner = torch.where(fresh, fresh_cell, winner)
         if self.training:
-            share = fresh.to(self.usage.dtype).mean(0)
+            share = fresh.to(self.usage.dtype)
+            share = share[0] if share.shape[0] == 1 else share.mean(0)  # one stream: its row, no reduction
             self.usage.scatter_add_(-1, fresh_cell.unsqueeze(-1), share.unsqueeze(-1))
         return winner
 
