@@ -27,11 +27,11 @@ def weights_after(graph: Graph, steps: int, hand_backward: bool, batch: int = 1)
 
 def assert_same_weights(a: dict, b: dict, start: dict) -> None:
     assert a.keys() == b.keys()
-    for name in a:
-        if a[name].is_floating_point():
-            assert torch.allclose(a[name], b[name], atol=1e-5, rtol=1e-4), name
+    for name, value in a.items():
+        if value.is_floating_point():
+            assert torch.allclose(value, b[name], atol=1e-5, rtol=1e-4), name
         else:
-            assert torch.equal(a[name], b[name]), name
+            assert torch.equal(value, b[name]), name
     # every weight with a gradient moved, so the comparison says something about each
     for name in ("encoder.net.0.weight", "sp.proj.weight", "decoder.net.0.weight", "decoder.net.2.weight"):
         key = f"nodes.{name}"

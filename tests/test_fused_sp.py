@@ -28,8 +28,8 @@ def ctx(step=0):
     return Context(step=step, batch=2, device=torch.device("cpu"), generator=torch.Generator())
 
 
-CASES = [dict(), dict(output="binary"), dict(potential_pct=0.5), dict(boost_mode="threshold", boost_strength=0.2),
-         dict(boost_strength=2.0), dict(inhibition="local", grid_height=2, neighbourhood=2, winners=1)]
+CASES = [{}, {"output": "binary"}, {"potential_pct": 0.5}, {"boost_mode": "threshold", "boost_strength": 0.2},
+         {"boost_strength": 2.0}, {"inhibition": "local", "grid_height": 2, "neighbourhood": 2, "winners": 1}]
 
 
 # Output 'binary' is straight-through (a 0/1 forward, the overlap's gradient): no numerical

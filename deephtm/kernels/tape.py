@@ -23,7 +23,7 @@ import torch
 _LOCAL = threading.local()  # the tape being recorded on this thread, if any
 
 
-def recording_tape() -> "Tape | None":
+def recording_tape() -> Tape | None:
     return getattr(_LOCAL, "tape", None)
 
 
@@ -36,7 +36,7 @@ def apply(fn: type[torch.autograd.Function], *args):
 
 
 @contextmanager
-def recording(tape: "Tape"):
+def recording(tape: Tape):
     """Note the kernel calls of this thread on `tape`, with autograd off."""
     tape.clear()
     _LOCAL.tape = tape

@@ -3,6 +3,7 @@ cuda or cpu, checkpointing and resuming, reporting through listeners."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import threading
@@ -220,7 +221,7 @@ class Trainer:
                     terms = model.loss_terms(values)
                     loss = model.loss(values)
                 if tape.entries:
-                    backward = lambda: tape.backward(terms, params)  # noqa: E731
+                    backward = functools.partial(tape.backward, terms, params)
             else:
                 with autocast:
                     values = model.step(ctx)
