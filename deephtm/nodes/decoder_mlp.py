@@ -8,6 +8,7 @@ from torch import nn
 from ..node import Node, lr_scale_param, flat_size
 from ..graph.spec import Param, Port
 from ..kernels.mlp import SparseInputMLP, sparse_rows_grad_w, sparse_rows_grad_x, use_fused
+from ..kernels.tape import apply, recording_tape
 
 
 class MLPDecoder(Node):
@@ -45,15 +46,18 @@ class MLPDecoder(Node):
             layers += [nn.ReLU(), nn.Linear(n_in, n_out)]
         self.net = nn.Sequential(*layers)
 
+    def hand_backward(self):
+        return True
+
     def forward(self, ctx, x):
         x = x.flatten(1)  # the same tensor when x is [batch, n]: its grad_support stays
-        if not (self.fused and use_fused(x)):
+        if not ((self.fused or recording_tape() is not None) and use_fused(x)):
             return {"y": self.net(x)}
         first = self.net[0]
         b_idx, i_idx = first.active_entries(x)
         rest = [t for layer in self.net[2::2] for t in (layer.weight, layer.bias)]
-        return {"y": SparseInputMLP.apply(x, b_idx, i_idx, getattr(x, "grad_support", None),
-                                          first.weight, first.bias, *rest)}
+        return {"y": apply(SparseInputMLP, x, b_idx, i_idx, getattr(x, "grad_support", None),
+                           first.weight, first.bias, *rest)}
 
 
 class SparseInputLinear(nn.Module):

@@ -4,6 +4,7 @@ from torch import nn
 from ..node import Node, lr_scale_param, flat_size, require
 from ..graph.spec import Param, Port
 from ..kernels.mlp import MLP, use_fused
+from ..kernels.tape import apply, recording_tape
 
 
 class MLPEncoder(Node):
@@ -11,6 +12,7 @@ class MLPEncoder(Node):
     # Forward and backward as one autograd node (kernels.mlp.MLP) when True. Off: a Python
     # autograd node costs more than the few C++ ones of plain nn.Linear layers with ReLU
     # (measured 2026-12-06: fused 20-40% slower for this node at batch 1 and about 10% at 256).
+    # A step recorded without autograd (kernels/tape.py) always takes the function.
     fused = False
     category = "encoder"
     doc = "Fully connected layers with ReLU, turning a value into a dense code for the SP."
@@ -44,10 +46,13 @@ class MLPEncoder(Node):
     def rowwise(self):
         return True  # a function of the row's input alone
 
+    def hand_backward(self):
+        return True
+
     def forward(self, ctx, x):
         x = x.flatten(1)
-        if self.fused and use_fused(x):
-            return {"y": MLP.apply(x, True, *[t for layer in self.net[0::2] for t in (layer.weight, layer.bias)])}
+        if (self.fused or recording_tape() is not None) and use_fused(x):
+            return {"y": apply(MLP, x, True, *[t for layer in self.net[0::2] for t in (layer.weight, layer.bias)])}
         return {"y": self.net(x)}
 
 

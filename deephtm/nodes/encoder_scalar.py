@@ -30,6 +30,9 @@ class ScalarEncoder(Node):
     def rowwise(self):
         return True  # a function of the row's input alone
 
+    def hand_backward(self):
+        return True  # no weights, and its code passes no gradient back to x
+
     def forward(self, ctx, x):
         p = self.p
         positions = p["size"] - p["active"] + 1

@@ -12,6 +12,9 @@ from torch import nn
 
 from ..node import Node, lr_scale_param, flat_size, require
 from ..graph.spec import Param, Port
+from ..kernels.mlp import use_fused
+from ..kernels.sp import SPColumns
+from ..kernels.tape import apply, recording_tape
 
 
 class SpatialPooler(Node):
@@ -133,7 +136,19 @@ class SpatialPooler(Node):
         """Integrate each column's shortfall of wins, as a fraction of the target (a column that
         never wins rises by the rate per step, a winner falls by rate*(1/target - 1)): at rest
         when every column wins at the target rate, whatever the overlaps' scale."""
-        self.offset.add_(self.target - mask.mean(0), alpha=self.threshold_rate(step) / self.target)
+        self._move_offsets(won_share(mask), step)
+
+    def _move_offsets(self, won: torch.Tensor, step: int) -> None:
+        self.offset.add_(self.target - won, alpha=self.threshold_rate(step) / self.target)
+
+    def score(self, overlap: torch.Tensor) -> torch.Tensor:
+        """What the winners are chosen by: the overlap plus the threshold offsets, or the
+        overlap times the boost factors (neither carries a gradient)."""
+        if self.p["boost_mode"] == "threshold":
+            return overlap.detach() + self.offset
+        if self.uses_factor():
+            return (overlap.detach().clamp_min(0) + 1) * self.boost_factors().detach()
+        return overlap.detach()
 
     def winners_mask(self, score: torch.Tensor) -> torch.Tensor:
         """1 for the k best scores of each neighbourhood (the whole layer when global)."""
@@ -158,7 +173,35 @@ class SpatialPooler(Node):
     def duty_cycles(self):
         return self.duty
 
+    # The step runs as one autograd function with a hand-derived backward (kernels/sp.py);
+    # False: the same step recorded by autograd op by op, except while the trainer records a
+    # step without autograd (kernels/tape.py), which always takes the function.
+    fused = False
+
+    def hand_backward(self):
+        return not self.p["boost_trainable"]  # the strength's gradient is autograd's
+
     def forward(self, ctx, x):
+        if not self.p["boost_trainable"] and use_fused(x) and (self.fused or recording_tape() is not None):
+            return self.forward_fused(ctx, x)
+        return self.forward_autograd(ctx, x)
+
+    def forward_fused(self, ctx, x):
+        out, mask = apply(SPColumns, self, x.flatten(1), self.proj.weight, self.proj.bias, self.potential)
+        if self.training:
+            self.track_wins(mask, ctx.step)
+        return {"columns": out}
+
+    def track_wins(self, mask: torch.Tensor, step: int) -> None:
+        """The duty cycles and (boost_mode 'threshold') the offsets after a step's wins."""
+        p = self.p
+        won = won_share(mask)
+        inertia = p["duty_inertia"]
+        self.duty.mul_(inertia).add_(won, alpha=1 - inertia)
+        if p["boost_mode"] == "threshold" and p["boost_strength"] > 0:
+            self._move_offsets(won, step)
+
+    def forward_autograd(self, ctx, x):
         p = self.p
         overlap = self.overlap(x)
         score = overlap.detach()
@@ -177,15 +220,18 @@ class SpatialPooler(Node):
         if use_boost and p["boost_trainable"]:
             out = out * (boost / boost.detach())  # forward unchanged; the strength gets a gradient
         if self.training:
-            inertia = p["duty_inertia"]
-            self.duty.mul_(inertia).add_(mask.mean(0), alpha=1 - inertia)
-            if p["boost_mode"] == "threshold" and p["boost_strength"] > 0:
-                self.update_offsets(mask, ctx.step)
+            self.track_wins(mask, ctx.step)
         return {"columns": out}
 
     def entropy_ratio(self) -> float:
         """Entropy of column usage over its maximum, log(columns): 1.0 is perfectly even."""
         return usage_entropy_ratio(self.duty)
+
+
+def won_share(mask: torch.Tensor) -> torch.Tensor:
+    """The share of the streams each column won in: mask.mean(0) (one stream: its row, the
+    same values without a reduction)."""
+    return mask[0] if mask.shape[0] == 1 else mask.mean(0)
 
 
 def k_winners_mask(score: torch.Tensor, k: int) -> torch.Tensor:

@@ -6,6 +6,7 @@ from torch import nn
 from ..node import Node, require
 from ..graph.spec import Param, Port
 from ..kernels.tm_step import FusedTMStep, column_hits
+from ..kernels.tape import apply
 
 
 def infer_tm_shapes(p, shapes) -> dict:
@@ -167,17 +168,24 @@ class TemporalMemory(Node):
             # A CUDA graph replays device work only: the noise is drawn there on each replay.
             noise = torch.rand(self.usage.shape, device=self.usage.device)
         else:
-            noise = torch.rand(self.usage.shape, generator=self.generator).to(self.usage.device)
+            noise = torch.rand(self.usage.shape, generator=self.generator)
+            if noise.device != self.usage.device:
+                noise = noise.to(self.usage.device)
         fresh_cell = (self.usage + noise * (0.5 / fresh.shape[0])).argmin(-1)  # [C]
         winner = torch.where(fresh, fresh_cell, winner)
         if self.training:
-            share = fresh.to(self.usage.dtype).mean(0)
+            share = fresh.to(self.usage.dtype)
+            share = share[0] if share.shape[0] == 1 else share.mean(0)  # one stream: its row, no reduction
             self.usage.scatter_add_(-1, fresh_cell.unsqueeze(-1), share.unsqueeze(-1))
         return winner
 
     # The dense step runs as one autograd function with a hand-derived backward; False: the
     # same step recorded by autograd op by op (the reference the fused one is tested against).
     fused = True
+
+    def hand_backward(self):
+        # The dense fused step; 'predicted' is computed outside it, through autograd.
+        return not self.fan_out and self.fused and "predicted" not in self.used_outputs
 
     def forward(self, ctx, columns, context=None, winner_context=None, apical=None):
         if self.fan_out:
@@ -245,7 +253,7 @@ class TemporalMemory(Node):
         apical = apical.flatten(1) if apical is not None else None
         want_cells = bool(self.used_outputs & {"cells", "predicted"})
         has_context = context is not None or winner_context is not None or apical is not None
-        winners, cells, loss, winner, anomaly, count = FusedTMStep.apply(
+        winners, cells, loss, winner, anomaly, count = apply(FusedTMStep, 
             self, columns, self.distal, rows, scale, learn_rows, learn_scale, self.apical, apical,
             want_cells, has_context)
         out = {"winners": winners, "anomaly": anomaly,

@@ -12,6 +12,9 @@ from ..node import Node, require_same_shape
 from ..graph.spec import Param, Port
 
 
+QUEUE_STEPS = 64  # the most steps that wait before entering the window
+
+
 class NRMSE(Node):
     type_name = "metric.nrmse"
     version = 2  # 2: the window-0 sums and the series' moments are buffers
@@ -49,6 +52,14 @@ class NRMSE(Node):
         # the targets, the squared targets, and the items; every target: count, mean, M2 (Welford).
         self.register_buffer("sums", torch.zeros(4, dtype=torch.float64))
         self.register_buffer("series", torch.zeros(3, dtype=torch.float64))
+        # Moving window: each step's prediction and target wait in a queue, [steps, 2, items],
+        # and enter `stats` a block at a time (flush: on a full queue, a read, a checkpoint):
+        # one copy per step instead of the few operators of its statistics.
+        self._queue: torch.Tensor | None = None
+        self._queued = 0
+
+    def hand_backward(self):
+        return True  # no weights, no outputs
 
     def forward(self, ctx, pred, target):
         p = self.p
@@ -69,13 +80,37 @@ class NRMSE(Node):
                 self.sums += torch.stack((e.pow(2).sum(), td.sum(), td.pow(2).sum(),
                                           torch.tensor(float(t.numel()), dtype=torch.float64, device=td.device)))
                 return {}
-            # Few ops per step (it runs every step of every run): one stacked mean, one copy.
-            t = t.reshape(-1)
-            e = pred.detach().reshape(-1) - t
-            slot = int(self.count) % p["window"]
-            self.stats.select(1, slot).copy_(torch.stack((e * e, t, t * t)).mean(1))
-            self.count.add_(1)
+            q = self._queue
+            if q is None or q.shape[2] != t.numel() or q.device != t.device:
+                self.flush()
+                q = self._queue = self.stats.new_empty(min(QUEUE_STEPS, p["window"]), 2, t.numel())
+            torch.stack((pred.detach().reshape(-1), t.reshape(-1)), out=q[self._queued])
+            self._queued += 1
+            if self._queued == q.shape[0]:
+                self.flush()
         return {}
+
+    def flush(self) -> None:
+        """Move the queued steps' statistics into the window (in the order they came)."""
+        k = self._queued
+        if not k:
+            return
+        self._queued = 0
+        with torch.no_grad():
+            q = self._queue[:k]
+            t = q[:, 1]
+            e = q[:, 0] - t
+            slots = torch.arange(int(self.count), int(self.count) + k, device=q.device) % self.p["window"]
+            self.stats.index_copy_(1, slots, torch.stack((e * e, t, t * t)).mean(2))
+            self.count.add_(k)
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        self.flush()  # a checkpoint holds every step seen
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._queued = 0  # the loaded window replaces whatever was queued
+        super()._load_from_state_dict(*args, **kwargs)
 
     @classmethod
     def migrate_state(cls, old_version, tensors, extra):
@@ -85,6 +120,7 @@ class NRMSE(Node):
                     series=torch.zeros(3, dtype=torch.float64)), extra
 
     def value(self):
+        self.flush()
         if self.p["window"] == 0:
             err, tot, tot_sq, n = self.sums.tolist()
             if n == 0:

@@ -11,6 +11,10 @@ from ..node import Node, flat_size
 from ..graph.spec import Param, Port
 
 
+QUEUE_STEPS = 64  # the most steps that wait before entering the ring
+QUEUE_VALUES = 1 << 20  # and the most queued values (steps x streams x units)
+
+
 class SDREntropy(Node):
     type_name = "metric.sp_entropy"
     category = "metric"
@@ -45,17 +49,55 @@ class SDREntropy(Node):
         self.register_buffer("ring", torch.zeros(p["window"], n, dtype=torch.uint8))
         self.register_buffer("counts", torch.zeros(n, dtype=torch.long))
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+        # Each step's active units wait in a queue, [steps, streams, units], and enter the ring
+        # and counts a block at a time (flush: on a full queue, a read, a checkpoint): one
+        # comparison per step instead of the several operators of a ring update.
+        self._queue: torch.Tensor | None = None
+        self._queued = 0
+
+    def hand_backward(self):
+        return True  # no weights, no outputs
 
     def forward(self, ctx, columns):
         with torch.no_grad():
-            wins = (columns.detach().flatten(1) != 0).sum(0).clamp_max(255).to(torch.uint8)
-            slot = self.ring[int(self.steps) % self.p["window"]]
-            self.counts.sub_(slot).add_(wins)
-            slot.copy_(wins)
-            self.steps.add_(1)
+            on = columns.detach().flatten(1)
+            q = self._queue
+            if q is None or q.shape[1:] != on.shape or q.device != on.device:
+                self.flush()
+                steps = max(1, min(QUEUE_STEPS, self.p["window"], QUEUE_VALUES // on.numel()))
+                q = self._queue = torch.empty((steps, *on.shape), dtype=torch.bool, device=on.device)
+            torch.ne(on, 0, out=q[self._queued])
+            self._queued += 1
+            if self._queued == q.shape[0]:
+                self.flush()
         return {}
 
+    def flush(self) -> None:
+        """Move the queued steps into the ring and the counts: the counts lose the ring slots
+        the block overwrites and gain its wins (distinct slots, as the block is no longer than
+        the window: the same as one step at a time)."""
+        k = self._queued
+        if not k:
+            return
+        self._queued = 0
+        with torch.no_grad():
+            wins = self._queue[:k].sum(1).clamp_max(255).to(torch.uint8)  # [k, units], over the streams
+            start = int(self.steps)
+            slots = torch.arange(start, start + k, device=wins.device) % self.p["window"]
+            self.counts.sub_(self.ring.index_select(0, slots).sum(0)).add_(wins.sum(0))
+            self.ring.index_copy_(0, slots, wins)
+            self.steps.add_(k)
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        self.flush()  # a checkpoint holds every step seen
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._queued = 0  # the loaded ring replaces whatever was queued
+        super()._load_from_state_dict(*args, **kwargs)
+
     def value(self):
+        self.flush()
         total = int(self.counts.sum())
         if total == 0:
             return None

@@ -31,6 +31,9 @@ class SineSource(Node):
             else torch.zeros(batch, 1)
         self.register_buffer("phase", phase)
 
+    def hand_backward(self):
+        return True  # no weights, no inputs
+
     def forward(self, ctx):
         p = self.p
         t = self.phase + ctx.step * p["step_size"]

@@ -91,8 +91,16 @@ class GraphModule(nn.Module):
     def detach_delayed(self) -> None:
         self.delayed = {k: v.detach() for k, v in self.delayed.items()}
 
+    def loss_terms(self, values: dict[Key, torch.Tensor]) -> list[torch.Tensor]:
+        """The loss nodes' outputs this step; the training loss is their sum."""
+        return [values[k] for k in self.loss_keys if k in values]
+
+    def hand_backward(self) -> bool:
+        """Whether every node can run a step without autograd (Node.hand_backward)."""
+        return all(node.hand_backward() for _, node, _ in self.plan)
+
     def loss(self, values: dict[Key, torch.Tensor]) -> torch.Tensor | None:
-        terms = [values[k] for k in self.loss_keys if k in values]
+        terms = self.loss_terms(values)
         if not terms:
             return None
         total = terms[0]

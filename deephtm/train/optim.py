@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 import torch
+from torch.optim import optimizer as torch_optimizer
 
 
 class LazyAdam(torch.optim.Adam):
@@ -25,6 +26,12 @@ class LazyAdam(torch.optim.Adam):
     def step(self, closure=None):
         if closure is not None or not self._fast_ok():
             return self._torch_step(closure)
+        self.update()
+        return None
+
+    def update(self) -> None:
+        """step()'s fast path, for callers that checked _fast_ok() and hold no_grad: no
+        torch.optim wrapper around it (update_now)."""
         # One fused kernel call per set of equal settings (a rate group), not one per
         # param group through torch.optim's per-step Python: the same kernel, the same numbers.
         runs: dict[tuple, tuple[list, list, list, list, list]] = {}
@@ -53,7 +60,6 @@ class LazyAdam(torch.optim.Adam):
             torch._foreach_add_(steps, 1)  # the kernel reads the step count, it does not count
             kernel(ps, gs, ms, vs, [], steps, lr=lr, beta1=beta1, beta2=beta2, weight_decay=wd, eps=eps,
                    amsgrad=False, maximize=False, grad_scale=None, found_inf=None)
-        return None
 
     def _fast_ok(self) -> bool:
         """Whether every group is what the fused fast path computes exactly as torch would:
@@ -97,6 +103,19 @@ class LazyAdam(torch.optim.Adam):
         rows, values = grad.indices()[0], grad.values()
         lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         lr = float(lr)
+        if p.device.type in ("cpu", "cuda") and p.dtype == values.dtype and state["step"].device == p.device:
+            # torch's fused Adam kernel on copies of those rows: fewer, larger operator calls
+            # than the update written out below, which is the same math.
+            w, m, v = p.index_select(0, rows), state["exp_avg"].index_select(0, rows), \
+                state["exp_avg_sq"].index_select(0, rows)
+            state["step"] += 1
+            kernel = torch._fused_adamw_ if self.decoupled_decay else torch._fused_adam_
+            kernel([w], [values], [m], [v], [], [state["step"]], lr=lr, beta1=beta1, beta2=beta2, weight_decay=wd,
+                   eps=eps, amsgrad=False, maximize=False, grad_scale=None, found_inf=None)
+            p.index_copy_(0, rows, w)
+            state["exp_avg"].index_copy_(0, rows, m)
+            state["exp_avg_sq"].index_copy_(0, rows, v)
+            return
         if wd:
             if self.decoupled_decay:
                 p.index_copy_(0, rows, p.index_select(0, rows) * (1 - lr * wd))
@@ -146,17 +165,21 @@ _ENGINE = getattr(getattr(torch.autograd, "Variable", None), "_execution_engine"
 _ONE = torch.ones(())
 
 
-def optimizer_step(opt, loss: torch.Tensor, params: list[torch.Tensor], clip: float = 0.0, *,
-                   lrs: list[float] | None = None, after_backward=None) -> None:
+def optimizer_step(opt, loss: torch.Tensor | None, params: list[torch.Tensor], clip: float = 0.0, *,
+                   lrs: list[float] | None = None, after_backward=None, backward=None) -> None:
     """One step of `opt` on `loss`, the only place the trainer and deephtm detect take one:
     fresh gradients of `params` (the weights opt steps), after_backward() (e.g. averaging
     them over data-parallel ranks), the gradient norm clipped to `clip` (0: off), each
-    group's learning rate set to `lrs` (None: left as it is), then the update."""
+    group's learning rate set to `lrs` (None: left as it is), then the update.
+    backward: a function that sets the fresh gradients of `params` itself (a step recorded
+    without autograd, deephtm/kernels/tape.py), in place of autograd on `loss`."""
     direct = clip <= 0 and after_backward is None and _ENGINE is not None
-    if direct and type(opt) is PlainSGD:
+    if backward is not None:
+        backward()
+    elif direct and type(opt) is PlainSGD:
         opt.step_on(loss)
         return
-    if direct:
+    elif direct:
         # The gradients straight from the autograd engine, set once each: the same numbers as
         # zeroing, loss.backward() and accumulating, in fewer calls.
         wanted = tuple(p for p in params if p.requires_grad)
@@ -173,7 +196,7 @@ def optimizer_step(opt, loss: torch.Tensor, params: list[torch.Tensor], clip: fl
     if lrs is not None:
         for group, lr in zip(opt.param_groups, lrs):
             group["lr"] = lr
-    opt.step()
+    update_now(opt)
 
 
 def engine_grads(loss: torch.Tensor, params) -> tuple:
@@ -197,8 +220,16 @@ class SGD(torch.optim.SGD):
 
     @torch.no_grad()
     def step(self, closure=None):
-        if closure is not None or not all(map(plain_sgd_group, self.param_groups)):
+        if closure is not None or not self._fast_ok():
             return super().step(closure)
+        self.update()
+        return None
+
+    def _fast_ok(self) -> bool:
+        return all(map(plain_sgd_group, self.param_groups))
+
+    def update(self) -> None:
+        """step()'s fast path, for callers that checked _fast_ok() and hold no_grad."""
         for group in self.param_groups:
             lr = -float(group["lr"])
             dense_p, dense_g = [], []
@@ -213,7 +244,21 @@ class SGD(torch.optim.SGD):
                     dense_g.append(g)
             if dense_p:
                 torch._foreach_add_(dense_p, dense_g, alpha=lr)
-        return None
+
+
+def update_now(opt) -> None:
+    """opt.step(), calling the fast paths of LazyAdam and SGD directly: torch.optim wraps
+    every step() in a profiler range and its hooks' checks, which cost more than a plain SGD
+    step at batch 1. Any optimizer with hooks registered, or without a fast path for its
+    settings, takes its step()."""
+    hooked = torch_optimizer._global_optimizer_pre_hooks or torch_optimizer._global_optimizer_post_hooks
+    with torch.no_grad():
+        for o in opt.optimizers if isinstance(opt, MultiOptimizer) else (opt,):
+            if (isinstance(o, (LazyAdam, SGD)) and not hooked and not o._optimizer_step_pre_hooks
+                    and not o._optimizer_step_post_hooks and o._fast_ok()):
+                o.update()
+            else:
+                o.step()
 
 
 class PlainSGD:

@@ -3,6 +3,7 @@ cuda or cpu, checkpointing and resuming, reporting through listeners."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import threading
@@ -16,6 +17,7 @@ from .checkpoint import (checkpoint_path, load_checkpoint, pack_nodes, pack_opti
 from .compile import GraphModule
 from .rundir import write_summary
 from .optim import make_optimizer, optimizer_step
+from ..kernels.tape import Tape, recording
 from ..errors import CheckpointError, DeepHTMError, TrainingError
 from ..events import TrainerListener
 from ..graph.graphfile import Graph
@@ -66,6 +68,9 @@ class Trainer:
         self.optimizer = make_optimizer(self.config.optimizer, self.model.param_groups(self.config.lr),
                                         self.config.lr, self.device)
         self.base_lrs = [g["lr"] for g in self.optimizer.param_groups] if self.optimizer is not None else []
+        # Steps run without autograd when every node has a hand-derived backward
+        # (deephtm/kernels/tape.py; see uses_tape). Set False to use autograd always.
+        self.hand_backward = True
         self.step = 0
         self.wall_s = 0.0  # training time over all sessions of this run
         self._stop = False
@@ -199,6 +204,7 @@ class Trainer:
         scheduled = cfg.lr_schedule != "constant" or cfg.warmup_steps > 0
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if cfg.precision == "bf16" \
             else contextlib.nullcontext()
+        tape = Tape() if self.uses_tape() else None
         t_start = time.perf_counter()
         last_save = t_start
         t_log, step_log = t_start, self.step
@@ -208,9 +214,18 @@ class Trainer:
                 if self._stop:
                     break
             ctx.step = self.step
-            with autocast:
-                values = model.step(ctx)
-                loss = model.loss(values)
+            backward = None
+            if tape is not None:
+                with recording(tape):
+                    values = model.step(ctx)
+                    terms = model.loss_terms(values)
+                    loss = model.loss(values)
+                if tape.entries:
+                    backward = functools.partial(tape.backward, terms, params)
+            else:
+                with autocast:
+                    values = model.step(ctx)
+                    loss = model.loss(values)
             if loss is not None and loss.dtype != torch.float32:
                 loss = loss.float()
             end_of_window = cfg.mode == "online" or (self.step + 1) % cfg.bptt == 0
@@ -220,9 +235,9 @@ class Trainer:
                 self._loss_sum += loss.detach()
                 self._loss_n += 1
                 window_loss = loss if window_loss is None else window_loss + loss
-                if end_of_window and opt is not None and window_loss.requires_grad:
+                if end_of_window and opt is not None and (window_loss.requires_grad or backward is not None):
                     factor = lr_factor(cfg, self.step) if scheduled else None
-                    optimizer_step(opt, window_loss, params, cfg.grad_clip, after_backward=sync,
+                    optimizer_step(opt, window_loss, params, cfg.grad_clip, after_backward=sync, backward=backward,
                                    lrs=None if factor is None else [base * factor for base in self.base_lrs])
                 if end_of_window:
                     window_loss = None
@@ -255,6 +270,14 @@ class Trainer:
                 self.save()
                 last_save = time.perf_counter()
         self.wall_s += time.perf_counter() - t_log
+
+    def uses_tape(self) -> bool:
+        """Whether train_until runs its steps without autograd: online, in full precision, and
+        every node with a hand-derived backward (asked at each call: a node's choice of path
+        may change between calls)."""
+        cfg = self.config
+        return (self.hand_backward and cfg.mode == "online" and cfg.precision != "bf16"
+                and self.model.hand_backward())
 
     def _diverged(self, step: int) -> None:
         where = f" (last good checkpoint: {self.out / 'checkpoint'})" if self.out else ""
