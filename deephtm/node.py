@@ -215,6 +215,26 @@ class Node(nn.Module):
         return None
 
 
+
+class QueuedSteps(Node):
+    """A node whose per-step work waits in a queue and enters its state a block at a time
+    (`flush`: on a full queue, a read, a checkpoint), one operator per step instead of several.
+    A checkpoint holds every step seen; a loaded state replaces whatever was queued."""
+
+    QUEUE_STEPS = 64  # the most steps that wait
+    _queued = 0
+
+    def flush(self) -> None:
+        raise NotImplementedError
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        self.flush()
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._queued = 0
+        super()._load_from_state_dict(*args, **kwargs)
+
 def _port_dict(p: Port) -> dict:
     d = {"name": p.name, "kind": p.kind, "doc": p.doc}
     if p.optional:

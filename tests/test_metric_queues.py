@@ -6,8 +6,10 @@ import math
 import torch
 
 from deephtm.node import Context
-from deephtm.nodes.metric_nrmse import NRMSE, QUEUE_STEPS
+from deephtm.nodes.metric_nrmse import NRMSE
 from deephtm.nodes.metric_sp_entropy import SDREntropy, count_entropy_ratio
+
+QUEUE_STEPS = NRMSE.QUEUE_STEPS
 
 
 def params(cls, **kw):

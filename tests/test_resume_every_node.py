@@ -51,8 +51,13 @@ EXTRA_GRAPHS: dict[str, tuple[dict, str]] = {
                   {"from": "classifier.y", "to": "nrmse.pred"}, {"from": "sine.target", "to": "nrmse.target"}],
         "training": {"steps": STEPS}}, "classifier"),
 }
-# encoder.conv is in no example graph: the digits graph above, through its conv encoder.
+# encoder.conv: the digits graph above is smaller than the example that holds it.
 EXTRA_GRAPHS["encoder.conv"] = (EXTRA_GRAPHS["source.digits"][0], "encoder")
+# encoder.prototypes: the same digits, coded by competing prototypes instead.
+_prototypes = json.loads(json.dumps(EXTRA_GRAPHS["source.digits"][0]))
+_prototypes["nodes"][1] = {"id": "encoder", "type": "encoder.prototypes", "params": {}}
+_prototypes["edges"][1]["from"] = "encoder.code"
+EXTRA_GRAPHS["encoder.prototypes"] = (_prototypes, "encoder")
 
 # Smaller sizes, and shorter windows and periods, per node type.
 SHRINK = {

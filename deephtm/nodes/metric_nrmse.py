@@ -8,14 +8,13 @@ import math
 
 import torch
 
-from ..node import Node, require_same_shape
+from ..node import QueuedSteps, require_same_shape
 from ..graph.spec import Param, Port
 
 
-QUEUE_STEPS = 64  # the most steps that wait before entering the window
 
 
-class NRMSE(Node):
+class NRMSE(QueuedSteps):
     type_name = "metric.nrmse"
     version = 2  # 2: the window-0 sums and the series' moments are buffers
     category = "metric"
@@ -83,7 +82,7 @@ class NRMSE(Node):
             q = self._queue
             if q is None or q.shape[2] != t.numel() or q.device != t.device:
                 self.flush()
-                q = self._queue = self.stats.new_empty(min(QUEUE_STEPS, p["window"]), 2, t.numel())
+                q = self._queue = self.stats.new_empty(min(self.QUEUE_STEPS, p["window"]), 2, t.numel())
             torch.stack((pred.detach().reshape(-1), t.reshape(-1)), out=q[self._queued])
             self._queued += 1
             if self._queued == q.shape[0]:
@@ -104,13 +103,6 @@ class NRMSE(Node):
             self.stats.index_copy_(1, slots, torch.stack((e * e, t, t * t)).mean(2))
             self.count.add_(k)
 
-    def _save_to_state_dict(self, destination, prefix, keep_vars):
-        self.flush()  # a checkpoint holds every step seen
-        super()._save_to_state_dict(destination, prefix, keep_vars)
-
-    def _load_from_state_dict(self, *args, **kwargs):
-        self._queued = 0  # the loaded window replaces whatever was queued
-        super()._load_from_state_dict(*args, **kwargs)
 
     @classmethod
     def migrate_state(cls, old_version, tensors, extra):

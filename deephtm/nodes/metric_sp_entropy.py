@@ -7,15 +7,14 @@ import math
 
 import torch
 
-from ..node import Node, flat_size
+from ..node import QueuedSteps, flat_size
 from ..graph.spec import Param, Port
 
 
-QUEUE_STEPS = 64  # the most steps that wait before entering the ring
-QUEUE_VALUES = 1 << 20  # and the most queued values (steps x streams x units)
+QUEUE_VALUES = 1 << 20  # the most queued values (steps x streams x units)
 
 
-class SDREntropy(Node):
+class SDREntropy(QueuedSteps):
     type_name = "metric.sp_entropy"
     category = "metric"
     version = 2  # version 1 averaged the activity with a moving average ('inertia')
@@ -64,7 +63,7 @@ class SDREntropy(Node):
             q = self._queue
             if q is None or q.shape[1:] != on.shape or q.device != on.device:
                 self.flush()
-                steps = max(1, min(QUEUE_STEPS, self.p["window"], QUEUE_VALUES // on.numel()))
+                steps = max(1, min(self.QUEUE_STEPS, self.p["window"], QUEUE_VALUES // on.numel()))
                 q = self._queue = torch.empty((steps, *on.shape), dtype=torch.bool, device=on.device)
             torch.ne(on, 0, out=q[self._queued])
             self._queued += 1
@@ -88,13 +87,6 @@ class SDREntropy(Node):
             self.ring.index_copy_(0, slots, wins)
             self.steps.add_(k)
 
-    def _save_to_state_dict(self, destination, prefix, keep_vars):
-        self.flush()  # a checkpoint holds every step seen
-        super()._save_to_state_dict(destination, prefix, keep_vars)
-
-    def _load_from_state_dict(self, *args, **kwargs):
-        self._queued = 0  # the loaded ring replaces whatever was queued
-        super()._load_from_state_dict(*args, **kwargs)
 
     def value(self):
         self.flush()
