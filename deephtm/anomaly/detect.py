@@ -272,7 +272,7 @@ def _num(v: float | None) -> str:
     return "" if v is None else f"{v:.6g}"
 
 
-def detect(graph: str, input_path: str, out: str, *, summary_path: str | None = None, progress: bool = False,
+def detect(graph: str | Graph, input_path: str, out: str, *, summary_path: str | None = None, progress: bool = False,
            **kw) -> dict:
     """Score input_path row by row into `out` (written as it goes, in place at the end);
     progress: a bar over rows on stderr."""
