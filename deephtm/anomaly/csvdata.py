@@ -45,19 +45,10 @@ def bounded_lines(f, path: str):
         yield line
 
 
-def read_columns(path: str | os.PathLike, columns: list[str], skip_rows: int = 0) -> dict[str, list[str]]:
-    """Read the named columns as strings. skip_rows: rows after the header to skip (e.g.
-    the type and flag rows of NuPIC-style files). A UTF-8 byte-order mark is accepted."""
-    out: dict[str, list[str]] = {c: [] for c in columns}
-    for row in iter_rows(path, columns, skip_rows):
-        for c, text in zip(columns, row):
-            out[c].append(text)
-    return out
-
-
 def iter_rows(path: str | os.PathLike, columns: list[str], skip_rows: int = 0):
-    """The named columns of each non-empty row after the header (and skip_rows), as a tuple
-    of stripped strings, one row at a time: a long file is never held in memory."""
+    """The named columns of each non-empty row after the header (and skip_rows: e.g. the type
+    and flag rows of NuPIC-style files), as a tuple of stripped strings, one row at a time: a
+    long file is never held in memory. A UTF-8 byte-order mark is accepted."""
     path = str(path)
     check_regular_file(path)
     try:
