@@ -80,11 +80,11 @@ class CSVSource(Node):
             x = 2 * (x - x.min()) / (x.max() - x.min()).clamp_min(1e-12) - 1
         elif p["normalize"] == "online":
             z = RunningZscore()
-            x = torch.frombuffer(array("d", (z(v) for v in values)), dtype=torch.float64)
+            x = torch.frombuffer(array("f", (z(v) for v in values)), dtype=torch.float32)
         # float32 copies: the arrays read from the file are dropped when setup returns.
-        self.register_buffer("series", x.float(), persistent=False)
+        self.register_buffer("series", x.to(torch.float32, copy=True), persistent=False)
         self.register_buffer("raw_series", torch.frombuffer(values, dtype=torch.float64).float(), persistent=False)
-        self.register_buffer("dates", torch.frombuffer(dates, dtype=torch.float64).view(n, 4).float()
+        self.register_buffer("dates", torch.frombuffer(dates, dtype=torch.float32).view(n, 4).clone()
                              if dates is not None else torch.zeros(n, 4), persistent=False)
         self.register_buffer("gaps", torch.frombuffer(gaps, dtype=torch.float32).clone()
                              if gaps is not None else torch.zeros(n), persistent=False)
@@ -120,9 +120,9 @@ class CSVSource(Node):
         at = columns.index(ts_col) if ts_col else None
         first_line = 2 + p["skip_rows"]
         self.skipped: list[tuple[int, str]] = []  # (line, reason) of rows left out
-        self.lines = array("q")  # the file line of each usable row
+        self.lines = array("I")  # the file line of each usable row (a file has far fewer than 2**32)
         values = array("d")
-        dates, gaps = (array("d"), array("f")) if ts_col else (None, None)
+        dates, gaps = (array("f"), array("f")) if ts_col else (None, None)
         gap_of, notes = SamplingGaps(p["gap_factor"]), OrderNotes()
         for i, row in enumerate(iter_rows(path, columns, p["skip_rows"])):
             line = first_line + i
