@@ -56,7 +56,7 @@ def test_memory_held_while_streaming_does_not_grow_with_the_rows(tmp_path, monke
     short = held_while_streaming(tmp_path, 1000, monkeypatch)
     long = held_while_streaming(tmp_path, 3000, monkeypatch)
     # Rows are written as they are scored; what grows is the source's file line of each row
-    # (8 bytes) and, up to its bounded history (8,640 rows), the likelihood's window of
+    # (4 bytes) and, up to its bounded history (8,640 rows), the likelihood's window of
     # averages (a float each): about 40 bytes a row. Lists of every row's texts and values cost 220.
     assert (long - short) / 2000 < 100, (short, long)
 
