@@ -1,5 +1,6 @@
-"""`deephtm detect` streams: what it holds does not grow with the rows, and corpus mode
-writes exactly what single-file mode writes, bad rows and files without timestamps included."""
+"""`deephtm detect` streams: what it holds does not grow with the rows, corpus mode writes
+exactly what single-file mode writes (bad rows included), and a file that shrinks while its
+texts are read again for the scores is an error, not a short scores file."""
 import csv
 import gc
 import math
@@ -7,8 +8,11 @@ import tracemalloc
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from deephtm.anomaly import detect as detect_module
 from deephtm.cli import main
+from deephtm.errors import DeepHTMError
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAPH = ROOT / "graphs" / "anomaly.json"
@@ -79,3 +83,11 @@ def test_corpus_mode_writes_what_single_file_mode_writes(tmp_path, capsys):
     rows = list(csv.DictReader(open(out / "a" / "with_bad_rows.csv")))
     assert len(rows) == 420 and rows[10]["value"] == "" and rows[300]["timestamp"] == "yesterday"
     assert rows[11]["value"] != "" and float(rows[11]["raw_anomaly"]) >= 0.0
+
+
+def test_a_file_that_shrinks_while_it_is_scored_is_an_error(tmp_path, capsys):
+    path = write_series(tmp_path / "s.csv", 300)
+    det = detect_module.Detector(str(GRAPH), str(path))
+    write_series(path, 200)  # the timestamps and values written beside the scores are read again
+    with pytest.raises(DeepHTMError, match="changed while it was scored"):
+        det.run()

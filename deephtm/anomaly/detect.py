@@ -135,6 +135,9 @@ class Detector:
                     break
             else:
                 self._append(result, [])  # skipped lines after the last usable row
+                if self._index != self.rows:  # the texts were read again for the scores
+                    raise DeepHTMError(f"the file changed while it was scored ({self.rows} rows when it "
+                                       f"was read, {self._index} now)", file=self.input_path)
         finally:
             torch.set_num_threads(threads)
             self._texts.close()
