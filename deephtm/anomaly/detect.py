@@ -102,9 +102,8 @@ class Detector:
         self.threshold = model.nodes[lik.id].p["threshold"]
         feed = model.resolved.inbound[lik.id]["raw"]
         self.keys = [(feed.src, feed.src_port)] + [(lik.id, port) for port in ("likelihood", "score", "flag")]
-        # The file line of the first row; each row's timestamp and value as written are read
-        # again row by row as the scores come, so no column of the file is held in memory.
-        self.first_line = 2 + self.source.p["skip_rows"]
+        # Each row's timestamp and value as written are read again row by row as the scores
+        # come (run()), so no column of the file is held in memory.
         self.text_columns = [c for c in (timestamp_column, value_column) if c]
 
     @property
@@ -120,7 +119,7 @@ class Detector:
         # Every input row in file order: a usable one waits for its scores, a skipped one
         # (its line in self._skipped) is added as it comes.
         self._skipped = dict(src.skipped)
-        _, self._texts = src.column_texts(self.text_columns)
+        self.first_line, self._texts = src.column_texts(self.text_columns)
         self._pending = None  # the next row's texts, read but not yet added
         self._index = 0  # rows added so far
         threads = torch.get_num_threads()
