@@ -1,5 +1,5 @@
 """`deephtm detect` streams: what it holds does not grow with the rows, corpus mode writes
-exactly what single-file mode writes (bad rows included), and a file that shrinks while its
+exactly what single-file mode writes (bad rows included), and a file that changes while its
 texts are read again for the scores is an error, not a short scores file."""
 import csv
 import gc
@@ -85,9 +85,13 @@ def test_corpus_mode_writes_what_single_file_mode_writes(tmp_path, capsys):
     assert rows[11]["value"] != "" and float(rows[11]["raw_anomaly"]) >= 0.0
 
 
-def test_a_file_that_shrinks_while_it_is_scored_is_an_error(tmp_path, capsys):
+def test_a_file_that_changes_while_it_is_scored_is_an_error(tmp_path, capsys):
     path = write_series(tmp_path / "s.csv", 300)
     det = detect_module.Detector(str(GRAPH), str(path))
     write_series(path, 200)  # the timestamps and values written beside the scores are read again
     with pytest.raises(DeepHTMError, match="changed while it was scored"):
+        det.run()
+    det = detect_module.Detector(str(GRAPH), str(path))
+    write_series(path, 200, bad={150: ("2024-01-01 12:30:00", "n/a")})
+    with pytest.raises(DeepHTMError, match="line 152: the file changed while it was scored"):
         det.run()

@@ -219,10 +219,14 @@ class Detector:
                 result.score.append(0.0)
                 result.flagged.append(0)
                 continue
+            try:
+                value = float(texts[-1])  # as the source parsed it
+            except ValueError:
+                raise DeepHTMError(f"line {line}: the file changed while it was scored", file=self.input_path) from None
             raw, lik, score, flag = rows[k]
             k += 1
             result.value_texts.append(texts[-1])
-            result.values.append(float(texts[-1]))  # as the source parsed it
+            result.values.append(value)
             result.raw.append(raw)
             result.likelihood.append(lik)
             result.score.append(min(max(score, 0.0), 1.0))
