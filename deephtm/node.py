@@ -57,7 +57,7 @@ class Node(nn.Module):
     # (a 'score' output in [0, 1]); "" for none of these.
     live_role: ClassVar[str] = ""
     # Its part in `deephtm detect`: "source" reads the CSV stream it is given (stream_params(),
-    # then lines, skipped and raw_values after setup, column_texts()); "likelihood" scores the
+    # then lines and skipped after setup, column_texts()); "likelihood" scores the
     # anomaly (a 'raw' input, 'likelihood', 'score' and 'flag' outputs, a 'threshold' param).
     stream_role: ClassVar[str] = ""
 

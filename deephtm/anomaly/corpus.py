@@ -41,15 +41,21 @@ def count_rows(path: Path) -> int:
         return max(0, sum(1 for _ in f) - 1)
 
 
+_graphs: dict = {}  # graph file -> Graph, read once per worker process (each series gets a copy)
+
+
 def _detect_one(graph: str, src: str, out: str, kw: dict) -> tuple[str, dict | None, str | None]:
     """Runs in a worker process: one series, as single-file mode runs it."""
     import torch
 
+    from ..graph.graphfile import load_graph
     from .detect import detect
 
     torch.set_num_threads(1)
     try:
-        return src, detect(graph, src, out, **kw), None
+        if graph not in _graphs:
+            _graphs[graph] = load_graph(graph)
+        return src, detect(_graphs[graph], src, out, **kw), None
     except DeepHTMError as exc:
         return src, None, str(exc)
 
@@ -58,6 +64,8 @@ def detect_corpus(graph: str, input_dir: str, out_dir: str, *, workers: int | No
                   progress: bool = True, **kw) -> dict:
     """Detect every series under input_dir; returns {"series": [summaries], "failed": [...]}."""
     from tqdm import tqdm
+
+    from . import detect  # noqa: F401  imported once here, not in each forked worker
 
     input_dir, out_dir = Path(input_dir), Path(out_dir)
     check_folders(input_dir, out_dir)

@@ -45,9 +45,10 @@ def bounded_lines(f, path: str):
         yield line
 
 
-def read_columns(path: str | os.PathLike, columns: list[str], skip_rows: int = 0) -> dict[str, list[str]]:
-    """Read the named columns as strings. skip_rows: rows after the header to skip (e.g.
-    the type and flag rows of NuPIC-style files). A UTF-8 byte-order mark is accepted."""
+def iter_rows(path: str | os.PathLike, columns: list[str], skip_rows: int = 0):
+    """The named columns of each non-empty row after the header (and skip_rows: e.g. the type
+    and flag rows of NuPIC-style files), as a tuple of stripped strings, one row at a time: a
+    long file is never held in memory. A UTF-8 byte-order mark is accepted."""
     path = str(path)
     check_regular_file(path)
     try:
@@ -57,20 +58,18 @@ def read_columns(path: str | os.PathLike, columns: list[str], skip_rows: int = 0
             if header is None:
                 raise DeepHTMError("CSV file is empty", file=path)
             header = [h.strip() for h in header]
-            idx = {}
+            idx = []
             for c in columns:
                 if c not in header:
                     raise DeepHTMError(f"no column '{c}' (columns: {', '.join(header)})", file=path)
-                idx[c] = header.index(c)
-            out: dict[str, list[str]] = {c: [] for c in columns}
+                idx.append(header.index(c))
             for _ in range(skip_rows):
                 next(reader, None)
             for row in reader:
                 if not row:
                     continue
-                for c, i in idx.items():
-                    out[c].append(row[i].strip() if i < len(row) else "")
-            return out
+                n = len(row)
+                yield tuple(row[i].strip() if i < n else "" for i in idx)
     except OSError as exc:
         raise DeepHTMError(exc.strerror or str(exc), file=path) from None
     except UnicodeDecodeError:

@@ -102,9 +102,9 @@ class Detector:
         self.threshold = model.nodes[lik.id].p["threshold"]
         feed = model.resolved.inbound[lik.id]["raw"]
         self.keys = [(feed.src, feed.src_port)] + [(lik.id, port) for port in ("likelihood", "score", "flag")]
-        # The file line of the first row, and each row's timestamp as written (None: no column).
-        self.first_line, texts = self.source.column_texts([timestamp_column, value_column])
-        self.timestamp_texts, self.value_texts = texts.get(timestamp_column), texts[value_column]
+        # Each row's timestamp and value as written are read again row by row as the scores
+        # come (run()), so no column of the file is held in memory.
+        self.text_columns = [c for c in (timestamp_column, value_column) if c]
 
     @property
     def rows(self) -> int:
@@ -116,10 +116,12 @@ class Detector:
         every `chunk` rows with the growing result (e.g. to draw it live)."""
         src = self.source
         result = Detection(threshold=self.threshold, skipped=list(src.skipped))
-        # Every input row in file order: (line, None) for a usable row, (line, reason) if skipped.
-        self._order = sorted([(line, None) for line in src.lines] + list(src.skipped))
-        self._cursor = 0
-        self._values = iter(src.raw_values)
+        # Every input row in file order: a usable one waits for its scores, a skipped one
+        # (its line in self._skipped) is added as it comes.
+        self._skipped = dict(src.skipped)
+        self.first_line, self._texts = src.column_texts(self.text_columns)
+        self._pending = None  # the next row's texts, read but not yet added
+        self._index = 0  # rows added so far
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # one tiny step at a time: more threads only add overhead
         t0 = time.perf_counter()
@@ -132,8 +134,12 @@ class Detector:
                     break
             else:
                 self._append(result, [])  # skipped lines after the last usable row
+                if self._index != self.rows:  # the texts were read again for the scores
+                    raise DeepHTMError(f"the file changed while it was scored ({self.rows} rows when it "
+                                       f"was read, {self._index} now)", file=self.input_path)
         finally:
             torch.set_num_threads(threads)
+            self._texts.close()
         result.wall_s = time.perf_counter() - t0
         return result
 
@@ -190,27 +196,37 @@ class Detector:
 
     def _append(self, result: Detection, rows: list[list[float]]) -> None:
         """Add scored rows to the result in file order, with skipped lines in between."""
-        texts, first = self.timestamp_texts, self.first_line
+        timestamped = len(self.text_columns) == 2
         k = 0
-        while self._cursor < len(self._order):
-            line, why = self._order[self._cursor]
+        while True:
+            if self._pending is None:
+                self._pending = next(self._texts, None)
+                if self._pending is None:
+                    return  # the end of the file
+            line = self.first_line + self._index
+            why = self._skipped.get(line)
             if why is None and k == len(rows):
                 return  # the next usable row comes with the next chunk
-            self._cursor += 1
+            texts, self._pending = self._pending, None
             result.lines.append(line)
-            idx = line - first
-            result.timestamps.append(texts[idx] if texts is not None and 0 <= idx < len(texts) else str(idx))
-            result.value_texts.append(self.value_texts[idx] if why is None and 0 <= idx < len(self.value_texts) else "")
+            result.timestamps.append(texts[0] if timestamped else str(self._index))
+            self._index += 1
             if why is not None:
+                result.value_texts.append("")
                 result.values.append(None)
                 result.raw.append(None)
                 result.likelihood.append(None)
                 result.score.append(0.0)
                 result.flagged.append(0)
                 continue
+            try:
+                value = float(texts[-1])  # as the source parsed it
+            except ValueError:
+                raise DeepHTMError(f"line {line}: the file changed while it was scored", file=self.input_path) from None
             raw, lik, score, flag = rows[k]
             k += 1
-            result.values.append(next(self._values))
+            result.value_texts.append(texts[-1])
+            result.values.append(value)
             result.raw.append(raw)
             result.likelihood.append(lik)
             result.score.append(min(max(score, 0.0), 1.0))
@@ -262,7 +278,7 @@ def _num(v: float | None) -> str:
     return "" if v is None else f"{v:.6g}"
 
 
-def detect(graph: str, input_path: str, out: str, *, summary_path: str | None = None, progress: bool = False,
+def detect(graph: str | Graph, input_path: str, out: str, *, summary_path: str | None = None, progress: bool = False,
            **kw) -> dict:
     """Score input_path row by row into `out` (written as it goes, in place at the end);
     progress: a bar over rows on stderr."""

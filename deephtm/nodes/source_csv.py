@@ -2,10 +2,11 @@
 optional date encodings (time of day, day of week) from a timestamp column."""
 import bisect
 import math
+from array import array
 
 import torch
 
-from ..anomaly.csvdata import read_columns, resolve_path
+from ..anomaly.csvdata import iter_rows, resolve_path
 from ..errors import DeepHTMError, GraphError, node_where
 from ..node import Node
 from ..graph.spec import Param, Port
@@ -61,7 +62,7 @@ class CSVSource(Node):
         p = self.p
         path = resolve_path(p["path"], self.base_dir)
         try:
-            values, stamps = self._read(path)
+            values, dates, gaps, notes = self._read(path)
         except DeepHTMError as exc:  # re-raise naming the node and param
             raise GraphError(str(exc), where=node_where(self.node_id, param="path")) from None
         if not values:
@@ -69,21 +70,24 @@ class CSVSource(Node):
         if len(values) <= p["horizon"]:
             raise GraphError(f"{path}: only {len(values)} usable rows; predicting {p['horizon']} steps ahead "
                              f"needs at least {p['horizon'] + 1}", where=node_where(self.node_id, param="horizon"))
-        self.raw_values = values  # as read, for reports (e.g. deephtm detect)
-        self.timestamps = stamps  # datetimes, or None without a timestamp column
-        self.order_notes = timestamp_order_notes(stamps, self.lines, str(path))
-        x = torch.tensor(values, dtype=torch.float64)
-        self.raw_mean, self.raw_std = float(x.mean()), float(x.std()) if len(values) > 1 else 0.0
+        self.order_notes = notes.notes(str(path))
+        n = len(values)
+        x = torch.frombuffer(values, dtype=torch.float64)
+        self.raw_mean, self.raw_std = float(x.mean()), float(x.std()) if n > 1 else 0.0
         if p["normalize"] == "zscore":
             x = (x - x.mean()) / x.std().clamp_min(1e-12)
         elif p["normalize"] == "minmax":
             x = 2 * (x - x.min()) / (x.max() - x.min()).clamp_min(1e-12) - 1
         elif p["normalize"] == "online":
-            x = torch.tensor(running_zscore(values), dtype=torch.float64)
-        self.register_buffer("series", x.float(), persistent=False)
-        self.register_buffer("raw_series", torch.tensor(values, dtype=torch.float32), persistent=False)
-        self.register_buffer("dates", date_features(stamps, len(values)), persistent=False)
-        self.register_buffer("gaps", sampling_gaps(stamps, len(values), p["gap_factor"]), persistent=False)
+            z = RunningZscore()
+            x = torch.frombuffer(array("f", (z(v) for v in values)), dtype=torch.float32)
+        # float32 copies: the arrays read from the file are dropped when setup returns.
+        self.register_buffer("series", x.to(torch.float32, copy=True), persistent=False)
+        self.register_buffer("raw_series", torch.frombuffer(values, dtype=torch.float64).float(), persistent=False)
+        self.register_buffer("dates", torch.frombuffer(dates, dtype=torch.float32).view(n, 4).clone()
+                             if dates is not None else torch.zeros(n, 4), persistent=False)
+        self.register_buffer("gaps", torch.frombuffer(gaps, dtype=torch.float32).clone()
+                             if gaps is not None else torch.zeros(n), persistent=False)
         # Streams of a batch start at evenly spaced offsets of the series.
         self.register_buffer("offsets", (torch.arange(batch) * len(x)) // batch, persistent=False)
 
@@ -100,26 +104,32 @@ class CSVSource(Node):
         return list(self.order_notes)
 
     def column_texts(self, columns):
-        skip, named = self.p["skip_rows"], list(dict.fromkeys(c for c in columns if c))
-        texts = read_columns(resolve_path(self.p["path"], self.base_dir), named, skip) if named else {}
-        return 2 + skip, texts
+        """The first row's file line, and an iterator over every non-empty row's texts of
+        these columns (a tuple per row, in file order): read as they are needed."""
+        skip, named = self.p["skip_rows"], [c for c in columns if c]
+        rows = iter_rows(resolve_path(self.p["path"], self.base_dir), named, skip) if named else None
+        return 2 + skip, rows
 
     def _read(self, path):
-        """Values and timestamps of the usable rows; bad rows raise or are skipped."""
+        """The usable rows in one pass over the file, kept as compact arrays (no Python object
+        per row): values, date features [4 per row] and gap flags (None without a timestamp
+        column), and the timestamp order notes. Bad rows raise or are skipped."""
         p = self.p
         ts_col = p["timestamp_column"]
         columns = [p["column"]] + ([ts_col] if ts_col and ts_col != p["column"] else [])
-        cols = read_columns(path, columns, p["skip_rows"])
+        at = columns.index(ts_col) if ts_col else None
         first_line = 2 + p["skip_rows"]
         self.skipped: list[tuple[int, str]] = []  # (line, reason) of rows left out
-        self.lines: list[int] = []  # the file line of each usable row
-        values, stamps = [], [] if ts_col else None
-        for i, text in enumerate(cols[p["column"]]):
+        self.lines = array("I")  # the file line of each usable row (a file has far fewer than 2**32)
+        values = array("d")
+        dates, gaps = (array("f"), array("f")) if ts_col else (None, None)
+        gap_of, notes = SamplingGaps(p["gap_factor"]), OrderNotes()
+        for i, row in enumerate(iter_rows(path, columns, p["skip_rows"])):
             line = first_line + i
             try:
-                v = parse_value(text, p["column"])
+                v = parse_value(row[0], p["column"])
                 if ts_col:
-                    stamp = parse_timestamp(cols[ts_col][i], p["timestamp_format"], ts_col)
+                    stamp = parse_timestamp(row[at], p["timestamp_format"], ts_col)
             except ValueError as exc:
                 if p["bad_rows"] == "error":
                     raise DeepHTMError(f"line {line}: {exc}", file=str(path)) from None
@@ -127,9 +137,11 @@ class CSVSource(Node):
                 continue
             values.append(v)
             if ts_col:
-                stamps.append(stamp)
+                dates.extend(date_row(stamp))
+                gaps.append(gap_of(stamp))
+                notes.add(stamp, line)
             self.lines.append(line)
-        return values, stamps
+        return values, dates, gaps, notes
 
     def forward(self, ctx):
         n = self.series.shape[0] - self.p["horizon"]
@@ -179,63 +191,113 @@ def parse_value(text: str, column: str) -> float:
     return v
 
 
+class RunningZscore:
+    """z-score of each value against the mean and std of the values up to it (Welford), one
+    value per call."""
+
+    def __init__(self):
+        self.n, self.mean, self.m2 = 0, 0.0, 0.0
+
+    def __call__(self, v: float) -> float:
+        self.n += 1
+        delta = v - self.mean
+        self.mean += delta / self.n
+        self.m2 += delta * (v - self.mean)
+        std = math.sqrt(self.m2 / self.n)
+        z = (v - self.mean) / std if std > 1e-12 * (abs(self.mean) + 1) else 0.0
+        return max(-ONLINE_CLAMP, min(ONLINE_CLAMP, z))
+
+
 def running_zscore(values: list[float]) -> list[float]:
-    """z-score of each value against the mean and std of the values up to it (Welford)."""
-    out, mean, m2 = [], 0.0, 0.0
-    for n, v in enumerate(values, start=1):
-        delta = v - mean
-        mean += delta / n
-        m2 += delta * (v - mean)
-        std = math.sqrt(m2 / n)
-        z = (v - mean) / std if std > 1e-12 * (abs(mean) + 1) else 0.0
-        out.append(max(-ONLINE_CLAMP, min(ONLINE_CLAMP, z)))
-    return out
+    z = RunningZscore()
+    return [z(v) for v in values]
+
+
+class SamplingGaps:
+    """1.0 where the interval before a row exceeds factor x the median of the intervals
+    before it (online: later rows never count), else 0.0; one timestamp per call. Irregularly
+    sampled series (traffic sensors, say) go quiet at night; the row after such a gap breaks
+    the learned sequence."""
+
+    def __init__(self, factor: float):
+        self.factor, self.prev = factor, None
+        self.seen = array("d")  # the intervals so far, sorted (8 bytes each)
+
+    def __call__(self, stamp) -> float:
+        prev, self.prev = self.prev, stamp
+        if prev is None:
+            return 0.0
+        d = (stamp - prev).total_seconds()
+        seen = self.seen
+        gap = 1.0 if seen and d > self.factor * seen[len(seen) // 2] else 0.0
+        bisect.insort(seen, d)
+        return gap
 
 
 def sampling_gaps(stamps, n: int, factor: float) -> torch.Tensor:
-    """[n]: 1 where the interval before a row exceeds factor x the median of the intervals
-    before it (online: later rows never count), else 0. Irregularly sampled series (traffic
-    sensors, say) go quiet at night; the row after such a gap breaks the learned sequence."""
+    """[n]: SamplingGaps over the first n timestamps (zeros without timestamps)."""
     out = torch.zeros(n)
     if stamps is None:
         return out
-    seen: list[float] = []  # the intervals so far, sorted
-    for i in range(1, n):
-        d = (stamps[i] - stamps[i - 1]).total_seconds()
-        if seen and d > factor * seen[len(seen) // 2]:
+    gap_of = SamplingGaps(factor)
+    for i in range(n):
+        if gap_of(stamps[i]):
             out[i] = 1.0
-        bisect.insort(seen, d)
     return out
 
 
+def date_row(s) -> tuple[float, float, float, float]:
+    """sin and cos of the time of day, sin and cos of the (fractional) day of week."""
+    day_frac = (s.hour * 3600 + s.minute * 60 + s.second + s.microsecond * 1e-6) / SECONDS_PER_DAY
+    a = 2 * math.pi * day_frac
+    b = 2 * math.pi * (s.weekday() + day_frac) / 7
+    return math.sin(a), math.cos(a), math.sin(b), math.cos(b)
+
+
 def date_features(stamps, n: int) -> torch.Tensor:
-    """[n, 4]: sin and cos of the time of day, sin and cos of the (fractional) day of week."""
+    """[n, 4]: date_row of each timestamp (zeros without timestamps)."""
     if stamps is None:
         return torch.zeros(n, 4)
-    feats = []
-    for s in stamps:
-        day_frac = (s.hour * 3600 + s.minute * 60 + s.second + s.microsecond * 1e-6) / SECONDS_PER_DAY
-        a = 2 * math.pi * day_frac
-        b = 2 * math.pi * (s.weekday() + day_frac) / 7
-        feats.append((math.sin(a), math.cos(a), math.sin(b), math.cos(b)))
-    return torch.tensor(feats, dtype=torch.float32)
+    return torch.tensor([date_row(s) for s in stamps], dtype=torch.float32)
 
+
+class OrderNotes:
+    """Counts timestamps that go back in time and repeated ones, keeping the first few lines
+    of each: the rows are used in file order, as a stream arrives, but the user should know."""
+
+    SHOWN = 5
+
+    def __init__(self):
+        self.prev = None
+        self.back, self.same = [0, []], [0, []]  # [count, first lines]
+
+    def add(self, stamp, line: int) -> None:
+        prev, self.prev = self.prev, stamp
+        if prev is None:
+            return
+        for kind, hit in ((self.back, stamp < prev), (self.same, stamp == prev)):
+            if hit:
+                kind[0] += 1
+                if len(kind[1]) < self.SHOWN:
+                    kind[1].append(line)
+
+    def notes(self, path: str) -> list[str]:
+        out = []
+        for (count, lines), what in ((self.back, "a timestamp earlier than the row before"),
+                                     (self.same, "the same timestamp as the row before")):
+            if count:
+                shown = ", ".join(map(str, lines[:self.SHOWN])) + (", ..." if count > self.SHOWN else "")
+                out.append(f"{path}: {count} row{'s' if count > 1 else ''} with {what} (line "
+                           f"{shown}); rows are used in file order")
+        return out
 
 
 def timestamp_order_notes(stamps, lines, path: str) -> list[str]:
-    """One note each for timestamps that go back in time and for repeated ones: the rows are
-    used in file order, as a stream arrives, but the user should know."""
-    if not stamps:
-        return []
-    back = [lines[i] for i in range(1, len(stamps)) if stamps[i] < stamps[i - 1]]
-    same = [lines[i] for i in range(1, len(stamps)) if stamps[i] == stamps[i - 1]]
-    notes = []
-    for rows, what in ((back, "a timestamp earlier than the row before"), (same, "the same timestamp as the row before")):
-        if rows:
-            shown = ", ".join(map(str, rows[:5])) + (", ..." if len(rows) > 5 else "")
-            notes.append(f"{path}: {len(rows)} row{'s' if len(rows) > 1 else ''} with {what} (line "
-                         f"{shown}); rows are used in file order")
-    return notes
+    """OrderNotes over a list of timestamps and their file lines."""
+    notes = OrderNotes()
+    for stamp, line in zip(stamps or [], lines):
+        notes.add(stamp, line)
+    return notes.notes(path)
 
 
 NODE = CSVSource
