@@ -248,6 +248,7 @@ class SegmentTemporalMemory(Node):
         partial = (whole & ~prev_act).any(1)  # streams where some previous column did not burst
         if not bool((partial & burst.any(1)).any()):
             return fire
+        segs = segs[burst.any(0)[segs // (self.S * K)]]  # only the bursting columns' segments
         drive, _ = self.overlaps(whole, segs)
         by_column = self.predicted_cells(drive, segs, B) & burst.unsqueeze(-1) & partial.view(B, 1, 1)
         found = by_column.any(-1, keepdim=True)
