@@ -81,7 +81,8 @@ class Diagnosis(TrainerListener):
     penultimate winners also used by the pair's other sequence at its last showing (merged
     contexts), and where in the sequence a column first burst; and for every column that burst
     inside a sequence, whether it had a matching segment below threshold (learned, then
-    weakened), only a partial one, or none."""
+    weakened), only a partial one, or none; and how many unpredicted columns inside a sequence
+    fired only some of their cells (the TM's column_fallback) instead of bursting."""
     wants_values = True
 
     def __init__(self, trainer: Trainer, start: int, end: int):
@@ -91,6 +92,7 @@ class Diagnosis(TrainerListener):
         self.next_cols = None  # per column: 2 matching segment, 1 partial, 0 none (for the next step)
         self.answers = {"wrong": [], "right": []}
         self.burst_kinds = Counter()
+        self.fallbacks = 0
 
     def position(self) -> int | None:
         """Index in its sequence of the latest symbol, if the history ends inside a sequence."""
@@ -113,12 +115,16 @@ class Diagnosis(TrainerListener):
             cells = values[("tm", "cells")][0].view(tm.C, tm.K) != 0
             for c in (cols & cells.all(-1)).nonzero().squeeze(1).tolist():
                 self.burst_kinds[("no segment", "partial segment", "matching segment below threshold")[self.next_cols[c]]] += 1
+            # Unpredicted columns that fired only some cells: the column fallback's.
+            self.fallbacks += int((cols & ~self.next_pred & ~cells.all(-1)).sum())
         with torch.no_grad():  # what the next step's forward will see
             segs = tm.used_segments()
-            _, potential = tm.overlaps(values[("tm", "cells")] != 0, segs)
+            drive, potential = tm.overlaps(values[("tm", "cells")] != 0, segs)
             kind = torch.where(potential[0] >= p["match_threshold"], 2, (potential[0] > 0).long())
             self.next_cols = torch.zeros(tm.C, dtype=torch.long).scatter_reduce(
                 0, segs // (tm.S * tm.K), kind, "amax").tolist()
+            self.next_pred = torch.zeros(tm.C, dtype=torch.bool)
+            self.next_pred[segs[drive[0] > p["threshold"]] // (tm.S * tm.K)] = True
         if float(values[("seq", "last")][0]) != 1 or pos is None:
             return
         i = next(k for k, q in enumerate(self.seqs) if len(q) == pos + 2 and tuple(self.history[-(pos + 1):]) == tuple(q[:-1]))
@@ -139,6 +145,7 @@ class Diagnosis(TrainerListener):
                          "winners_shared_with_pair": round(sum(r[1] for r in rows) / n, 2),
                          "first_burst_at_position": dict(Counter(str(r[2]) for r in rows))}
         out["bursts_inside_sequences"] = dict(self.burst_kinds)
+        out["column_fallbacks_inside_sequences"] = self.fallbacks
         return out
 
 

@@ -92,12 +92,12 @@ def test_graph_settings_learn_a_pooled_set_far_above_the_first_order_baseline(pa
     seq_params = next(n["params"] for n in d["nodes"] if n["type"] == "source.sequence")
     baseline = first_order_baseline(seq_params, steps, swap=0)["before_swap"]
     assert baseline <= 0.6, baseline  # the set really is high-order
-    assert m["accuracy"] >= 0.7 and m["accuracy"] >= baseline + 0.4, (m, baseline)
+    assert m["accuracy"] >= 0.85 and m["accuracy"] >= baseline + 0.4, (m, baseline)
 
 
 def test_the_diagnosis_sees_unlearned_bursts_early_and_classifies_every_scored_answer():
     """Bursts inside sequences are far more frequent before the transitions are learned than
-    after; every scored step is counted once, as right or wrong."""
+    after; every scored step is counted once, as right or wrong; column fallbacks are counted."""
     d = family_graph(4, 6, 11, swap=0, steps=1500)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -115,3 +115,6 @@ def test_the_diagnosis_sees_unlearned_bursts_early_and_classifies_every_scored_a
     for part in ("wrong", "right"):
         assert 0.0 <= l[part]["winners_shared_with_pair"] <= 1.0
         assert sum(l[part]["first_burst_at_position"].values()) == l[part]["n"]
+    # The graph's TM has column_fallback on: unpredicted columns inside sequences that fired
+    # only some of their cells are counted apart from bursts.
+    assert l["column_fallbacks_inside_sequences"] > 0, l

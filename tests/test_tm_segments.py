@@ -109,10 +109,12 @@ def test_a_transition_is_learned_within_a_few_presentations():
     assert float(pred[W:2 * W].min()) > 0.5 and float(pred[2 * W:].max()) < 0.5
 
 
-def test_a_burst_does_not_merge_two_contexts_of_a_shared_middle():
+@pytest.mark.parametrize("fallback", [False, True])
+def test_a_burst_does_not_merge_two_contexts_of_a_shared_middle(fallback):
     """A-B-C-D and X-B-C-D: after training, C and D get other cells in each context, even though
-    in learning the shared part was often reached through a burst (the union of both contexts)."""
-    tm = make_tm()
+    in learning the shared part was often reached through a burst (the union of both contexts).
+    With the column fallback, B after A and B after X still learn cells of their own."""
+    tm = make_tm(column_fallback=fallback)
     run = Runner(tm)
     A, X, B, Cs, D, NOISE = 0, 5, 1, 2, 3, 7
     for i in range(30):
@@ -288,3 +290,43 @@ def test_the_false_prediction_weight_decides_whether_a_successor_seen_a_third_of
     assert two > 0.5 and three > 0.5 and noise < 0.5, (two, three, noise)
     two, three, noise = successors_of_a_shared_context(0.75)
     assert two > 0.5 and three < 0.5 and noise < 0.5, (two, three, noise)
+
+
+
+def column_cells(out, symbol: int) -> set[int]:
+    """The active cells of a symbol's columns (indices into all cells)."""
+    return set(out["cells"][0].view(C * K)[symbol * W * K:(symbol + 1) * W * K].nonzero().squeeze(1).tolist())
+
+
+@pytest.mark.parametrize("fallback", [False, True])
+def test_column_fallback_passes_on_the_context_of_a_first_element_predicted_in_a_rare_cell(fallback):
+    """0-1-2 and 3-1-4 are learned from bursts of 0 and 3 (no context before them); 5-0 is learned
+    too, so after a burst of 5, 0 fires in a cell of its own, from which 1 was never learned.
+    Without the fallback 1 bursts and predicts both its successors, 2 and 4; with it, 1 fires
+    the cells it fires after 0 and predicts 2 only."""
+    tm = make_tm(column_fallback=fallback)
+    run = Runner(tm)
+    for _ in range(8):
+        run.sequence([0, 1, 2])
+        run.sequence([3, 1, 4])
+        run.sequence([5, 0])
+    tm.eval()
+    tm.used_outputs = {p.name for p in tm.outputs}
+    with torch.no_grad():
+        learned = run.sequence([0, 1, 2])
+        rare = run.sequence([5, 0, 1, 2])
+    assert float(rare[1]["anomaly"]) == 0.0  # 0 was predicted, in 5's cell for it...
+    assert len(column_cells(rare[1], 0)) == W
+    assert float(rare[2]["anomaly"]) == 1.0  # ...and nothing predicts 1 from there: not predicted
+    after_1 = rare[2]["predicted"][0]
+    if fallback:
+        # 1 fires its cells of the 0 context (and its winner), not its whole columns...
+        assert column_cells(learned[1], 1) <= column_cells(rare[2], 1)
+        assert len(column_cells(rare[2], 1)) < W * K
+        # ...so it predicts 2 only, which then fires in its cells of the learned sequence.
+        assert float(after_1[2 * W:3 * W].min()) > 0.5 and float(after_1[4 * W:5 * W].max()) < 0.5
+        assert float(rare[3]["anomaly"]) == 0.0
+        assert column_cells(rare[3], 2) == column_cells(learned[2], 2)
+    else:
+        assert len(column_cells(rare[2], 1)) == W * K  # a burst: every context of 1
+        assert float(after_1[2 * W:3 * W].min()) > 0.5 and float(after_1[4 * W:5 * W].min()) > 0.5

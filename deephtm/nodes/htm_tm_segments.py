@@ -88,6 +88,16 @@ class SegmentTemporalMemory(Node):
               "keeps predicting only while this is below about q / (1 - q): 0.5 drops a noise element's "
               "random successors (q of 1/8 to 1/4 among 4-8 sequences) yet keeps the successors of a "
               "symbol that starts or recurs in two or three sequences", min=0.0, max=100.0),
+        Param("column_fallback", "bool", False, "a column that no segment predicts from the previous "
+              "active cells fires, instead of all its cells, those whose segments would be active if every "
+              "previously active column had burst (context read at the level of columns), plus its winner; "
+              "it bursts only when none would be. A symbol predicted in a cell of a rare context (a noise "
+              "element's burst predicting a first element) then still passes on the context its column "
+              "carries, where a burst would pass on every context. Winners, learning and anomaly stay those "
+              "of a burst, so a new context is still learned on its own cells. With it, the continuations of a "
+              "first element shared by several sequences (a third to a half of the time each) can be kept "
+              "by false prediction weights of 0.25 (specific) and 0.4 (burst), and a noise element's "
+              "successors seen a quarter of the time still drop"),
         Param("downstream_grad", "bool", False,
               "let downstream losses (e.g. a decoder's) reach the segment weights through the winners"),
     )
@@ -228,6 +238,22 @@ class SegmentTemporalMemory(Node):
         self.syn_pre[rows, cols] = prev_win[cand[:, :G]][ok].to(self.syn_pre.dtype)
         self.syn_w.data[rows, cols] = self.p["initial_weight"]
 
+    @torch.no_grad()
+    def column_fallback(self, fire, prev_act, segs, burst, winners):
+        """Cells that fire [B, C, K]: in bursting columns, the cells predicted when each previously
+        active column counts as bursting, plus the winner; all cells where there are none."""
+        B, C, K = burst.shape[0], self.C, self.K
+        prev_cols = prev_act.view(B, C, K).any(-1, keepdim=True)
+        whole = prev_cols.expand(B, C, K).reshape(B, C * K)
+        partial = (whole & ~prev_act).any(1)  # streams where some previous column did not burst
+        if not bool((partial & burst.any(1)).any()):
+            return fire
+        segs = segs[burst.any(0)[segs // (self.S * K)]]  # only the bursting columns' segments
+        drive, _ = self.overlaps(whole, segs)
+        by_column = self.predicted_cells(drive, segs, B) & burst.unsqueeze(-1) & partial.view(B, 1, 1)
+        found = by_column.any(-1, keepdim=True)
+        return torch.where(found, (by_column | winners).to(fire.dtype), fire)
+
     # ---- the step ---------------------------------------------------------------------------
 
     def forward(self, ctx, columns, context=None, winner_context=None):
@@ -254,6 +280,8 @@ class SegmentTemporalMemory(Node):
         out = {}
         # Exact HTM: predicted cells of an active column fire; with none predicted, all fire.
         fire = cell_pred.to(columns.dtype) + (~col_pred).to(columns.dtype).unsqueeze(-1)
+        if p["column_fallback"]:
+            fire = self.column_fallback(fire, prev_act, segs, col_active & ~col_pred, winners)
         out["cells"] = (columns.unsqueeze(-1) * fire).reshape(B, n)
         n_active = col_active.sum(1).clamp_min(1)
         out["anomaly"] = 1 - (col_pred & col_active).sum(1) / n_active
