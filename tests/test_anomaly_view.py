@@ -77,3 +77,24 @@ def test_view_reports_a_bad_file(qtbot, tmp_path):
         view.open_csv(str(path), run=True)
     assert "no column 'value'" in failed.args[0]
     assert view.status.text().startswith("error:")
+
+
+def test_each_run_deletes_its_worker_on_its_thread_and_leaves_no_thread_behind(qtbot, tmp_path):
+    from PyQt6 import sip
+    from PyQt6.QtCore import QThread
+
+    csv_path = tmp_path / "stream.csv"
+    csv_path.write_text("timestamp,value\n" + "".join(f"{t},{i % 7}\n" for i, t in enumerate(stamps(40))))
+    view = AnomalyView()
+    qtbot.addWidget(view)
+    view.csv_path = str(csv_path)
+    for _ in range(2):  # a second run must start cleanly after the first
+        with qtbot.waitSignal(view.detection_finished, timeout=120_000):
+            view.start_detection()
+            worker, thread = view._worker, view._thread
+            assert worker.thread() is thread and thread is not QThread.currentThread()
+        # the run is over: the worker went with its thread (Qt deleted it there, not Python here)
+        assert sip.isdeleted(worker)
+        assert view._worker is None and view._thread is None and view.run_button.isEnabled()
+        qtbot.waitUntil(lambda: sip.isdeleted(thread), timeout=5000)
+    assert view.findChildren(QThread) == [] and view.rows == 40
