@@ -208,8 +208,8 @@ class AnomalyView(QWidget):
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
         # Qt's order of teardown: the worker is deleted on its own thread as that thread ends,
-        # then the thread object here. Python never deletes them (dropping the last reference
-        # to a QObject that lives on another thread, inside its own signal, is what crashes).
+        # then the thread object here. Left to Python, the worker would outlive its thread
+        # (PyQt can only post its deletion to a thread that has ended) and every run leak one.
         thread.finished.connect(worker.deleteLater)
         thread.finished.connect(thread.deleteLater)
         self._thread, self._worker = thread, worker
