@@ -96,5 +96,5 @@ def test_each_run_deletes_its_worker_and_its_thread_when_it_ends(qtbot, tmp_path
         # the run is over: Qt deleted the worker as its thread ended (Python still holds a wrapper)
         assert sip.isdeleted(worker)
         assert view._worker is None and view._thread is None and view.run_button.isEnabled()
-        qtbot.waitUntil(lambda: sip.isdeleted(thread), timeout=5000)
+        qtbot.waitUntil(lambda t=thread: sip.isdeleted(t), timeout=5000)
     assert view.findChildren(QThread) == [] and view.rows == 40
