@@ -7,6 +7,9 @@ import pytest
 
 pytest.importorskip("pyqtgraph")
 
+from PyQt6 import sip  # noqa: E402
+from PyQt6.QtCore import QThread  # noqa: E402
+
 from app.anomaly import AnomalyView  # noqa: E402
 
 START = datetime(2024, 1, 1)
@@ -77,3 +80,21 @@ def test_view_reports_a_bad_file(qtbot, tmp_path):
         view.open_csv(str(path), run=True)
     assert "no column 'value'" in failed.args[0]
     assert view.status.text().startswith("error:")
+
+
+def test_each_run_deletes_its_worker_and_its_thread_when_it_ends(qtbot, tmp_path):
+    csv_path = tmp_path / "stream.csv"
+    csv_path.write_text("timestamp,value\n" + "".join(f"{t},{i % 7}\n" for i, t in enumerate(stamps(40))))
+    view = AnomalyView()
+    qtbot.addWidget(view)
+    view.csv_path = str(csv_path)
+    for _ in range(2):  # a second run must start cleanly after the first
+        with qtbot.waitSignal(view.detection_finished, timeout=120_000):
+            view.start_detection()
+            worker, thread = view._worker, view._thread
+            assert worker.thread() is thread and thread is not QThread.currentThread()
+        # the run is over: Qt deleted the worker as its thread ended (Python still holds a wrapper)
+        assert sip.isdeleted(worker)
+        assert view._worker is None and view._thread is None and view.run_button.isEnabled()
+        qtbot.waitUntil(lambda t=thread: sip.isdeleted(t), timeout=5000)
+    assert view.findChildren(QThread) == [] and view.rows == 40

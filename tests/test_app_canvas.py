@@ -1,7 +1,7 @@
 """The editor driven like a user: drops from the palette, wires dragged with the mouse,
 refused connections, the inspector, the problems list and the quick-add box."""
 from PyQt6.QtCore import QPoint, QPointF, Qt
-from PyQt6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
+from PyQt6.QtGui import QDrag, QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PyQt6.QtTest import QTest
 from PyQt6.QtWidgets import QApplication, QSpinBox
 
@@ -32,7 +32,11 @@ def test_drag_from_palette_creates_node(qtbot, tmp_path):
     w.palette.filter.setText("inhibition")
     assert w.palette.visible_types() == ["htm.sp"]
     item = w.palette.tree.findItems("htm.sp", Qt.MatchFlag.MatchRecursive)[0]
-    mime = w.palette.tree.mimeData([item])  # exactly what a drag out of the palette carries
+    # exactly what a drag out of the palette carries; like a real drag, the QDrag owns it, so it
+    # lives on the C++ side as long as the window (events hold only a pointer to it)
+    drag = QDrag(w.palette.tree)
+    drag.setMimeData(w.palette.tree.mimeData([item]))
+    mime = drag.mimeData()
     vp = w.view.viewport()
     at = QPointF(300, 200)
     enter = QDragEnterEvent(at.toPoint(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,

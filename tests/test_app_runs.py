@@ -54,3 +54,23 @@ def test_train_twice_keeps_the_first_run_and_lists_both(qtbot, panel, tmp_path):
     qtbot.keyClick(panel.runs_box, Qt.Key.Key_Up)
     xs, _ = panel.plots.overlay_loss_curve.getData()
     assert xs is None or len(xs) == 0
+
+
+def test_a_training_thread_let_go_while_it_trains_is_deleted_once_it_ends(qtbot, tmp_path):
+    # the panel lets an old worker go after asking it to stop (another file opened, a new run);
+    # a thread still inside a long step must not be deleted under its own feet
+    from PyQt6 import sip
+    from PyQt6.QtCore import QObject
+
+    from app.run.worker import RunOptions, TrainingThread
+
+    owner = QObject()
+    t = TrainingThread(small_graph(tmp_path), RunOptions(out=str(tmp_path / "run"), steps=100_000), owner)
+    t.start()
+    qtbot.waitUntil(lambda: t.step > 0, timeout=WAIT_MS)
+    t.deleteLater()
+    qtbot.wait(200)  # deferred deletions run here
+    assert not sip.isdeleted(t) and t.isRunning()
+    t.request_stop()
+    qtbot.waitUntil(lambda: sip.isdeleted(t), timeout=WAIT_MS)
+    assert owner.children() == []

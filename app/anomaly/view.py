@@ -200,23 +200,31 @@ class AnomalyView(QWidget):
             return
         self.clear()
         self.summary = None
-        self._thread = QThread(self)
-        self._worker = DetectWorker(self.graph, self.csv_path, **options)
-        self._worker.moveToThread(self._thread)
-        self._thread.started.connect(self._worker.run)
-        self._worker.chunk.connect(self.append_rows)
-        self._worker.finished.connect(self._on_finished)
-        self._worker.failed.connect(self._on_failed)
+        thread = QThread(self)
+        worker = DetectWorker(self.graph, self.csv_path, **options)
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        worker.chunk.connect(self.append_rows)
+        worker.finished.connect(self._on_finished)
+        worker.failed.connect(self._on_failed)
+        # Qt's order of teardown: the worker is deleted on its own thread as that thread ends,
+        # then the thread object here. Left to Python, the worker would outlive its thread
+        # (PyQt can only post its deletion to a thread that has ended) and every run leak one.
+        thread.finished.connect(worker.deleteLater)
+        thread.finished.connect(thread.deleteLater)
+        self._thread, self._worker = thread, worker
         self.run_button.setEnabled(False)
         self.stop_button.setEnabled(True)
         self.status.setText(f"{Path(self.csv_path).name}: detecting…")
-        self._thread.start()
+        thread.start()
 
     def stop_detection(self) -> None:
         if self._worker is not None:
             self._worker.request_stop()
 
     def _end_thread(self) -> None:
+        """Let the worker's thread end and wait for it: the worker is deleted there before wait()
+        returns; the thread object goes by its deleteLater. Only then are our references dropped."""
         if self._thread is not None:
             self._thread.quit()
             self._thread.wait()

@@ -89,6 +89,15 @@ class TrainingThread(QThread):
             self.request_stop()
             self.wait(timeout_ms)
 
+    def deleteLater(self) -> None:
+        # A QThread deleted while its run() goes on aborts the app. The panel lets an old
+        # worker go after asking it to stop; one that is still training goes when it ends.
+        if self.isRunning():
+            self.finished.connect(super().deleteLater)
+            if self.isRunning():
+                return
+        super().deleteLater()
+
     def run(self) -> None:
         self.job.run()  # never raises: an exception escaping QThread.run would abort the app
 
