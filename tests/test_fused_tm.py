@@ -148,8 +148,9 @@ def run_both(wiring: str, steps: int, **params):
 @pytest.mark.parametrize("match_threshold", [0.0, 0.2])
 @pytest.mark.parametrize("small", [None, 0])
 def test_fused_step_matches_autograd(wiring, match_threshold, small, monkeypatch):
-    if small is not None:  # the layouts of big batches (transposed softmax, matrix-vector sums)
+    if small is not None:  # the layouts of big batches (transposed softmax, matrix-vector sums, dense distal gradient)
         monkeypatch.setattr(tm_fused, "SMALL", small)
+        monkeypatch.setattr(tm_fused, "DENSE_GRAD", small)
     fused, plain = run_both(wiring, 16, match_threshold=match_threshold)
     assert torch.allclose(fused.distal, plain.distal, atol=1e-5)
     assert torch.allclose(fused.apical, plain.apical, atol=1e-5)
@@ -225,8 +226,9 @@ def train(fused: bool, steps: int, batch: int = 1) -> dict:
 
 @pytest.mark.parametrize("batch, small", [(1, None), (4, None), (4, 0)])
 def test_trained_weights_match_autograd(batch, small, monkeypatch):
-    if small is not None:  # every step counts as a big one: the layouts of big batches (transposed softmax, matrix-vector sums)
+    if small is not None:  # every step counts as a big one: the layouts of big batches (transposed softmax, matrix-vector sums, dense distal gradient)
         monkeypatch.setattr(tm_fused, "SMALL", small)
+        monkeypatch.setattr(tm_fused, "DENSE_GRAD", small)
     fused, plain = train(True, 60, batch), train(False, 60, batch)
     assert fused.keys() == plain.keys()
     moved = 0
