@@ -86,10 +86,19 @@ def sparse_rows_forward(x, weight, bias, b_idx, i_idx):
 
 def sparse_rows_grad_w(grad_y, weight, b_idx, i_idx, vals):
     """The row-sparse weight gradient: only the rows of the non-zero inputs."""
-    rows = vals.unsqueeze(1) * grad_y.index_select(0, b_idx).to(weight.dtype)
-    # nonzero() of one row gives sorted, distinct indices: already coalesced
-    return torch.sparse_coo_tensor(i_idx.unsqueeze(0), rows, weight.shape, check_invariants=False,
-                                   is_coalesced=True if grad_y.shape[0] == 1 else None)
+    if grad_y.shape[0] == 1:
+        rows = vals.unsqueeze(1) * grad_y.index_select(0, b_idx).to(weight.dtype)
+        # nonzero() of one row gives sorted, distinct indices: already coalesced
+        return torch.sparse_coo_tensor(i_idx.unsqueeze(0), rows, weight.shape, check_invariants=False,
+                                       is_coalesced=True)
+    # In a batch the streams share rows: one row per distinct input, summed by the embedding
+    # bag's own backward, rather than a product per non-zero entry merged by a later sort.
+    distinct, slot = torch.unique(i_idx, sorted=True, return_inverse=True)
+    none = i_idx.new_empty(0)
+    rows = torch.ops.aten._embedding_bag_dense_backward(
+        grad_y.to(weight.dtype).contiguous(), slot, b_idx, none, none, distinct.numel(), False, 0, vals)
+    return torch.sparse_coo_tensor(distinct.unsqueeze(0), rows, weight.shape, check_invariants=False,
+                                   is_coalesced=True)
 
 
 def sparse_rows_grad_x(grad_y, weight, x_shape, x_dtype, support):
