@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .rows import distinct_rows_grad
+
 
 def use_fused(x: torch.Tensor) -> bool:
     """Whether the fused functions apply to a step on x's device: not under autocast."""
@@ -91,14 +93,8 @@ def sparse_rows_grad_w(grad_y, weight, b_idx, i_idx, vals):
         # nonzero() of one row gives sorted, distinct indices: already coalesced
         return torch.sparse_coo_tensor(i_idx.unsqueeze(0), rows, weight.shape, check_invariants=False,
                                        is_coalesced=True)
-    # In a batch the streams share rows: one row per distinct input, summed by the embedding
-    # bag's own backward, rather than a product per non-zero entry merged by a later sort.
-    distinct, slot = torch.unique(i_idx, sorted=True, return_inverse=True)
-    none = i_idx.new_empty(0)
-    rows = torch.ops.aten._embedding_bag_dense_backward(
-        grad_y.to(weight.dtype).contiguous(), slot, b_idx, none, none, distinct.numel(), False, 0, vals)
-    return torch.sparse_coo_tensor(distinct.unsqueeze(0), rows, weight.shape, check_invariants=False,
-                                   is_coalesced=True)
+    # In a batch the streams share rows: one row per distinct input (kernels/rows.py)
+    return distinct_rows_grad(grad_y.to(weight.dtype), i_idx, b_idx, vals, weight.shape)
 
 
 def sparse_rows_grad_x(grad_y, weight, x_shape, x_dtype, support):

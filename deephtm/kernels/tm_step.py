@@ -12,14 +12,13 @@ rows gathered, never by the data: the rows come as a [B, A] index tensor with 0/
 import torch
 import torch.nn.functional as F
 
+from .rows import distinct_rows_grad
 
-_OFFSETS: dict[tuple, torch.Tensor] = {}  # (B, A, device) -> the bags' first rows; and index constants
+
+_OFFSETS: dict[tuple, torch.Tensor] = {}  # (B, A, device) -> the bags' first rows; ("bags", B, A, device) -> each row's bag
 # Up to this many cells over the batch, a step's operators cost their call more than their
 # work: one call each then; above it, the layouts that run faster.
 SMALL = 32768
-# The distal gradient turns dense once the rows gathered over the batch number more than
-# this many times the weight's rows (see distal_grad).
-DENSE_GRAD = 2
 
 
 def gather_rows(weights: torch.Tensor, rows: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -62,24 +61,16 @@ def row_sparse_grad(rows: torch.Tensor, scale: torch.Tensor, grad_d: torch.Tenso
 
 
 def distal_grad(rows: torch.Tensor, scale: torch.Tensor, grad_d: torch.Tensor, shape) -> torch.Tensor:
-    """The gradient of gather_rows with respect to its weights: row-sparse while the rows
-    gathered over the batch are few, dense once they outnumber the weight's rows DENSE_GRAD
-    times. A
-    row-sparse gradient then costs a copy of a full row per gathered row (5,120 of 1,280 at
-    batch 256) and a sort to merge them; the embedding bag's dense backward adds the rows in
-    place. The weight is the TM's, stepped by plain SGD, which moves a row by nothing where
-    the dense gradient is zero: the same step either way."""
+    """The gradient of gather_rows with respect to its weights, row-sparse. In a batch the
+    streams gather many of the same rows: each distinct row once (kernels/rows.py)."""
     B, A = rows.shape
-    if B * A <= DENSE_GRAD * shape[0]:
+    if B == 1:
         return row_sparse_grad(rows, scale, grad_d, shape)
     key = ("bags", B, A, rows.device)
     bags = _OFFSETS.get(key)
-    if bags is None:  # the bag of each gathered row, and empty stand-ins for the unused max-mode inputs
+    if bags is None:  # the stream of each gathered row
         bags = _OFFSETS[key] = torch.arange(B, device=rows.device).repeat_interleave(A)
-        _OFFSETS[("none", rows.device)] = torch.empty(0, dtype=torch.long, device=rows.device)
-    none = _OFFSETS[("none", rows.device)]
-    return torch.ops.aten._embedding_bag_dense_backward(grad_d.contiguous(), rows.reshape(-1), bags, none, none,
-                                                         shape[0], False, 0, scale.reshape(-1))
+    return distinct_rows_grad(grad_d, rows.reshape(-1), bags, scale.reshape(-1), shape)
 
 
 def column_hits(z: torch.Tensor, col_pred: torch.Tensor, col_active, mode: str) -> torch.Tensor:
