@@ -113,10 +113,12 @@ backward, the others' gets no gradient). Outputs: winners [B, n], cells [B, n]
         at_winner = winner.unsqueeze(-1)
         col = columns.unsqueeze(-1)
         winners = torch.zeros_like(dl3).scatter_(-1, at_winner, col).view(B, C * K)
-        pred = d3 > thr
-        col_pred = pred.any(-1)
         cells = fire = None
-        if want_cells:
+        if not want_cells:  # a column is predicted when its most depolarized cell is: one short reduction, not two
+            col_pred = (best if d_learn is d else d3.amax(-1)) > thr
+        else:
+            pred = d3 > thr
+            col_pred = pred.any(-1)
             fire = pred.to(d.dtype).add_((~col_pred).to(d.dtype).unsqueeze(-1))
             cells = (col * fire).view(B, C * K)
         count = col_active.sum(1)
