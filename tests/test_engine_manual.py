@@ -6,6 +6,7 @@ import torch
 
 from deephtm.graph.graphfile import Graph, load_graph
 from deephtm.kernels import tape as tape_mod
+from deephtm.kernels import tm_step
 from deephtm.train.trainer import Trainer
 
 from helpers import ROOT
@@ -41,12 +42,25 @@ def assert_same_weights(a: dict, b: dict, start: dict) -> None:
     assert distal and all(not torch.equal(a[k], start[k]) for k in distal)
 
 
-@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("batch", [1, 3, 8])
 def test_sine_trains_to_autograds_weights_without_autograd(batch):
     g = load_graph(ROOT / "graphs" / "sine.json")
     start = {k: v.clone() for k, v in trainer(g, 60, True, batch).model.state_dict().items()}
     manual, _ = weights_after(g, 60, True, batch)
     plain, _ = weights_after(g, 60, False, batch)
+    assert_same_weights(manual, plain, start)
+
+
+def test_a_big_batch_trains_to_autograds_weights_without_autograd(monkeypatch):
+    # At batch 256 the TM's distal gradient holds each distinct gathered row once
+    g = load_graph(ROOT / "graphs" / "sine.json")
+    start = {k: v.clone() for k, v in trainer(g, 12, True, 256).model.state_dict().items()}
+    layouts = []
+    distal_grad = tm_step.distal_grad
+    monkeypatch.setattr(tm_step, "distal_grad", lambda *a: layouts.append((r := distal_grad(*a)).is_coalesced()) or r)
+    manual, _ = weights_after(g, 12, True, 256)
+    assert len(layouts) == 12 and all(layouts)
+    plain, _ = weights_after(g, 12, False, 256)
     assert_same_weights(manual, plain, start)
 
 

@@ -89,6 +89,22 @@ def test_sparse_input_mlp_gradcheck(batch, sparse, support, hidden_layers):
     assert torch.equal(flat[outside], torch.zeros_like(flat[outside]))
 
 
+def test_a_batchs_sparse_weight_gradient_holds_each_shared_input_row_once():
+    # Streams that share active inputs add into one row each: the LazyAdam step reads the
+    # rows as they are, without merging repeats.
+    x = torch.zeros(4, 10, dtype=F64)
+    x[:, 3] = 1.0
+    x[[0, 2], 7] = 0.5
+    x[1, 1] = -2.0
+    b_idx, i_idx = x.nonzero(as_tuple=True)
+    g = rand(4, 6, seed=4)
+    w = rand(10, 6, seed=5)
+    got = fm.sparse_rows_grad_w(g, w, b_idx, i_idx, x[b_idx, i_idx])
+    assert got.is_coalesced()
+    assert got.indices().tolist() == [[1, 3, 7]]
+    assert torch.allclose(got.to_dense(), x.t() @ g)
+
+
 class Densify(torch.autograd.Function):
     """Identity whose backward turns a row-sparse gradient dense (gradcheck compares dense)."""
 

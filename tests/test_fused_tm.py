@@ -105,6 +105,44 @@ def test_column_gradients_are_numerically_right():
     assert torch.autograd.gradcheck(outputs, (values.requires_grad_(True),))
 
 
+def test_a_batchs_distal_gradient_holds_each_gathered_row_once():
+    # 6 streams gather 4 rows each of 10, many the same, padding rows weighing 0
+    gen = torch.Generator().manual_seed(3)
+    rows = torch.randint(0, 10, (6, 4), generator=gen)
+    scale = (torch.rand(6, 4, generator=gen) < 0.8).float()
+    grad_d = torch.randn(6, 10, generator=gen)
+    got = tm_fused.distal_grad(rows, scale, grad_d, (10, 10))
+    want = tm_fused.row_sparse_grad(rows, scale, grad_d, (10, 10)).coalesce()
+    assert got.is_coalesced() and got.indices().tolist() == [sorted(set(rows.flatten().tolist()))]
+    assert torch.equal(got.indices(), want.indices())
+    assert torch.allclose(got.values(), want.values(), atol=1e-6)
+
+
+def test_softmax_on_the_active_columns_only_gives_every_gradient_of_the_full_one():
+    # Given the active columns (padded with an inactive one), the step keeps their cells'
+    # softmax only; the inactive columns' cells get no gradient through it either way.
+    tm = make_tm(torch.float64)
+    cols = column_sets(2, torch.float64) * torch.tensor([[0.7], [1.3]], dtype=torch.float64)
+    act = tm.first_units(cols != 0, 4)  # stream 0 has 2 active columns, stream 1 has 3
+    ctx_cells = torch.zeros(2, C * K, dtype=torch.float64)
+    ctx_cells[:, [2, 4, 12]] = 1.0
+    rows, scale = rows_of(ctx_cells)
+    readout = torch.randn(2, C * K, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    grads = []
+    for active in (None, act):
+        columns = cols.clone().requires_grad_(True)
+        distal = tm.distal.detach().clone().requires_grad_(True)
+        apical = torch.randn(2, APICAL, dtype=torch.float64, generator=torch.Generator().manual_seed(6),
+                             requires_grad=True)
+        winners, _, loss, *_ = FusedTMStep.apply(tm, columns, Densify.apply(distal), rows, scale, None, None,
+                                                 tm.apical, apical, False, True, active)
+        total = loss + (winners * readout).sum()
+        grads.append(torch.autograd.grad(total, (columns, distal, apical)))
+    for full, active_only in zip(*grads):
+        assert full.abs().sum() > 0
+        assert torch.allclose(full, active_only, atol=1e-12)
+
+
 def run_both(wiring: str, steps: int, **params):
     """The fused and the autograd step side by side on the same inputs, with SGD on the
     distal and apical weights; asserts each step's outputs and gradients agree."""

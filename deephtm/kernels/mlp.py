@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .rows import distinct_rows_grad
+
 
 def use_fused(x: torch.Tensor) -> bool:
     """Whether the fused functions apply to a step on x's device: not under autocast."""
@@ -86,10 +88,13 @@ def sparse_rows_forward(x, weight, bias, b_idx, i_idx):
 
 def sparse_rows_grad_w(grad_y, weight, b_idx, i_idx, vals):
     """The row-sparse weight gradient: only the rows of the non-zero inputs."""
-    rows = vals.unsqueeze(1) * grad_y.index_select(0, b_idx).to(weight.dtype)
-    # nonzero() of one row gives sorted, distinct indices: already coalesced
-    return torch.sparse_coo_tensor(i_idx.unsqueeze(0), rows, weight.shape, check_invariants=False,
-                                   is_coalesced=True if grad_y.shape[0] == 1 else None)
+    if grad_y.shape[0] == 1:
+        rows = vals.unsqueeze(1) * grad_y.index_select(0, b_idx).to(weight.dtype)
+        # nonzero() of one row gives sorted, distinct indices: already coalesced
+        return torch.sparse_coo_tensor(i_idx.unsqueeze(0), rows, weight.shape, check_invariants=False,
+                                       is_coalesced=True)
+    # In a batch the streams share rows: one row per distinct input (kernels/rows.py)
+    return distinct_rows_grad(grad_y.to(weight.dtype), i_idx, b_idx, vals, weight.shape)
 
 
 def sparse_rows_grad_x(grad_y, weight, x_shape, x_dtype, support):

@@ -12,8 +12,10 @@ rows gathered, never by the data: the rows come as a [B, A] index tensor with 0/
 import torch
 import torch.nn.functional as F
 
+from .rows import distinct_rows_grad
 
-_OFFSETS: dict[tuple, torch.Tensor] = {}  # (B, A, device) -> the bags' first rows
+
+_OFFSETS: dict[tuple, torch.Tensor] = {}  # (B, A, device) -> the bags' first rows; ("bags", B, A, device) -> each row's bag
 # Up to this many cells over the batch, a step's operators cost their call more than their
 # work: one call each then; above it, the layouts that run faster.
 SMALL = 32768
@@ -58,6 +60,19 @@ def row_sparse_grad(rows: torch.Tensor, scale: torch.Tensor, grad_d: torch.Tenso
     return torch.sparse_coo_tensor(rows.reshape(1, -1), values, shape, check_invariants=False)
 
 
+def distal_grad(rows: torch.Tensor, scale: torch.Tensor, grad_d: torch.Tensor, shape) -> torch.Tensor:
+    """The gradient of gather_rows with respect to its weights, row-sparse. In a batch the
+    streams gather many of the same rows: each distinct row once (kernels/rows.py)."""
+    B, A = rows.shape
+    if B == 1:
+        return row_sparse_grad(rows, scale, grad_d, shape)
+    key = ("bags", B, A, rows.device)
+    bags = _OFFSETS.get(key)
+    if bags is None:  # the stream of each gathered row
+        bags = _OFFSETS[key] = torch.arange(B, device=rows.device).repeat_interleave(A)
+    return distinct_rows_grad(grad_d, rows.reshape(-1), bags, scale.reshape(-1), shape)
+
+
 def column_hits(z: torch.Tensor, col_pred: torch.Tensor, col_active, mode: str) -> torch.Tensor:
     """How far each column counts as predicted, for the raw anomaly: 0/1 (binary) or the
     sigmoid of its most depolarized cell's margin z = (input - threshold) / temperature
@@ -70,13 +85,15 @@ class FusedTMStep(torch.autograd.Function):
     """One htm.tm step. Inputs: the node (for its params, usage and winner choice), the
     columns [B, C], the distal matrix [n, n], the rows of the context and of the winner
     context with their weights ([B, A] each; the winner context's are None when it is the
-    context), the apical matrix and input (or None). Outputs: winners [B, n], cells [B, n]
+    context), the apical matrix and input (or None), and optionally the active columns of each
+stream ([B, W] indices, padded with inactive ones: only their cells' softmax is kept for the
+backward, the others' gets no gradient). Outputs: winners [B, n], cells [B, n]
     (None unless wanted), the loss (None without any context), and, without gradient, the
     winner cell of each column [B, C], the raw anomaly [B] and the active column count [B]."""
 
     @staticmethod
     def forward(ctx, tm, columns, distal, rows, scale, learn_rows, learn_scale, apical_w, apical,
-                want_cells: bool, has_context: bool):
+                want_cells: bool, has_context: bool, active=None):
         p = tm.p
         B, C, K = columns.shape[0], tm.C, tm.K
         thr, temp = p["threshold"], p["temperature"]
@@ -96,10 +113,12 @@ class FusedTMStep(torch.autograd.Function):
         at_winner = winner.unsqueeze(-1)
         col = columns.unsqueeze(-1)
         winners = torch.zeros_like(dl3).scatter_(-1, at_winner, col).view(B, C * K)
-        pred = d3 > thr
-        col_pred = pred.any(-1)
         cells = fire = None
-        if want_cells:
+        if not want_cells:  # a column is predicted when its most depolarized cell is: one short reduction, not two
+            col_pred = (best if d_learn is d else d3.amax(-1)) > thr
+        else:
+            pred = d3 > thr
+            col_pred = pred.any(-1)
             fire = pred.to(d.dtype).add_((~col_pred).to(d.dtype).unsqueeze(-1))
             cells = (col * fire).view(B, C * K)
         count = col_active.sum(1)
@@ -114,10 +133,18 @@ class FusedTMStep(torch.autograd.Function):
             false = cell_sum(F.relu(1 + z_learn)).mul_(p["false_prediction_weight"])
             per_col = torch.where(col_active, F.relu(1 - z_win), false)
             loss = (per_col.sum(1) / n_active).mean()
-        soft = cell_softmax(z_learn) if p["downstream_grad"] else None
+        soft = at_active = None
+        if p["downstream_grad"]:
+            # The soft winners pass the gradient of active columns only (inactive ones output
+            # zero whatever their softmax): given those columns, only their cells' softmax.
+            if active is None:
+                soft = cell_softmax(z_learn)
+            else:
+                at_active = active.unsqueeze(-1).expand(-1, -1, K)
+                soft = cell_softmax(z_learn.gather(1, at_active))
         ctx.tm, ctx.has_context, ctx.want_cells = tm, has_context, want_cells
         ctx.has_apical = apical is not None
-        ctx.save_for_backward(columns, col_active, at_winner, z_win, z_learn, soft, fire, n_active,
+        ctx.save_for_backward(columns, col_active, at_winner, z_win, z_learn, soft, at_active, fire, n_active,
                               rows if learn_rows is None else learn_rows,
                               scale if learn_rows is None else learn_scale, apical_w, apical)
         ctx.mark_non_differentiable(winner, anomaly, count)
@@ -126,20 +153,23 @@ class FusedTMStep(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g_winners, g_cells, g_loss, *_):
-        (columns, col_active, at_winner, z_win, z_learn, soft, fire, n_active,
+        (columns, col_active, at_winner, z_win, z_learn, soft, at_active, fire, n_active,
          rows, scale, apical_w, apical) = ctx.saved_tensors
         p = ctx.tm.p
         B, C, K = z_learn.shape
         g_columns = None
-        g_z = None
+        g_z = g_soft = None
         if g_winners is not None:
             g_w = g_winners.view(B, C, K)
             # winners = columns * (one-hot + softmax - softmax.detach()): the column gets the
             # gradient at its winner, the winner's softmax over the column's cells the rest.
             g_columns = g_w.gather(-1, at_winner).squeeze(-1)
-            if soft is not None:
+            if soft is not None and at_active is None:
                 g_s = columns.unsqueeze(-1) * g_w
                 g_z = soft * (g_s - cell_sum(g_s * soft, keepdim=True))
+            elif soft is not None:  # the active columns' cells only, [B, W, K]
+                g_s = columns.gather(1, at_active[..., 0]).unsqueeze(-1) * g_w.gather(1, at_active)
+                g_soft = soft * (g_s - cell_sum(g_s * soft, keepdim=True))
         if g_cells is not None and fire is not None:
             g_fire = cell_sum(g_cells.view(B, C, K) * fire)
             g_columns = g_fire if g_columns is None else g_columns + g_fire
@@ -151,11 +181,14 @@ class FusedTMStep(torch.autograd.Function):
             hit = (z_win < 1) & col_active
             g_loss_z.scatter_add_(-1, at_winner, (hit * -per.unsqueeze(-1)).unsqueeze(-1))
             g_z = g_loss_z if g_z is None else g_z + g_loss_z
+        if g_soft is not None:  # padding columns add zero: their column value is zero
+            g_z = g_z.scatter_add_(1, at_active, g_soft) if g_z is not None else \
+                g_soft.new_zeros(B, C, K).scatter_(1, at_active, g_soft)
         g_distal = g_apical_w = g_apical = None
         if g_z is not None:
             g_d = (g_z / p["temperature"]).reshape(B, C * K)
             if ctx.needs_input_grad[2]:
-                g_distal = row_sparse_grad(rows, scale, g_d, (C * K, C * K))
+                g_distal = distal_grad(rows, scale, g_d, (C * K, C * K))
             if ctx.has_apical:
                 if ctx.needs_input_grad[7]:
                     g_apical_w = apical.transpose(0, 1) @ g_d
@@ -163,4 +196,4 @@ class FusedTMStep(torch.autograd.Function):
                     g_apical = g_d @ apical_w.transpose(0, 1)
         if g_columns is not None and not ctx.needs_input_grad[1]:
             g_columns = None
-        return None, g_columns, g_distal, None, None, None, None, g_apical_w, g_apical, None, None
+        return None, g_columns, g_distal, None, None, None, None, g_apical_w, g_apical, None, None, None

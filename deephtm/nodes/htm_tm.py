@@ -253,20 +253,22 @@ class TemporalMemory(Node):
         apical = apical.flatten(1) if apical is not None else None
         want_cells = bool(self.used_outputs & {"cells", "predicted"})
         has_context = context is not None or winner_context is not None or apical is not None
-        winners, cells, loss, winner, anomaly, count = apply(FusedTMStep, 
+        act = None
+        if B > 1 or want_cells:  # the active columns (padded with inactive ones): the step's
+            col_active = columns != 0  # softmax work stays on them, the next step gathers their rows
+            act = self.first_units(col_active, max(self.fixed_width(col_active, "columns"), 1))
+        winners, cells, loss, winner, anomaly, count = apply(FusedTMStep,
             self, columns, self.distal, rows, scale, learn_rows, learn_scale, self.apical, apical,
-            want_cells, has_context)
+            want_cells, has_context, act)
         out = {"winners": winners, "anomaly": anomaly,
                "loss": loss if loss is not None else columns.new_zeros(())}
         # The rows the next step gathers when these outputs come back as its context: one
         # winner per active column (padding columns weigh 0), all K cells of each for 'cells'.
-        width = self.fixed_width(count, "columns")
-        if B == 1 and cells is None:  # no padding: every row weighs 1 (unless none is active)
+        if act is None:  # one stream, no padding: every row weighs 1 (unless none is active)
+            width = self.fixed_width(count, "columns")
             rows = self.first_units(winners.detach() != 0, max(width, 1))
             self.remember_source("winners", winners, (rows, self.ones(width, rows.device)))
             return out
-        col_active = columns != 0
-        act = self.first_units(col_active, max(width, 1))
         act_on = col_active.gather(1, act).to(self.distal.dtype)
         self.remember_source("winners", winners, (act * K + winner.gather(1, act), act_on))
         if cells is not None:
