@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from deephtm.anomaly.nab_corpus import Series, load_corpus, sweep  # noqa: E402
-from deephtm.anomaly.nab_score import PROFILES, normalize, score_detections  # noqa: E402
+from deephtm.anomaly.nab_score import normalize, score_detections  # noqa: E402
 from deephtm.anomaly.timestamps import parse_timestamp  # noqa: E402
 from deephtm.graph.graphfile import load_graph  # noqa: E402
 from deephtm.graph.resolve import check_params  # noqa: E402

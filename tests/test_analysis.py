@@ -11,7 +11,7 @@ from app.analysis import analyze
 from deephtm.cli import main
 from deephtm.errors import GraphError
 from deephtm.graph import registry
-from deephtm.graph.graphfile import Graph, load_graph
+from deephtm.graph.graphfile import Graph
 from deephtm.graph.resolve import MAX_PROBLEMS, analyse, resolve
 
 from helpers import sine_dict, write

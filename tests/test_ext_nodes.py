@@ -317,7 +317,6 @@ def test_random_walk_velocity_noise_leaves_the_position_true():
 
 def test_objects_source_feature_noise_replaces_features_at_the_given_rate():
     src, _ = build("source.objects", {}, objects=6, grid=3, points=5, features=4, touches=5, feature_noise=0.4)
-    from deephtm.nodes.source_objects import object_table
     locs, feats = src.locs, src.feats
     changed, n = 0, 0
     for step in range(400):

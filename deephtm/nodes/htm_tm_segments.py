@@ -170,7 +170,7 @@ class SegmentTemporalMemory(Node):
     def choose_and_grow(self, b, segs, drive, potential, col_active, cell_pred, prev_win, learn_mask):
         """Winners of stream b [C, K] (bool); in training, marks the learning segments in
         learn_mask[b] and grows new segments and synapses."""
-        C, K, S, M, p = self.C, self.K, self.S, self.M, self.p
+        C, K, S, p = self.C, self.K, self.S, self.p
         seg_cell = segs // S
         seg_col = seg_cell // K
         col_pred = cell_pred.any(-1)
