@@ -32,8 +32,9 @@ class BoxItem(QGraphicsItem):
         self.ports: dict[tuple[str, str, str], PortItem] = {}
         self._labels: list[tuple[float, str, str]] = []  # (y, text, "in"/"out")
         self._dots: list[tuple[float, float, object]] = []  # (x, y, colour) of each port
-        # pans only blit; the picture is redrawn on zoom, selection or error changes
-        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        # No item cache (Qt's DeviceCoordinateCache): drawing a node from it crashed now and then
+        # in QGraphicsView::paintEvent after windows came and went, and on a 300-node graph it
+        # saved no frame time (benchmarks/editor_open.py).
         for direction, plist, x in (("in", inputs, 0.0), ("out", outputs, style.NODE_WIDTH)):
             for i, (node_id, port, kind, label, doc) in enumerate(plist):
                 item = PortItem(self, direction, node_id, port, kind, label, doc)
