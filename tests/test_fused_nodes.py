@@ -16,6 +16,8 @@ from deephtm.nodes.loss_term import LossTerm
 from deephtm.train.optim import SGD, LazyAdam, LazyAdamW
 from deephtm.train.trainer import Trainer
 
+from helpers import Densify
+
 F64 = torch.float64
 
 
@@ -103,18 +105,6 @@ def test_a_batchs_sparse_weight_gradient_holds_each_shared_input_row_once():
     assert got.is_coalesced()
     assert got.indices().tolist() == [[1, 3, 7]]
     assert torch.allclose(got.to_dense(), x.t() @ g)
-
-
-class Densify(torch.autograd.Function):
-    """Identity whose backward turns a row-sparse gradient dense (gradcheck compares dense)."""
-
-    @staticmethod
-    def forward(ctx, w):
-        return w.view_as(w)
-
-    @staticmethod
-    def backward(ctx, g):
-        return g.to_dense()
 
 
 def test_mse_gradcheck():

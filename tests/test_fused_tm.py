@@ -18,7 +18,7 @@ from deephtm.kernels import tm_step as tm_fused
 from deephtm.kernels.tm_step import FusedTMStep
 from deephtm.train.trainer import Trainer
 
-from helpers import ROOT
+from helpers import ROOT, Densify
 
 C, K, APICAL = 6, 3, 4
 
@@ -47,19 +47,6 @@ def rows_of(active: torch.Tensor):
     on = active != 0
     rows = on.to(active.dtype).topk(int(on.sum(1).max()), dim=1).indices
     return rows, on.gather(1, rows).to(active.dtype)
-
-
-class Densify(torch.autograd.Function):
-    """Identity whose backward turns the step's row-sparse weight gradient dense: gradcheck
-    compares dense gradients."""
-
-    @staticmethod
-    def forward(ctx, x):
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        return g.to_dense()
 
 
 def test_hinge_loss_gradient_is_numerically_right():
