@@ -132,13 +132,11 @@ class SpatialPooler(Node):
         settle = self.p["boost_settle"]
         return self.p["boost_strength"] / (1 + step / settle) if settle > 0 else self.p["boost_strength"]
 
-    def update_offsets(self, mask: torch.Tensor, step: int) -> None:
-        """Integrate each column's shortfall of wins, as a fraction of the target (a column that
-        never wins rises by the rate per step, a winner falls by rate*(1/target - 1)): at rest
-        when every column wins at the target rate, whatever the overlaps' scale."""
-        self._move_offsets(won_share(mask), step)
-
     def _move_offsets(self, won: torch.Tensor, step: int) -> None:
+        """Integrate each column's shortfall of wins (`won`: its share of the streams), as a
+        fraction of the target (a column that never wins rises by the rate per step, a winner
+        falls by rate*(1/target - 1)): at rest when every column wins at the target rate,
+        whatever the overlaps' scale."""
         self.offset.add_(self.target - won, alpha=self.threshold_rate(step) / self.target)
 
     def score(self, overlap: torch.Tensor) -> torch.Tensor:
@@ -204,20 +202,14 @@ class SpatialPooler(Node):
     def forward_autograd(self, ctx, x):
         p = self.p
         overlap = self.overlap(x)
-        score = overlap.detach()
-        use_boost = self.uses_factor()
-        if p["boost_mode"] == "threshold":
-            score = score + self.offset
-        elif use_boost:
-            boost = self.boost_factors()
-            score = (score.clamp_min(0) + 1) * boost.detach()
-        mask = self.winners_mask(score)
+        mask = self.winners_mask(self.score(overlap))
         if p["output"] == "binary":
             out = mask + (overlap - overlap.detach()) * mask  # forward 0/1, gradient via winners
         else:
             # A winner whose overlap is exactly 0 would vanish from the SDR: give it a tiny value.
             out = torch.where(overlap == 0, overlap + 1e-6, overlap) * mask
-        if use_boost and p["boost_trainable"]:
+        if p["boost_trainable"] and self.uses_factor():
+            boost = self.boost_factors()
             out = out * (boost / boost.detach())  # forward unchanged; the strength gets a gradient
         if self.training:
             self.track_wins(mask, ctx.step)
