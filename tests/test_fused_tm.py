@@ -49,44 +49,56 @@ def rows_of(active: torch.Tensor):
     return rows, on.gather(1, rows).to(active.dtype)
 
 
-def test_hinge_loss_gradient_is_numerically_right():
+def step_args(tm, cols, streams: int):
+    """The active columns and padding flag to pass: two streams of 2 and 3 active columns
+    (found by the step, padded), or the first stream alone (no padding)."""
+    if streams == 2:
+        return None, True
+    return tm.first_units(cols != 0, int((cols != 0).sum())), False
+
+
+@pytest.mark.parametrize("streams", [2, 1])
+def test_hinge_loss_gradient_is_numerically_right(streams):
     tm = make_tm(torch.float64, downstream_grad=False)
-    cols = column_sets(0, torch.float64)
+    cols = column_sets(0, torch.float64)[:streams]
     ctx_cells = torch.zeros(2, C * K, dtype=torch.float64)
     ctx_cells[0, [1, 5, 9]] = 1.0
     ctx_cells[1, [0, 7]] = 1.0
     winners = torch.zeros_like(ctx_cells)
     winners[0, [5, 9]] = 1.0
     winners[1, [7]] = 1.0
-    rows, scale = rows_of(ctx_cells)
-    learn_rows, learn_scale = rows_of(winners)
+    rows, scale = rows_of(ctx_cells[:streams])
+    learn_rows, learn_scale = rows_of(winners[:streams])
     distal = tm.distal.detach().clone().requires_grad_(True)
     apical_w = tm.apical.detach().clone().requires_grad_(True)
-    apical = torch.randn(2, APICAL, dtype=torch.float64, requires_grad=True)
+    apical = torch.randn(streams, APICAL, dtype=torch.float64, requires_grad=True)
+    active, padded = step_args(tm, cols, streams)
 
     def loss(distal, apical_w, apical):
         return FusedTMStep.apply(tm, cols, Densify.apply(distal), rows, scale, learn_rows, learn_scale, apical_w, apical,
-                                 True, True)[2]
+                                 True, True, active, True, padded)[2]
 
     assert loss(distal, apical_w, apical) > 0  # some hinges are active: the check has gradients to check
     assert torch.autograd.gradcheck(loss, (distal, apical_w, apical))
 
 
-def test_column_gradients_are_numerically_right():
+@pytest.mark.parametrize("streams", [2, 1])
+def test_column_gradients_are_numerically_right(streams):
     tm = make_tm(torch.float64)
-    cols = column_sets(1, torch.float64)
+    cols = column_sets(1, torch.float64)[:streams]
     on = cols != 0
-    ctx_cells = torch.zeros(2, C * K, dtype=torch.float64)
+    ctx_cells = torch.zeros(streams, C * K, dtype=torch.float64)
     ctx_cells[:, [2, 4, 12]] = 1.0
     rows, scale = rows_of(ctx_cells)
-    readout = torch.randn(2, 2, C * K, dtype=torch.float64)
+    readout = torch.randn(2, streams, C * K, dtype=torch.float64)
+    active, padded = step_args(tm, cols, streams)
 
     def outputs(active_values):
         # Only the active columns' values move: a zero column turned non-zero is another input.
         columns = torch.zeros_like(cols).masked_scatter(on, active_values)
-        winners, cells, *_ = FusedTMStep.apply(tm, columns, tm.distal.detach(), rows, scale, None, None,
-                                               None, None, True, True)
-        return (winners * readout[0]).sum() + (cells * readout[1]).sum()
+        winners, cells, loss, *_ = FusedTMStep.apply(tm, columns, tm.distal.detach(), rows, scale, None, None,
+                                                     None, None, True, True, active, True, padded)
+        return (winners * readout[0]).sum() + (cells * readout[1]).sum() + loss
 
     values = torch.rand(int(on.sum()), dtype=torch.float64) + 0.5
     assert torch.autograd.gradcheck(outputs, (values.requires_grad_(True),))
@@ -224,7 +236,7 @@ def test_fused_step_without_downstream_gradient_matches_autograd():
     assert torch.allclose(fused.distal, plain.distal, atol=1e-5)
 
 
-def test_own_outputs_come_back_as_fixed_rows():
+def test_own_outputs_come_back_as_their_rows():
     tm = make_tm()
     ctx = Context(step=0, batch=2, device=torch.device("cpu"), generator=torch.Generator())
     out = tm(ctx, columns=column_sets(0), context=torch.zeros(2, C * K))
@@ -232,9 +244,60 @@ def test_own_outputs_come_back_as_fixed_rows():
     # One row per active column of the busiest stream (3); the other stream's padding weighs 0.
     assert rows.shape == (2, 3) and scale.sum(1).tolist() == [2.0, 3.0]
     assert torch.equal(torch.zeros(2, C * K).scatter_add(1, rows, scale), (out["winners"] != 0).float())
+    # With no context every active column bursts: all K cells of each fired.
     cell_rows, cell_scale = tm.rows_of(out["cells"].detach(), "context")
-    assert cell_rows.shape == (2, 3 * K)  # the K cells of each active column, fired or not
+    assert cell_rows.shape == (2, 3 * K)
     assert torch.equal(torch.zeros(2, C * K).scatter_add(1, cell_rows, cell_scale), (out["cells"] != 0).float())
+    # Once the context predicts one cell of a column, that column fires that cell alone, and
+    # only the cells that fired come back (padded to the busiest stream's count).
+    cols = column_sets(0)
+    predicted = int(cols[1].nonzero()[0])  # an active column of stream 1
+    with torch.no_grad():
+        tm.distal.fill_(-1.0)
+        tm.distal[:, predicted * K + 1] = 5.0
+    out = tm(ctx, columns=cols, context=out["cells"].detach())
+    fired = (out["cells"] != 0).sum(1)
+    assert fired.tolist() == [2 * K, 2 * K + 1]
+    cell_rows, cell_scale = tm.rows_of(out["cells"].detach(), "context")
+    assert cell_rows.shape == (2, 2 * K + 1) and cell_scale.sum(1).tolist() == [2.0 * K, 2.0 * K + 1]
+    assert torch.equal(torch.zeros(2, C * K).scatter_add(1, cell_rows, cell_scale), (out["cells"] != 0).float())
+
+
+@pytest.mark.parametrize("match_threshold", [0.0, 0.2])
+@pytest.mark.parametrize("stream", [0, 1])
+def test_one_stream_with_fixed_columns_matches_autograd(match_threshold, stream):
+    # The step of `deephtm detect`: one stream, columns that take no gradient (nothing
+    # upstream learns from the TM), the previous active cells as context, no downstream
+    # gradient. Only the active columns' cells are worked on, and the next step gathers the
+    # rows of the cells that fired only.
+    fused = make_tm(match_threshold=match_threshold, downstream_grad=False)
+    fused.used_outputs = {"cells", "loss", "anomaly"}
+    plain = copy.deepcopy(fused)
+    plain.fused = False
+    for tm in (fused, plain):
+        tm.setup(1, torch.Generator().manual_seed(1))
+    ctx = Context(step=0, batch=1, device=torch.device("cpu"), generator=torch.Generator())
+    prev = {id(fused): torch.zeros(1, C * K), id(plain): torch.zeros(1, C * K)}
+    hinges = 0
+    for step in range(24):
+        cols = column_sets(step)[stream:stream + 1]
+        got = []
+        for tm in (fused, plain):
+            out = tm(ctx, columns=cols, context=prev[id(tm)])
+            (grad,) = torch.autograd.grad(out["loss"], [tm.distal])
+            with torch.no_grad():
+                tm.distal.sub_(0.1 * grad.to_dense())
+            prev[id(tm)] = out["cells"].detach()
+            got.append(out)
+        hinges += bool(got[1]["loss"] > 0)
+        assert torch.equal(got[0]["cells"], got[1]["cells"]), step
+        assert torch.equal(got[0]["anomaly"], got[1]["anomaly"]), step
+        assert torch.allclose(got[0]["loss"], got[1]["loss"], atol=1e-6), step
+    assert hinges > 12  # the loss had gradients to compare on most steps
+    assert torch.allclose(fused.distal, plain.distal, atol=1e-6)
+    assert torch.equal(fused.usage, plain.usage)
+    if match_threshold:
+        assert fused.usage.sum() > 0
 
 
 def train(fused: bool, steps: int, batch: int = 1) -> dict:

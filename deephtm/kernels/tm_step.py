@@ -21,6 +21,13 @@ _OFFSETS: dict[tuple, torch.Tensor] = {}  # (B, A, device) -> the bags' first ro
 SMALL = 32768
 
 
+def _constant(key: tuple, make) -> torch.Tensor:
+    t = _OFFSETS.get(key)
+    if t is None:
+        t = _OFFSETS[key] = make()
+    return t
+
+
 def gather_rows(weights: torch.Tensor, rows: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """Sum over a of scale[b, a] * weights[rows[b, a]]: [B, n]. One embedding-bag call (the
     aten one: F.embedding_bag's argument checks and offsets cost as much as the sum)."""
@@ -85,15 +92,22 @@ class FusedTMStep(torch.autograd.Function):
     """One htm.tm step. Inputs: the node (for its params, usage and winner choice), the
     columns [B, C], the distal matrix [n, n], the rows of the context and of the winner
     context with their weights ([B, A] each; the winner context's are None when it is the
-    context), the apical matrix and input (or None), and optionally the active columns of each
-stream ([B, W] indices, padded with inactive ones: only their cells' softmax is kept for the
-backward, the others' gets no gradient). Outputs: winners [B, n], cells [B, n]
-    (None unless wanted), the loss (None without any context), and, without gradient, the
-    winner cell of each column [B, C], the raw anomaly [B] and the active column count [B]."""
+    context), the apical matrix and input (or None), whether the cells and the winners are
+    wanted, whether any context is wired, the active columns of each stream ([B, W] indices
+    in ascending order, padded with inactive ones; None: found here) and whether any of
+    them is padding. Outputs: winners [B, n] and cells [B, n] (None unless wanted), the loss
+    (None without any context), and, without gradient, the winner cell of each of the W
+    columns (flat indices [B, W]), the raw anomaly [B] and the active column count [B].
+
+    Only the distal input and the false-prediction hinge (a cell of an inactive column
+    predicted) span every cell. The winners, the cells that fire, the anomaly, the hit hinge
+    and the soft winners are worked out on the W active columns' cells. Every column's
+    winner is found only when the columns want a gradient: an inactive column passes the
+    gradient at its best matching cell (for a straight-through SP)."""
 
     @staticmethod
     def forward(ctx, tm, columns, distal, rows, scale, learn_rows, learn_scale, apical_w, apical,
-                want_cells: bool, has_context: bool, active=None):
+                want_cells: bool, has_context: bool, active=None, want_winners: bool = True, padded: bool = True):
         p = tm.p
         B, C, K = columns.shape[0], tm.C, tm.K
         thr, temp = p["threshold"], p["temperature"]
@@ -104,89 +118,116 @@ backward, the others' gets no gradient). Outputs: winners [B, n], cells [B, n]
             d = d + d_apical
             d_learn = None if d_learn is None else d_learn + d_apical
         d_learn = d if d_learn is None else d_learn
-        d3 = d.view(B, C, K)
-        dl3 = d_learn.view(B, C, K)
-        col_active = columns != 0
-        best, winner = dl3.max(-1)
-        if p["match_threshold"] > 0:
-            winner = tm.least_used_unless_matching(winner, best, col_active)
-        at_winner = winner.unsqueeze(-1)
-        col = columns.unsqueeze(-1)
-        winners = torch.zeros_like(dl3).scatter_(-1, at_winner, col).view(B, C * K)
-        cells = fire = None
-        if not want_cells:  # a column is predicted when its most depolarized cell is: one short reduction, not two
-            col_pred = (best if d_learn is d else d3.amax(-1)) > thr
+        if active is None:
+            active, padded = tm.active_columns(columns != 0), True
+        W = active.shape[1]
+        col_at = columns.gather(1, active)  # [B, W]: the active columns' values, 0 for padding
+        on = col_at != 0 if padded else None  # None: every one is active
+        cells_at = tm.cells_of(active)  # [B, W * K]: their cells' flat indices
+        # z = (input - threshold) / temperature: the hinges' margin, and z > 0 where input > threshold
+        z_learn = (d_learn - thr).div_(temp)
+        zl_at = z_learn.gather(1, cells_at).view(B, W, K)
+        z_at = zl_at if d_learn is d else ((d.gather(1, cells_at) - thr) / temp).view(B, W, K)
+        every = ctx.needs_input_grad[1]  # the columns learn: every column's winner and firing
+        win_all = fire_all = None
+        # The winner is the most depolarized cell by its input itself (z may round two apart to one).
+        if every:
+            best, win_all = d_learn.view(B, C, K).max(-1)
+            if p["match_threshold"] > 0:
+                win_all = tm.least_used_unless_matching(win_all, best, columns != 0)
+            winner = win_all.gather(1, active)
         else:
-            pred = d3 > thr
+            best, winner = d_learn.gather(1, cells_at).view(B, W, K).max(-1)
+            if p["match_threshold"] > 0:
+                winner = tm.least_used_at(winner, best, col_at != 0, active)
+        at_winner = winner.unsqueeze(-1)
+        win_cells = winner + active * K
+        winners = cells = None
+        if want_winners:  # padding columns write their zero at one of their cells
+            winners = columns.new_zeros(B, C * K).scatter_(1, win_cells, col_at)
+        if want_cells:
+            pred = z_at > 0
             col_pred = pred.any(-1)
             fire = pred.to(d.dtype).add_((~col_pred).to(d.dtype).unsqueeze(-1))
-            cells = (col * fire).view(B, C * K)
-        count = col_active.sum(1)
-        n_active = count.clamp_min(1)
-        z = (d3 - thr).div_(temp) if p["anomaly_mode"] == "graded" else d3
-        anomaly = 1 - column_hits(z, col_pred, col_active, p["anomaly_mode"]).sum(1) / n_active
-        z_learn = (dl3 - thr).div_(temp)
-        z_win = z_learn.gather(-1, at_winner).squeeze(-1)
-        loss = None
+            cells = columns.new_zeros(B, C * K).scatter_(1, cells_at, (col_at.unsqueeze(-1) * fire).view(B, -1))
+            if every:
+                pred3 = d.view(B, C, K) > thr
+                fire_all = pred3.to(d.dtype).add_((~pred3.any(-1)).to(d.dtype).unsqueeze(-1))
+        else:  # a column is predicted when its most depolarized cell is
+            col_pred = z_at.amax(-1) > 0
+        hits = torch.sigmoid(z_at.amax(-1)) if p["anomaly_mode"] == "graded" else col_pred.to(d.dtype)
+        if on is None:
+            count = n_active = None
+            anomaly = 1 - hits.mean(1)
+        else:
+            count = on.sum(1)
+            n_active = count.clamp_min(1)
+            anomaly = 1 - (hits * on).sum(1) / n_active
+        z_win = zl_at.gather(-1, at_winner).squeeze(-1)
+        loss = false_cells = None
         if has_context:
-            # Per column: the hit hinge where it is active, the weighted false ones where not.
-            false = cell_sum(F.relu(1 + z_learn)).mul_(p["false_prediction_weight"])
-            per_col = torch.where(col_active, F.relu(1 - z_win), false)
-            loss = (per_col.sum(1) / n_active).mean()
-        soft = at_active = None
-        if p["downstream_grad"]:
-            # The soft winners pass the gradient of active columns only (inactive ones output
-            # zero whatever their softmax): given those columns, only their cells' softmax.
-            if active is None:
-                soft = cell_softmax(z_learn)
+            # The hit hinge at each active column's winner; the weighted false ones, relu(1 + z),
+            # at every cell of the inactive columns (padding columns are inactive ones). z itself
+            # is not needed past here: its cells turn into the false hinges in place.
+            false_cells = z_learn.add_(1).relu_()
+            masked = 0.0 if on is None else (false_cells.gather(1, cells_at).view(B, W, K) * ~on.unsqueeze(-1)).view(B, -1)
+            false = false_cells.scatter_(1, cells_at, masked).sum(1)
+            hit = (1 - z_win).relu_()
+            if on is None:
+                per_stream = torch.add(hit.sum(1), false, alpha=p["false_prediction_weight"]).div_(W)
             else:
-                at_active = active.unsqueeze(-1).expand(-1, -1, K)
-                soft = cell_softmax(z_learn.gather(1, at_active))
-        ctx.tm, ctx.has_context, ctx.want_cells = tm, has_context, want_cells
+                per_stream = torch.add((hit * on).sum(1), false, alpha=p["false_prediction_weight"]).div_(n_active)
+            loss = per_stream.view(()) if B == 1 else per_stream.mean()
+        soft = None
+        if p["downstream_grad"] and want_winners:
+            # The soft winners pass the gradient of active columns only (inactive ones output
+            # zero whatever their softmax): only their cells' softmax.
+            soft = cell_softmax(zl_at)
+        ctx.tm, ctx.has_context, ctx.W = tm, has_context, W
         ctx.has_apical = apical is not None
-        ctx.save_for_backward(columns, col_active, at_winner, z_win, z_learn, soft, at_active, fire, n_active,
+        ctx.save_for_backward(col_at, on, cells_at, at_winner, z_win, false_cells, soft, win_all, fire_all, n_active,
                               rows if learn_rows is None else learn_rows,
                               scale if learn_rows is None else learn_scale, apical_w, apical)
-        ctx.mark_non_differentiable(winner, anomaly, count)
+        if count is None:  # every stream has all W
+            count = _constant(("count", B, W, columns.device), lambda: torch.full((B,), W, device=columns.device))
+        ctx.mark_non_differentiable(win_cells, anomaly, count)
         ctx.set_materialize_grads(False)
-        return winners, cells, loss, winner, anomaly, count
+        return winners, cells, loss, win_cells, anomaly, count
 
     @staticmethod
     def backward(ctx, g_winners, g_cells, g_loss, *_):
-        (columns, col_active, at_winner, z_win, z_learn, soft, at_active, fire, n_active,
+        (col_at, on, cells_at, at_winner, z_win, false_cells, soft, win_all, fire_all, n_active,
          rows, scale, apical_w, apical) = ctx.saved_tensors
-        p = ctx.tm.p
-        B, C, K = z_learn.shape
-        g_columns = None
-        g_z = g_soft = None
+        p, W = ctx.tm.p, ctx.W
+        B, C, K = col_at.shape[0], ctx.tm.C, ctx.tm.K
+        g_columns = g_at = g_d = None
         if g_winners is not None:
-            g_w = g_winners.view(B, C, K)
             # winners = columns * (one-hot + softmax - softmax.detach()): the column gets the
             # gradient at its winner, the winner's softmax over the column's cells the rest.
-            g_columns = g_w.gather(-1, at_winner).squeeze(-1)
-            if soft is not None and at_active is None:
-                g_s = columns.unsqueeze(-1) * g_w
-                g_z = soft * (g_s - cell_sum(g_s * soft, keepdim=True))
-            elif soft is not None:  # the active columns' cells only, [B, W, K]
-                g_s = columns.gather(1, at_active[..., 0]).unsqueeze(-1) * g_w.gather(1, at_active)
-                g_soft = soft * (g_s - cell_sum(g_s * soft, keepdim=True))
-        if g_cells is not None and fire is not None:
-            g_fire = cell_sum(g_cells.view(B, C, K) * fire)
+            if win_all is not None:
+                g_columns = g_winners.view(B, C, K).gather(-1, win_all.unsqueeze(-1)).squeeze(-1)
+            if soft is not None:
+                g_s = col_at.unsqueeze(-1) * g_winners.gather(1, cells_at).view(B, W, K)
+                g_at = soft * (g_s - cell_sum(g_s * soft, keepdim=True))
+        if g_cells is not None and fire_all is not None:
+            g_fire = cell_sum(g_cells.view(B, C, K) * fire_all)
             g_columns = g_fire if g_columns is None else g_columns + g_fire
         if g_loss is not None and ctx.has_context:
-            per = g_loss / (B * n_active)  # d loss / d (hit + w * false) of each stream
-            # relu(1 + z) of the inactive columns' cells, relu(1 - z) of the active ones' winners
-            false = (z_learn > -1) & (~col_active).unsqueeze(-1)
-            g_loss_z = false * (p["false_prediction_weight"] * per).view(B, 1, 1)
-            hit = (z_win < 1) & col_active
-            g_loss_z.scatter_add_(-1, at_winner, (hit * -per.unsqueeze(-1)).unsqueeze(-1))
-            g_z = g_loss_z if g_z is None else g_z + g_loss_z
-        if g_soft is not None:  # padding columns add zero: their column value is zero
-            g_z = g_z.scatter_add_(1, at_active, g_soft) if g_z is not None else \
-                g_soft.new_zeros(B, C, K).scatter_(1, at_active, g_soft)
+            per = g_loss / (B * (W if n_active is None else n_active))  # d loss / d (hit + w * false), per stream
+            # relu(1 + z) of the inactive columns' cells (the active ones' were masked to 0),
+            # relu(1 - z) of the active ones' winners
+            g_d = (false_cells > 0) * (p["false_prediction_weight"] * per).reshape(-1, 1)
+            hit = z_win < 1 if on is None else (z_win < 1) & on
+            g_hit = (hit * -per.reshape(-1, 1)).unsqueeze(-1)
+            g_at = g_at.scatter_add_(-1, at_winner, g_hit) if g_at is not None else \
+                g_hit.new_zeros(B, W, K).scatter_(-1, at_winner, g_hit)
+        if g_at is not None:  # the active columns' cells; padding ones add zero
+            g_at = g_at.reshape(B, -1)
+            g_d = g_d.scatter_add_(1, cells_at, g_at) if g_d is not None else \
+                g_at.new_zeros(B, C * K).scatter_(1, cells_at, g_at)
         g_distal = g_apical_w = g_apical = None
-        if g_z is not None:
-            g_d = (g_z / p["temperature"]).reshape(B, C * K)
+        if g_d is not None:
+            g_d = g_d / p["temperature"]
             if ctx.needs_input_grad[2]:
                 g_distal = distal_grad(rows, scale, g_d, (C * K, C * K))
             if ctx.has_apical:
@@ -196,4 +237,4 @@ backward, the others' gets no gradient). Outputs: winners [B, n], cells [B, n]
                     g_apical = g_d @ apical_w.transpose(0, 1)
         if g_columns is not None and not ctx.needs_input_grad[1]:
             g_columns = None
-        return None, g_columns, g_distal, None, None, None, None, g_apical_w, g_apical, None, None, None
+        return None, g_columns, g_distal, None, None, None, None, g_apical_w, g_apical, None, None, None, None, None

@@ -121,6 +121,7 @@ class TemporalMemory(Node):
         self._sources: dict[str, tuple] = {}  # output port -> (tensor, version, active indices)
         self._widths: dict[str, int] = {}  # input port -> rows gathered at the last eager step
         self.width_exceeded = None  # on CUDA: whether a captured step met a wider input
+        self._cells_of = None  # (active columns, their cells' indices) of the last step
         self.constants: dict[tuple, torch.Tensor] = {}  # first_units' ramps n, n-1, ..., 1 and ones()
         ap = shapes.get("apical")
         self.apical = nn.Parameter(torch.randn(ap[0], n) * p["init_std"]) if ap else None
@@ -158,25 +159,42 @@ class TemporalMemory(Node):
         live views (an apical input, if wired, is left out)."""
         return (self.gather(context, self.distal) - self.p["threshold"]) > 0
 
+    def tie_noise(self) -> torch.Tensor:
+        """Uniform noise [C, K] that breaks ties between equally used cells."""
+        if self.usage.is_cuda and torch.cuda.is_current_stream_capturing():
+            # A CUDA graph replays device work only: the noise is drawn there on each replay.
+            return torch.rand(self.usage.shape, device=self.usage.device)
+        noise = torch.rand(self.usage.shape, generator=self.generator)
+        return noise if noise.device == self.usage.device else noise.to(self.usage.device)
+
     def least_used_unless_matching(self, winner, best, col_active):
         """Winners of bursting columns whose best cell does not match: the least used cell
         (ties broken at random), whose usage then grows."""
         fresh = (best < self.p["match_threshold"]) & col_active
         # Usage grows by the fraction of streams that picked a cell, so that data-parallel
         # ranks, which average it, agree with one process; the noise only breaks ties.
-        if self.usage.is_cuda and torch.cuda.is_current_stream_capturing():
-            # A CUDA graph replays device work only: the noise is drawn there on each replay.
-            noise = torch.rand(self.usage.shape, device=self.usage.device)
-        else:
-            noise = torch.rand(self.usage.shape, generator=self.generator)
-            if noise.device != self.usage.device:
-                noise = noise.to(self.usage.device)
-        fresh_cell = (self.usage + noise * (0.5 / fresh.shape[0])).argmin(-1)  # [C]
+        fresh_cell = (self.usage + self.tie_noise() * (0.5 / fresh.shape[0])).argmin(-1)  # [C]
         winner = torch.where(fresh, fresh_cell, winner)
         if self.training:
             share = fresh.to(self.usage.dtype)
             share = share[0] if share.shape[0] == 1 else share.mean(0)  # one stream: its row, no reduction
             self.usage.scatter_add_(-1, fresh_cell.unsqueeze(-1), share.unsqueeze(-1))
+        return winner
+
+    def least_used_at(self, winner, best, on, act):
+        """least_used_unless_matching for the columns `act` [B, W] only (winner, best, on: [B, W]):
+        the same draw of tie-breaking noise, the same choices and usage counts."""
+        fresh = (best < self.p["match_threshold"]) & on
+        fresh_cell = (self.usage + self.tie_noise() * (0.5 / fresh.shape[0])).argmin(-1)  # [C]
+        fresh_at = fresh_cell[act]
+        winner = torch.where(fresh, fresh_at, winner)
+        if self.training:
+            if fresh.shape[0] == 1:  # one stream: each fresh column's cell gains 1
+                self.usage.view(-1).index_add_(0, (act * self.K + fresh_at).view(-1), fresh.view(-1).to(self.usage.dtype))
+            else:  # the share of streams that picked it, as least_used_unless_matching
+                share = torch.zeros(fresh.shape[0], self.C, dtype=self.usage.dtype, device=act.device)
+                share = share.scatter_(1, act, fresh.to(share.dtype)).mean(0)
+                self.usage.scatter_add_(-1, fresh_cell.unsqueeze(-1), share.unsqueeze(-1))
         return winner
 
     # The dense step runs as one autograd function with a hand-derived backward; False: the
@@ -231,7 +249,7 @@ class TemporalMemory(Node):
             width = self._widths[port]
             self.width_exceeded |= counts.max() > width
             return width
-        width = int(counts.max()) if counts.numel() else 0
+        width = int(counts.max()) if counts.numel() > 1 else int(counts) if counts.numel() else 0
         self._widths[port] = width
         if on.is_cuda and self.width_exceeded is None:
             self.width_exceeded = torch.zeros((), dtype=torch.bool, device=on.device)
@@ -252,35 +270,77 @@ class TemporalMemory(Node):
                 rows, scale = learn_rows, learn_scale
         apical = apical.flatten(1) if apical is not None else None
         want_cells = bool(self.used_outputs & {"cells", "predicted"})
+        want_winners = "winners" in self.used_outputs
         has_context = context is not None or winner_context is not None or apical is not None
-        act = None
-        if B > 1 or want_cells:  # the active columns (padded with inactive ones): the step's
-            col_active = columns != 0  # softmax work stays on them, the next step gathers their rows
-            act = self.first_units(col_active, max(self.fixed_width(col_active, "columns"), 1))
-        winners, cells, loss, winner, anomaly, count = apply(FusedTMStep,
+        # The active columns, padded with inactive ones to the busiest stream's count: the
+        # step's work beyond the distal input stays on their cells.
+        act = self.active_columns(columns != 0)
+        # One stream has no padding unless no column is active (or a CUDA graph may replay
+        # the step on another count).
+        padded = B > 1 or columns.is_cuda or self._widths["columns"] == 0
+        winners, cells, loss, win_cells, anomaly, count = apply(FusedTMStep,
             self, columns, self.distal, rows, scale, learn_rows, learn_scale, self.apical, apical,
-            want_cells, has_context, act)
-        out = {"winners": winners, "anomaly": anomaly,
-               "loss": loss if loss is not None else columns.new_zeros(())}
+            want_cells, has_context, act, want_winners, padded)
+        out = {"anomaly": anomaly, "loss": loss if loss is not None else columns.new_zeros(())}
         # The rows the next step gathers when these outputs come back as its context: one
-        # winner per active column (padding columns weigh 0), all K cells of each for 'cells'.
-        if act is None:  # one stream, no padding: every row weighs 1 (unless none is active)
-            width = self.fixed_width(count, "columns")
-            rows = self.first_units(winners.detach() != 0, max(width, 1))
-            self.remember_source("winners", winners, (rows, self.ones(width, rows.device)))
-            return out
-        act_on = col_active.gather(1, act).to(self.distal.dtype)
-        self.remember_source("winners", winners, (act * K + winner.gather(1, act), act_on))
+        # winner per active column (padding columns weigh 0), the cells that fired for 'cells'.
+        if winners is not None:
+            out["winners"] = winners
+            self.remember_source("winners", winners, (win_cells, self.weights_of(count, act)))
         if cells is not None:
             out["cells"] = cells
-            cell_rows = ((act * K).unsqueeze(-1) + torch.arange(K, device=act.device)).view(B, -1)
-            self.remember_source("cells", cells, (cell_rows, (cells.detach().gather(1, cell_rows) != 0).to(act_on.dtype)))
+            self.remember_source("cells", cells, self.fired_rows(cells.detach(), act))
         if "predicted" in self.used_outputs:
             nxt_rows, nxt_scale = self._sources["cells"][2]
             d_next = F.embedding_bag(nxt_rows, self.distal, mode="sum", per_sample_weights=nxt_scale,
                                      sparse=True).view(B, C, K)
             out["predicted"] = torch.sigmoid((d_next.max(-1).values - p["threshold"]) / p["temperature"])
         return out
+
+    def active_columns(self, col_active: torch.Tensor) -> torch.Tensor:
+        """The active columns of each stream [B, W] in ascending order, padded with inactive
+        ones to the busiest stream's count W (at least 1)."""
+        return self.first_units(col_active, max(self.fixed_width(col_active, "columns"), 1))
+
+    def cells_of(self, act: torch.Tensor) -> torch.Tensor:
+        """The flat indices of the K cells of each of the columns `act` [B, W]: [B, W * K]."""
+        last = self._cells_of
+        if last is not None and last[0] is act:  # the step and its bookkeeping ask for the same columns
+            return last[1]
+        key = ("cells", self.K, act.device)
+        ramp = self.constants.get(key)
+        if ramp is None:
+            ramp = self.constants[key] = torch.arange(self.K, device=act.device)
+        cells = (act.unsqueeze(-1) * self.K + ramp).view(act.shape[0], -1)
+        self._cells_of = (act, cells)
+        return cells
+
+    def fired_rows(self, cells: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rows of the cells that fired among the K cells of each column of `act`, and their
+        0/1 weights. On the CPU, only those (padded to the busiest stream's count): a bursting
+        column fires all K cells, a predicted one mostly one, and the rows that weigh 0 would
+        cost the next step's gather and gradient as much as the others. On a GPU all K cells of
+        each column, a fixed shape that a captured CUDA graph can replay."""
+        cell_rows = self.cells_of(act)
+        fired = cells.gather(1, cell_rows) != 0
+        if cells.is_cuda:
+            return cell_rows, fired.to(self.distal.dtype)
+        width = self.fixed_width(fired, "cells")
+        pick = self.first_units(fired, max(width, 1))
+        rows = cell_rows.gather(1, pick)
+        if act.shape[0] == 1:
+            return rows, self.ones(width, act.device)
+        return rows, fired.gather(1, pick).to(self.distal.dtype)
+
+    def weights_of(self, count: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """0/1 weights of the columns `act` [B, W]: 1 for the active ones, which come first."""
+        if act.shape[0] == 1:  # one stream, no padding: every row weighs 1 (unless none is active)
+            return self.ones(self._widths["columns"], act.device)
+        key = ("ramp", act.shape[1], act.device)
+        ramp = self.constants.get(key)
+        if ramp is None:
+            ramp = self.constants[key] = torch.arange(act.shape[1], device=act.device)
+        return (ramp < count.unsqueeze(-1)).to(self.distal.dtype)
 
     def ones(self, width: int, device) -> torch.Tensor:
         """[1, width] of ones, or one zero when no column is active (its one row is padding)."""
