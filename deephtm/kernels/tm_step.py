@@ -97,7 +97,9 @@ class FusedTMStep(torch.autograd.Function):
     in ascending order, padded with inactive ones; None: found here) and whether any of
     them is padding. Outputs: winners [B, n] and cells [B, n] (None unless wanted), the loss
     (None without any context), and, without gradient, the winner cell of each of the W
-    columns (flat indices [B, W]), the raw anomaly [B] and the active column count [B].
+    columns (flat indices [B, W]; None unless the winners are wanted), which of their cells
+    fired ([B, W * K]; None unless the cells are wanted), the raw anomaly [B] and the active
+    column count [B].
 
     Only the distal input and the false-prediction hinge (a cell of an inactive column
     predicted) span every cell. The winners, the cells that fire, the anomaly, the hit hinge
@@ -141,28 +143,30 @@ class FusedTMStep(torch.autograd.Function):
             if p["match_threshold"] > 0:
                 winner = tm.least_used_at(winner, best, col_at != 0, active)
         at_winner = winner.unsqueeze(-1)
-        win_cells = winner + active * K
-        winners = cells = None
+        winners = cells = win_cells = fired = None
         if want_winners:  # padding columns write their zero at one of their cells
+            win_cells = winner + active * K
             winners = columns.new_zeros(B, C * K).scatter_(1, win_cells, col_at)
         if want_cells:
+            # Exact HTM: the predicted cells of an active column fire; with none predicted, all fire.
             pred = z_at > 0
             col_pred = pred.any(-1)
-            fire = pred.to(d.dtype).add_((~col_pred).to(d.dtype).unsqueeze(-1))
+            fire = torch.where(col_pred.unsqueeze(-1), pred, True)
             cells = columns.new_zeros(B, C * K).scatter_(1, cells_at, (col_at.unsqueeze(-1) * fire).view(B, -1))
+            fired = (fire if on is None else fire & on.unsqueeze(-1)).view(B, -1)
             if every:
                 pred3 = d.view(B, C, K) > thr
                 fire_all = pred3.to(d.dtype).add_((~pred3.any(-1)).to(d.dtype).unsqueeze(-1))
         else:  # a column is predicted when its most depolarized cell is
             col_pred = z_at.amax(-1) > 0
-        hits = torch.sigmoid(z_at.amax(-1)) if p["anomaly_mode"] == "graded" else col_pred.to(d.dtype)
+        hits = torch.sigmoid(z_at.amax(-1)) if p["anomaly_mode"] == "graded" else col_pred
         if on is None:
             count = n_active = None
-            anomaly = 1 - hits.mean(1)
+            anomaly = 1 - torch.mean(hits, 1, dtype=d.dtype)
         else:
             count = on.sum(1)
             n_active = count.clamp_min(1)
-            anomaly = 1 - (hits * on).sum(1) / n_active
+            anomaly = 1 - (hits * on).sum(1, dtype=d.dtype) / n_active
         z_win = zl_at.gather(-1, at_winner).squeeze(-1)
         loss = false_cells = None
         if has_context:
@@ -190,9 +194,9 @@ class FusedTMStep(torch.autograd.Function):
                               scale if learn_rows is None else learn_scale, apical_w, apical)
         if count is None:  # every stream has all W
             count = _constant(("count", B, W, columns.device), lambda: torch.full((B,), W, device=columns.device))
-        ctx.mark_non_differentiable(win_cells, anomaly, count)
+        ctx.mark_non_differentiable(*(t for t in (win_cells, fired, anomaly, count) if t is not None))
         ctx.set_materialize_grads(False)
-        return winners, cells, loss, win_cells, anomaly, count
+        return winners, cells, loss, win_cells, fired, anomaly, count
 
     @staticmethod
     def backward(ctx, g_winners, g_cells, g_loss, *_):
@@ -209,6 +213,7 @@ class FusedTMStep(torch.autograd.Function):
             if soft is not None:
                 g_s = col_at.unsqueeze(-1) * g_winners.gather(1, cells_at).view(B, W, K)
                 g_at = soft * (g_s - cell_sum(g_s * soft, keepdim=True))
+        temp = p["temperature"]  # d z / d input = 1 / temperature
         if g_cells is not None and fire_all is not None:
             g_fire = cell_sum(g_cells.view(B, C, K) * fire_all)
             g_columns = g_fire if g_columns is None else g_columns + g_fire
@@ -216,18 +221,22 @@ class FusedTMStep(torch.autograd.Function):
             per = g_loss / (B * (W if n_active is None else n_active))  # d loss / d (hit + w * false), per stream
             # relu(1 + z) of the inactive columns' cells (the active ones' were masked to 0),
             # relu(1 - z) of the active ones' winners
-            g_d = (false_cells > 0) * (p["false_prediction_weight"] * per).reshape(-1, 1)
+            g_d = (false_cells > 0) * (p["false_prediction_weight"] * per / temp).reshape(-1, 1)
             hit = z_win < 1 if on is None else (z_win < 1) & on
-            g_hit = (hit * -per.reshape(-1, 1)).unsqueeze(-1)
-            g_at = g_at.scatter_add_(-1, at_winner, g_hit) if g_at is not None else \
-                g_hit.new_zeros(B, W, K).scatter_(-1, at_winner, g_hit)
+            if g_at is None:  # the hit hinge alone: its gradient, divided by the temperature
+                g_hit = (hit * (-per / temp).reshape(-1, 1)).unsqueeze(-1)
+                g_at = g_hit.new_zeros(B, W, K).scatter_(-1, at_winner, g_hit)
+            else:
+                g_hit = (hit * -per.reshape(-1, 1)).unsqueeze(-1)
+                g_at = g_at.scatter_add_(-1, at_winner, g_hit).div_(temp)
+        elif g_at is not None:
+            g_at = g_at / temp
         if g_at is not None:  # the active columns' cells; padding ones add zero
             g_at = g_at.reshape(B, -1)
             g_d = g_d.scatter_add_(1, cells_at, g_at) if g_d is not None else \
                 g_at.new_zeros(B, C * K).scatter_(1, cells_at, g_at)
         g_distal = g_apical_w = g_apical = None
         if g_d is not None:
-            g_d = g_d / p["temperature"]
             if ctx.needs_input_grad[2]:
                 g_distal = distal_grad(rows, scale, g_d, (C * K, C * K))
             if ctx.has_apical:

@@ -278,7 +278,7 @@ class TemporalMemory(Node):
         # One stream has no padding unless no column is active (or a CUDA graph may replay
         # the step on another count).
         padded = B > 1 or columns.is_cuda or self._widths["columns"] == 0
-        winners, cells, loss, win_cells, anomaly, count = apply(FusedTMStep,
+        winners, cells, loss, win_cells, fired, anomaly, count = apply(FusedTMStep,
             self, columns, self.distal, rows, scale, learn_rows, learn_scale, self.apical, apical,
             want_cells, has_context, act, want_winners, padded)
         out = {"anomaly": anomaly, "loss": loss if loss is not None else columns.new_zeros(())}
@@ -289,7 +289,7 @@ class TemporalMemory(Node):
             self.remember_source("winners", winners, (win_cells, self.weights_of(count, act)))
         if cells is not None:
             out["cells"] = cells
-            self.remember_source("cells", cells, self.fired_rows(cells.detach(), act))
+            self.remember_source("cells", cells, self.fired_rows(fired, act))
         if "predicted" in self.used_outputs:
             nxt_rows, nxt_scale = self._sources["cells"][2]
             d_next = F.embedding_bag(nxt_rows, self.distal, mode="sum", per_sample_weights=nxt_scale,
@@ -307,23 +307,22 @@ class TemporalMemory(Node):
         last = self._cells_of
         if last is not None and last[0] is act:  # the step and its bookkeeping ask for the same columns
             return last[1]
-        key = ("cells", self.K, act.device)
-        ramp = self.constants.get(key)
-        if ramp is None:
-            ramp = self.constants[key] = torch.arange(self.K, device=act.device)
-        cells = (act.unsqueeze(-1) * self.K + ramp).view(act.shape[0], -1)
+        key = ("cells", act.device)
+        table = self.constants.get(key)
+        if table is None:  # row c: the cells of column c
+            table = self.constants[key] = torch.arange(self.C * self.K, device=act.device).view(self.C, self.K)
+        cells = table.index_select(0, act.view(-1)).view(act.shape[0], -1)
         self._cells_of = (act, cells)
         return cells
 
-    def fired_rows(self, cells: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The rows of the cells that fired among the K cells of each column of `act`, and their
-        0/1 weights. On the CPU, only those (padded to the busiest stream's count): a bursting
+    def fired_rows(self, fired: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rows of the cells that fired (`fired`: [B, W * K] bool) among the K cells of each
+        column of `act` [B, W], and their 0/1 weights. On the CPU, only those (padded to the busiest stream's count): a bursting
         column fires all K cells, a predicted one mostly one, and the rows that weigh 0 would
         cost the next step's gather and gradient as much as the others. On a GPU all K cells of
         each column, a fixed shape that a captured CUDA graph can replay."""
         cell_rows = self.cells_of(act)
-        fired = cells.gather(1, cell_rows) != 0
-        if cells.is_cuda:
+        if fired.is_cuda:
             return cell_rows, fired.to(self.distal.dtype)
         width = self.fixed_width(fired, "cells")
         pick = self.first_units(fired, max(width, 1))
