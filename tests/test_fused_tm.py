@@ -11,6 +11,8 @@ import copy
 import pytest
 import torch
 
+from deephtm.anomaly.detect import Detector
+from deephtm.anomaly.fast_path import OnlineFastPath
 from deephtm.graph.graphfile import load_graph
 from deephtm.node import Context
 from deephtm.nodes.htm_tm import TemporalMemory
@@ -326,3 +328,27 @@ def test_trained_weights_match_autograd(batch, small, monkeypatch):
     first = train(True, 1, batch)
     moved = sum(not torch.equal(first[k], fused[k]) for k in fused if "distal" in k)
     assert moved  # the distal weights learned in those steps
+
+
+def test_detect_steps_the_tm_without_autograd_to_autograds_weights(tmp_path, monkeypatch):
+    # deephtm detect's per-row step: with the TM and its loss term taking their backward
+    # from the tape, the distal weights and the raw anomaly are autograd's, to the bit.
+    lines = (ROOT / "data" / "nab" / "art_daily_jumpsup.csv").read_text().splitlines()[:700]
+    path = tmp_path / "series.csv"
+    path.write_text("\n".join(lines) + "\n")
+    learn = OnlineFastPath.learn
+    results = {}
+    for taped in (True, False):
+        det = Detector(str(ROOT / "graphs" / "anomaly.json"), str(path))
+        tm = det.trainer.model.nodes["tm"]
+        if not taped:
+            monkeypatch.setattr(tm, "hand_backward", lambda: False)
+        rows = []
+        monkeypatch.setattr(OnlineFastPath, "learn",
+                            lambda self, loss, clip: rows.append(self.recorded()) or learn(self, loss, clip))
+        found = det.run()
+        assert len(rows) > 600 and all(rows) == taped and any(rows) == taped
+        results[taped] = (found.raw, tm.distal.detach().clone())
+    (raw_taped, distal_taped), (raw_autograd, distal_autograd) = results[True], results[False]
+    assert raw_taped == raw_autograd and 0 < sum(raw_taped) < len(raw_taped)
+    assert torch.equal(distal_taped, distal_autograd)

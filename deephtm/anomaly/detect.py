@@ -159,7 +159,7 @@ class Detector:
             ctx.step = step
             values = model.step(ctx) if fast is None else fast.step(ctx)
             loss = model.loss(values)
-            learns = loss is not None and opt is not None and loss.requires_grad
+            learns = loss is not None and opt is not None and (loss.requires_grad or fast is not None and fast.recorded())
             if fast is not None:
                 if learns:
                     fast.learn(loss, clip)

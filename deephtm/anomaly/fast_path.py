@@ -9,13 +9,19 @@ rest of the run does the same work with less overhead:
   are not tracked;
 - the optimizer steps only the weights that learn; when they are all in plain SGD groups
   (the TM's distal synapses) the update is one add_ per weight, without torch.optim's
-  per-step bookkeeping.
+  per-step bookkeeping;
+- when every node stepped row by row has a hand-derived backward (in graphs/anomaly.json
+  the TM and its loss term), the rows run without autograd: the kernels' backward passes
+  are called from a tape (deephtm/kernels/tape.py), with the gradients autograd gives.
 Batched matrix products may round differently from row-by-row ones in the last bits.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
+from ..kernels.tape import Tape, recording
 from ..train.compile import GraphModule, Key
 from ..node import Context
 from ..train.optim import PlainSGD, optimizer_step
@@ -55,6 +61,8 @@ class OnlineFastPath:
         self.tail_inputs = {nid: {port: [] for port, key, _ in feeds if key[0] not in prefix_ids}
                             for nid, _, feeds in self.tail}
         self.rest = [entry for entry in model.plan if entry[0] not in ids]
+        self.tape = Tape() if self.rest and all(node.hand_backward() for _, node, _ in self.rest) else None
+        self.terms: list[torch.Tensor] = []  # this row's loss terms recorded on the tape
         wanted = {key for _, _, feeds in self.rest for _, key, _ in feeds}
         wanted |= set(model.delayed_keys) | set(model.loss_keys) | set(extra_keys)
         self.block_keys = sorted(k for k in wanted if k[0] in prefix_ids)
@@ -96,7 +104,12 @@ class OnlineFastPath:
                 self._fill(ctx)
             values = dict(zip(self.block_keys, self.block[self.pos]))
             self.pos += 1
-        self.model.run_plan(self.rest, values, ctx)
+        if self.tape is not None:
+            with recording(self.tape):
+                self.model.run_plan(self.rest, values, ctx)
+            self.terms = self.model.loss_terms(values) if self.tape.entries else []
+        else:
+            self.model.run_plan(self.rest, values, ctx)
         for nid, _, feeds in self.tail:
             inputs = self.tail_inputs[nid]
             for port, key, _ in feeds:
@@ -130,5 +143,10 @@ class OnlineFastPath:
                 values[(nid, port)] = value
         return values
 
+    def recorded(self) -> bool:
+        """Whether this row's loss reaches a weight through the kernels on the tape."""
+        return bool(self.terms)
+
     def learn(self, loss: torch.Tensor, clip: float) -> None:
-        optimizer_step(self.stepper, loss, self.trainable, clip)
+        backward = functools.partial(self.tape.backward, self.terms, self.trainable) if self.terms else None
+        optimizer_step(self.stepper, loss, self.trainable, clip, backward=backward)
