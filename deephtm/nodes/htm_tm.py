@@ -317,19 +317,20 @@ class TemporalMemory(Node):
 
     def fired_rows(self, fired: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The rows of the cells that fired (`fired`: [B, W * K] bool) among the K cells of each
-        column of `act` [B, W], and their 0/1 weights. On the CPU, only those (padded to the busiest stream's count): a bursting
-        column fires all K cells, a predicted one mostly one, and the rows that weigh 0 would
-        cost the next step's gather and gradient as much as the others. On a GPU all K cells of
-        each column, a fixed shape that a captured CUDA graph can replay."""
+        column of `act` [B, W], in ascending order, and their 0/1 weights. On the CPU only
+        those, padded to the busiest stream's count: a bursting column fires all K cells, a
+        predicted one mostly one, and rows that weigh 0 would cost the next step's gather and
+        gradient as much as the others. On a GPU all K cells of each column: a fixed shape
+        that a captured CUDA graph can replay."""
         cell_rows = self.cells_of(act)
         if fired.is_cuda:
             return cell_rows, fired.to(self.distal.dtype)
-        width = self.fixed_width(fired, "cells")
-        pick = self.first_units(fired, max(width, 1))
-        rows = cell_rows.gather(1, pick)
         if act.shape[0] == 1:
-            return rows, self.ones(width, act.device)
-        return rows, fired.gather(1, pick).to(self.distal.dtype)
+            rows = cell_rows.masked_select(fired).view(1, -1)
+            width = rows.shape[1]
+            return (rows if width else cell_rows[:, :1]), self.ones(width, act.device)
+        pick = self.first_units(fired, max(self.fixed_width(fired, "cells"), 1))
+        return cell_rows.gather(1, pick), fired.gather(1, pick).to(self.distal.dtype)
 
     def weights_of(self, count: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         """0/1 weights of the columns `act` [B, W]: 1 for the active ones, which come first."""
