@@ -8,8 +8,14 @@ optimizer, what detect did before the fast path), and the sine-sized detector (S
 columns, TM 5 cells per column, the seed network's sizes) on the fast path.
 
     .venv/bin/python benchmarks/detect_speed.py [--input data/nab/art_daily_jumpsup.csv] [--rows N]
+
+--split prints instead where a row's CPU time goes on the fast path (this thread's CPU time,
+rows after the first 256): the TM's forward, its learning step (backward and SGD), the
+frozen prefix run once per 256-row block, the tail (the likelihood, once per chunk), and the
+rest (the loop, the loss sum, carrying the context to the next row, collecting the scores).
 """
 import argparse
+import collections
 import json
 import os
 import sys
@@ -22,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from deephtm.anomaly.detect import Detector  # noqa: E402
+from deephtm.anomaly.fast_path import OnlineFastPath  # noqa: E402
 from deephtm.graph.graphfile import load_graph  # noqa: E402
 
 
@@ -39,13 +46,57 @@ def measure(graph, path: str, rows: int | None, fast: bool = True) -> dict:
             "params": sum(p.numel() for p in det.trainer.model.parameters())}
 
 
+def split(graph, path: str, rows: int | None) -> dict:
+    det = Detector(graph, path)
+    n = min(rows or len(det.source.lines), len(det.source.lines))
+    parts: collections.Counter = collections.Counter()
+
+    def timed(owner, name: str, label: str):
+        inner = getattr(owner, name)
+
+        def wrapper(*args, **kw):
+            c = time.thread_time()
+            try:
+                return inner(*args, **kw)
+            finally:
+                parts[label] += time.thread_time() - c
+        return wrapper
+
+    tm = det.trainer.model.nodes["tm"]
+    tm.forward = timed(tm, "forward", "tm_forward")
+    saved = {name: getattr(OnlineFastPath, name) for name in ("learn", "_fill", "flush")}
+    for name, label in (("learn", "tm_learning_step"), ("_fill", "frozen_prefix_blocks"), ("flush", "tail")):
+        setattr(OnlineFastPath, name, timed(OnlineFastPath, name, label))
+    try:
+        steps = det._steps(n, 256)
+        next(steps)  # the first 256 rows: the first one runs the whole graph and builds the fast path
+        parts.clear()
+        c, done = time.thread_time(), 0
+        for chunk in steps:
+            done += chunk.shape[0]
+        total = time.thread_time() - c
+    finally:
+        for name, fn in saved.items():
+            setattr(OnlineFastPath, name, fn)
+    us = {k: round(1e6 * v / done, 1) for k, v in parts.most_common()}
+    us["rest"] = round(1e6 * (total - sum(parts.values())) / done, 1)
+    return {"rows": done, "us_per_row": round(1e6 * total / done, 1), "parts_us_per_row": us}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--graph", default=str(ROOT / "graphs" / "anomaly.json"))
     ap.add_argument("--input", default=str(ROOT / "data" / "nab" / "art_daily_jumpsup.csv"))
     ap.add_argument("--rows", type=int, help="only the first N rows")
+    ap.add_argument("--split", action="store_true", help="where a row's time goes (see above)")
     args = ap.parse_args()
+    torch.set_num_threads(1)
     graph = load_graph(args.graph)
+    if args.split:
+        print(json.dumps({"benchmark": "detect_speed_split", "graph": args.graph, "input": args.input,
+                          "unit": "CPU µs per row (this thread)", **split(graph, args.input, args.rows),
+                          "load_avg_1min": round(os.getloadavg()[0], 2), "torch": torch.__version__}, indent=2))
+        return
     reference = graph.copy()
     reference.node("sp").params.update(columns=256, winners=5)
     reference.node("tm").params.update(cells_per_column=5)

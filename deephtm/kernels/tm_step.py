@@ -132,7 +132,7 @@ class FusedTMStep(torch.autograd.Function):
         z_at = zl_at if d_learn is d else ((d.gather(1, cells_at) - thr) / temp).view(B, W, K)
         every = ctx.needs_input_grad[1]  # the columns learn: every column's winner and firing
         win_all = fire_all = None
-        # The winner is the most depolarized cell by its input itself (z may round two apart to one).
+        # The winner is the cell most depolarized by its input itself: z may round two inputs to one value.
         if every:
             best, win_all = d_learn.view(B, C, K).max(-1)
             if p["match_threshold"] > 0:

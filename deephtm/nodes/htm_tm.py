@@ -122,7 +122,7 @@ class TemporalMemory(Node):
         self._widths: dict[str, int] = {}  # input port -> rows gathered at the last eager step
         self.width_exceeded = None  # on CUDA: whether a captured step met a wider input
         self._cells_of = None  # (active columns, their cells' indices) of the last step
-        self.constants: dict[tuple, torch.Tensor] = {}  # first_units' ramps n, n-1, ..., 1 and ones()
+        self.constants: dict[tuple, torch.Tensor] = {}  # ramps, the cells of each column, ones(): made once
         ap = shapes.get("apical")
         self.apical = nn.Parameter(torch.randn(ap[0], n) * p["init_std"]) if ap else None
         # How often each cell was picked as a new (least used) winner, per stream: HTM's segment count.
