@@ -309,10 +309,12 @@ class SegmentTemporalMemory(Node):
         drive, potential = self.overlaps(prev_act, segs)
         cell_pred = self.predicted_cells(drive, segs, B)
         learn_mask = torch.zeros(B, self.seg_stamp.shape[0], dtype=torch.bool, device=columns.device)
-        # Winners of columns that were predicted (all their active cells won: no burst, no fallback):
-        # a new segment grown from them reads a known context.
-        extra = (prev_act & ~prev_win).view(B, C, K).any(-1, keepdim=True).expand(B, C, K).reshape(B, n)
-        prev_specific = ((prev_win & ~extra).sum(1) * 2 > prev_win.sum(1)).tolist()
+        prev_specific = [False] * B
+        if p["context_initial_weight"] > 0:
+            # Winners of columns that were predicted (all their active cells won: no burst, no
+            # fallback): a new segment grown from them reads a known context.
+            extra = (prev_act & ~prev_win).view(B, C, K).any(-1, keepdim=True).expand(B, C, K).reshape(B, n)
+            prev_specific = ((prev_win & ~extra).sum(1) * 2 > prev_win.sum(1)).tolist()
         winners = torch.stack([
             self.choose_and_grow(b, segs, drive[b], potential[b], col_active[b], cell_pred[b],
                                  prev_win[b].nonzero().squeeze(1), learn_mask, prev_specific[b])
