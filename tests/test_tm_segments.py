@@ -330,3 +330,62 @@ def test_column_fallback_passes_on_the_context_of_a_first_element_predicted_in_a
     else:
         assert len(column_cells(rare[2], 1)) == W * K  # a burst: every context of 1
         assert float(after_1[2 * W:3 * W].min()) > 0.5 and float(after_1[4 * W:5 * W].min()) > 0.5
+
+
+def live_columns_read(tm, seg: int) -> list[int]:
+    """Presynaptic column of each live synapse of a segment."""
+    pre, w = tm.syn_pre[seg], tm.syn_w.detach()[seg]
+    return [int(c) for c in (pre[(pre >= 0) & (w > 0)] // K).tolist()]
+
+
+@pytest.mark.parametrize("one_per_column", [False, True])
+def test_top_up_one_per_column_keeps_an_active_segment_off_another_contexts_cells(one_per_column):
+    """1 is learned after 0 (one cell per column of 0). Then 0 half bursts: three of its columns
+    burst, the fourth fires another cell, and every winner is another cell than the segment reads.
+    The segment still predicts 1 through the bursting columns and tops itself up from those
+    winners; with top_up_one_per_column it grows none onto a column it already reads."""
+    tm = make_tm(top_up_one_per_column=one_per_column)
+    run = Runner(tm)
+    for _ in range(6):
+        run.sequence([0, 1])
+    ones = [s for s in (tm.seg_stamp >= 0).nonzero().squeeze(1).tolist() if W <= s // (tm.S * K) < 2 * W]
+    seg = ones[0]
+    tm.syn_w.data[seg][tm.syn_pre[seg] >= 0] = 0.9  # a well learned segment: 3 of its synapses predict
+    read = {int(p) for p in tm.syn_pre[seg][tm.syn_pre[seg] >= 0].tolist()}
+    assert sorted(live_columns_read(tm, seg)) == list(range(W))  # one cell in each column of 0
+    cells, winners = torch.zeros(1, C * K), torch.zeros(1, C * K)
+    for col in range(W):
+        other = next(col * K + k for k in range(K) if col * K + k not in read)
+        winners[0, other] = 1.0
+        if col < W - 1:
+            cells[0, col * K:(col + 1) * K] = 1.0  # bursting
+        else:
+            cells[0, other] = 1.0  # another context's cell
+    out = tm(ctx(), sdr(1), context=cells, winner_context=winners)
+    assert float(out["anomaly"]) == 0.0  # predicted, through the bursting columns
+    cols = live_columns_read(tm, seg)
+    if one_per_column:
+        assert sorted(cols) == list(range(W))  # nothing grown: it still reads one cell per column
+    else:
+        assert len(cols) > W and len(set(cols)) == W  # a second cell in a column it already read
+
+
+def presentations_until_predicted(context_initial_weight: float) -> tuple[int, int]:
+    """0-1 is learned first (0 bursts: 1 learns from a burst); then 0-1-2, where 2 follows a
+    predicted 1. Presentations of each until its last element is predicted."""
+    tm = make_tm(context_initial_weight=context_initial_weight)
+    run = Runner(tm)
+    first = next(i for i in range(1, 20) if float(run.sequence([0, 1])[-1]["anomaly"]) == 0.0)
+    assert float(run.sequence([0, 1])[-1]["anomaly"]) == 0.0
+    second = next(i for i in range(1, 20) if float(run.sequence([0, 1, 2])[-1]["anomaly"]) == 0.0)
+    return first, second
+
+
+def test_context_initial_weight_speeds_up_a_transition_from_a_predicted_element_only():
+    """SMALL: threshold 2 over 4 synapses, initial_weight 0.3, distal_lr 0.1."""
+    out_of_burst, from_context = presentations_until_predicted(0.0)
+    fast_burst, fast_context = presentations_until_predicted(0.45)
+    assert fast_burst == out_of_burst  # a transition out of a burst keeps initial_weight
+    assert fast_context < from_context, (fast_context, from_context)
+    # Grown at 0.45 and raised by one step of 0.1 in the same update: 4 x 0.55 = 2.2 predicts.
+    assert fast_context == 2

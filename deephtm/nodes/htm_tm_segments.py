@@ -69,6 +69,13 @@ class SegmentTemporalMemory(Node):
         Param("initial_weight", "float", 0.2, "weight of a newly grown synapse: well below threshold / "
               "sample_size, so a transition predicts after a few presentations, and one seen only now "
               "and then (a noise element's successor) never does", min=0.0, max=1.0),
+        Param("context_initial_weight", "float", 0.0, "weight of the synapses of a new segment grown from "
+              "a predicted context (most previous winners in columns that neither burst nor fell back); 0: "
+              "initial_weight. Within one distal_lr step of threshold / sample_size, the next element of a "
+              "sequence is predicted from its second presentation on instead of its fourth, so a long chain is "
+              "learned faster, while a transition out of a burst (a noise element's successor) keeps "
+              "initial_weight",
+              min=0.0, max=1.0),
         Param("temperature", "float", 3.0, "temperature of the threshold's relaxation: learning stops "
               "one temperature past it, punishment one temperature below it", min=1e-4, max=100.0),
         Param("distal_lr", "float", 0.1, "SGD rate of the segment weights: the step of an active "
@@ -98,6 +105,13 @@ class SegmentTemporalMemory(Node):
               "first element shared by several sequences (a third to a half of the time each) can be kept "
               "by false prediction weights of 0.25 (specific) and 0.4 (burst), and a noise element's "
               "successors seen a quarter of the time still drop"),
+        Param("top_up_one_per_column", "bool", False, "an active segment (one that predicted its cell) "
+              "tops itself up only from columns in which it has no live synapse, one cell per column. Without "
+              "it, a segment of one context that is active while the previous symbol half bursts (its bursting "
+              "columns drive the segment, its other columns fire another context's cells) grows onto that other "
+              "context's cells, and once that context is learned the segment fires in both: two contexts merged "
+              "on the same cells with no burst left to show it. Bursting columns' segments still grow freely, "
+              "so a first element read through noise-dependent cells still predicts its successor"),
         Param("downstream_grad", "bool", False,
               "let downstream losses (e.g. a decoder's) reach the segment weights through the winners"),
     )
@@ -167,7 +181,8 @@ class SegmentTemporalMemory(Node):
     # ---- one stream's winners and growth (no gradient) -----------------------------------------
 
     @torch.no_grad()
-    def choose_and_grow(self, b, segs, drive, potential, col_active, cell_pred, prev_win, learn_mask):
+    def choose_and_grow(self, b, segs, drive, potential, col_active, cell_pred, prev_win, learn_mask,
+                        prev_specific=False):
         """Winners of stream b [C, K] (bool); in training, marks the learning segments in
         learn_mask[b] and grows new segments and synapses."""
         C, K, S, p = self.C, self.K, self.S, self.p
@@ -198,14 +213,22 @@ class SegmentTemporalMemory(Node):
             winners.view(-1)[fresh_cell] = True
         if not self.training:
             return winners
+        n_new = 0
         if fresh_cols.numel() and prev_win.numel():
             new_segs = self.new_segments(fresh_cell)
+            n_new = new_segs.shape[0]
             learn_segs = torch.cat([learn_segs, new_segs])
-            top_up = torch.cat([top_up, top_up.new_zeros(new_segs.shape[0])])
+            top_up = torch.cat([top_up, top_up.new_zeros(n_new)])
         if learn_segs.numel():
             learn_mask[b, learn_segs] = True
             self.seg_stamp[learn_segs] = self.clock
-            self.grow(learn_segs, (p["sample_size"] - top_up).clamp_min(0), prev_win)
+            weight = torch.full(learn_segs.shape, p["initial_weight"], device=learn_segs.device)
+            if prev_specific and p["context_initial_weight"] > 0 and n_new:
+                weight[-n_new:] = p["context_initial_weight"]
+            one_per_column = torch.zeros(learn_segs.shape, dtype=torch.bool, device=learn_segs.device)
+            if p["top_up_one_per_column"]:
+                one_per_column[:int(learn.sum())] = True  # the active segments come first in learn_segs
+            self.grow(learn_segs, (p["sample_size"] - top_up).clamp_min(0), prev_win, weight, one_per_column)
         return winners
 
     def new_segments(self, cells: torch.Tensor) -> torch.Tensor:
@@ -217,16 +240,20 @@ class SegmentTemporalMemory(Node):
         self.seg_stamp[segs] = self.clock
         return segs
 
-    def grow(self, segs: torch.Tensor, want: torch.Tensor, prev_win: torch.Tensor) -> None:
-        """Segment segs[i] grows up to want[i] synapses from a random sample of the previous
-        winners it has no synapse from, into its empty or dead slots first, then its weakest."""
+    def grow(self, segs: torch.Tensor, want: torch.Tensor, prev_win: torch.Tensor, weight: torch.Tensor,
+             one_per_column: torch.Tensor) -> None:
+        """Segment segs[i] grows up to want[i] synapses of weight[i] from a random sample of the
+        previous winners it has no synapse from (where one_per_column[i], none in a column it has a
+        live synapse in), into its empty or dead slots first, then its weakest."""
         if prev_win.numel() == 0 or int(want.max()) == 0:
             return
         pre = self.syn_pre[segs].long()  # [L, M]
         w = self.syn_w.data[segs]
         has = (pre.unsqueeze(-1) == prev_win.view(1, 1, -1)).any(1)  # [L, W]
         pick = torch.rand(has.shape, generator=self.generator).to(w.device)
-        pick[has] = 2.0  # already presynaptic: never picked
+        if bool(one_per_column.any()):
+            has = has | (self.column_taken(pre, w, prev_win, pick) & one_per_column.unsqueeze(1))
+        pick[has] = 2.0  # already presynaptic (or its column is): never picked
         cand = pick.argsort(1)
         G = min(prev_win.shape[0], self.M)
         n_grow = torch.minimum(want, (~has).sum(1)).clamp_max(G)
@@ -236,7 +263,20 @@ class SegmentTemporalMemory(Node):
         rows = segs.unsqueeze(1).expand(-1, G)[ok]
         cols = slots[ok]
         self.syn_pre[rows, cols] = prev_win[cand[:, :G]][ok].to(self.syn_pre.dtype)
-        self.syn_w.data[rows, cols] = self.p["initial_weight"]
+        self.syn_w.data[rows, cols] = weight.unsqueeze(1).expand(-1, G)[ok]
+
+    def column_taken(self, pre, w, prev_win, pick) -> torch.Tensor:
+        """[L, W] bool: candidates (previous winners) a segment may not grow onto because it has a
+        live synapse in their column already, or because another candidate of the same column
+        drew a lower random pick: at most one cell per presynaptic column."""
+        K = self.K
+        cand_col = (prev_win // K).view(1, -1).expand(pre.shape[0], -1)
+        live_cols = torch.zeros(pre.shape[0], self.C + 1, dtype=torch.bool, device=pre.device)
+        live = (pre >= 0) & (w > 0)
+        live_cols.scatter_(1, torch.where(live, pre // K, self.C), True)  # column C: a dump for the others
+        first = torch.full((pre.shape[0], self.C), 3.0, device=pick.device)
+        first.scatter_reduce_(1, cand_col, pick, "amin")
+        return live_cols[:, :self.C].gather(1, cand_col) | (pick > first.gather(1, cand_col))
 
     @torch.no_grad()
     def column_fallback(self, fire, prev_act, segs, burst, winners):
@@ -269,9 +309,16 @@ class SegmentTemporalMemory(Node):
         drive, potential = self.overlaps(prev_act, segs)
         cell_pred = self.predicted_cells(drive, segs, B)
         learn_mask = torch.zeros(B, self.seg_stamp.shape[0], dtype=torch.bool, device=columns.device)
+        prev_specific = [False] * B
+        if p["context_initial_weight"] > 0:
+            # Winners of columns that were predicted (all their active cells won: no burst, no
+            # fallback): a new segment grown from them reads a known context.
+            extra = (prev_act & ~prev_win).view(B, C, K).any(-1, keepdim=True).expand(B, C, K).reshape(B, n)
+            prev_specific = ((prev_win & ~extra).sum(1) * 2 > prev_win.sum(1)).tolist()
         winners = torch.stack([
             self.choose_and_grow(b, segs, drive[b], potential[b], col_active[b], cell_pred[b],
-                                 prev_win[b].nonzero().squeeze(1), learn_mask) for b in range(B)])
+                                 prev_win[b].nonzero().squeeze(1), learn_mask, prev_specific[b])
+            for b in range(B)])
         if self.training:
             active_segs = drive > thr
             self.seg_stamp[segs[active_segs.any(0)]] = self.clock
