@@ -10,7 +10,6 @@ rows gathered, never by the data: the rows come as a [B, A] index tensor with 0/
 (padding rows weigh 0), so the step can be captured in a CUDA graph or compiled.
 """
 import torch
-import torch.nn.functional as F
 
 from .rows import distinct_rows_grad
 
