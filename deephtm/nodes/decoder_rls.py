@@ -106,9 +106,11 @@ class RLSDecoder(Node):
 
     def p_times(self, f):
         """P f. A sparse code (such as TM cells) needs only the columns of its active features."""
-        active = f[0].nonzero().squeeze(1)
-        if f.shape[0] == 1 and active.numel() * 4 < f.shape[1]:
-            return (self.P[0].index_select(1, active) @ f[0, active]).unsqueeze(0)
+        if f.shape[0] == 1:
+            active = f[0].nonzero().squeeze(1)
+            if active.numel() * 4 < f.shape[1]:
+                return (self.P[0].index_select(1, active) @ f[0, active]).unsqueeze(0)
         return torch.bmm(self.P, f.unsqueeze(2)).squeeze(2)
+
 
 NODE = RLSDecoder
