@@ -161,6 +161,34 @@ def test_online_readout_learns_without_seeing_the_future(method):
     assert max(errors) < (1e-3 if method == "rls" else 0.05)
 
 
+@pytest.mark.parametrize("batch", [1, 2])
+def test_rls_readout_is_exact_forgetting_least_squares_on_sparse_codes(batch):
+    """Sparse binary codes (the sparse path at batch 1, the dense one at batch 2): the weights
+    after every step equal the closed-form ridge solution of the pairs seen so far, each pair
+    weighted lam^age, the ridge (1/delta) fading the same way."""
+    d, h, lam, delta, steps = 40, 2, 0.97, 10.0, 120
+    r = get("decoder.rls")
+    p = check_params(r, "n", {"horizon": h, "forgetting": lam, "delta": delta, "bias": False})
+    r.infer(p, {"x": (d,), "observed": (1,)})
+    r = r(p, {"x": (d,), "observed": (1,)})
+    r.setup(batch, torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(3)
+    codes = (torch.rand(steps, batch, d, generator=g) < 0.08).float()
+    values = torch.randn(steps, batch, 1, generator=g, dtype=torch.float64)
+    for t in range(steps):
+        r(ctx(t), x=codes[t], observed=values[t].float())
+        pairs = range(h, t + 1)  # the features of step i - h against the value observed at i
+        if len(pairs) < 5:
+            continue
+        for b in range(batch):
+            F = torch.stack([codes[i - h, b].double() for i in pairs])
+            Y = torch.stack([values[i, b].float().double() for i in pairs])
+            age = torch.tensor([lam ** (t - i) for i in pairs], dtype=torch.float64)
+            A = F.T @ (age[:, None] * F) + lam ** (len(pairs)) / delta * torch.eye(d, dtype=torch.float64)
+            W = torch.linalg.solve(A, F.T @ (age[:, None] * Y))
+            assert torch.allclose(r.W[b], W, atol=1e-7), (t, b, (r.W[b] - W).abs().max())
+
+
 def test_seasonal_profile_uses_only_the_past():
     s = make("util.seasonal", {"slot": (4,), "value": (1,)}, ahead=1, rate=1.0)
     one_hot = lambda k: torch.nn.functional.one_hot(torch.tensor([k]), 4).float()  # noqa: E731

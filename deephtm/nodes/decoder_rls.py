@@ -94,14 +94,23 @@ class RLSDecoder(Node):
     def update(self, f, target):
         """One RLS step per stream: gain k = P f / (lam + f' P f); W += k e'; P = (P - k f' P) / lam."""
         lam = self.p["forgetting"]
-        Pf = torch.bmm(self.P, f.unsqueeze(2)).squeeze(2)  # [B, d] (P is symmetric)
+        Pf = self.p_times(f)  # [B, d] (P is symmetric)
         k = Pf / (lam + (f * Pf).sum(1, keepdim=True))
         err = target - torch.bmm(f.unsqueeze(1), self.W).squeeze(1)  # [B, outputs]
         self.W += k.unsqueeze(2) * err.unsqueeze(1)
-        self.P -= k.unsqueeze(2) * Pf.unsqueeze(1)
-        self.P /= lam
+        # The rank-1 downdate and the forgetting in one pass over P, without a d x d temporary:
+        # P is by far the largest thing a step touches.
+        self.P.baddbmm_(k.unsqueeze(2), Pf.unsqueeze(1), beta=1 / lam, alpha=-1 / lam)
         if int(self.seen) % 256 == 0:  # keep P symmetric against rounding
             self.P.copy_((self.P + self.P.transpose(1, 2)) / 2)
+
+    def p_times(self, f):
+        """P f. A sparse code (such as TM cells) needs only the columns of its active features."""
+        if f.shape[0] == 1:
+            active = f[0].nonzero().squeeze(1)
+            if active.numel() * 4 < f.shape[1]:
+                return (self.P[0].index_select(1, active) @ f[0, active]).unsqueeze(0)
+        return torch.bmm(self.P, f.unsqueeze(2)).squeeze(2)
 
 
 NODE = RLSDecoder
