@@ -14,16 +14,17 @@ import torch
 from .rows import distinct_rows_grad
 
 
-_OFFSETS: dict[tuple, torch.Tensor] = {}  # (B, A, device) -> the bags' first rows; ("bags", B, A, device) -> each row's bag
+_CONSTANTS: dict[tuple, torch.Tensor] = {}  # index tensors that depend only on shapes, made once per key
 # Up to this many cells over the batch, a step's operators cost their call more than their
 # work: one call each then; above it, the layouts that run faster.
 SMALL = 32768
 
 
 def _constant(key: tuple, make) -> torch.Tensor:
-    t = _OFFSETS.get(key)
+    """The tensor make() builds for this key, built on first use: a step reuses it."""
+    t = _CONSTANTS.get(key)
     if t is None:
-        t = _OFFSETS[key] = make()
+        t = _CONSTANTS[key] = make()
     return t
 
 
@@ -33,10 +34,7 @@ def gather_rows(weights: torch.Tensor, rows: torch.Tensor, scale: torch.Tensor) 
     B, A = rows.shape
     if A == 0:
         return weights.new_zeros(B, weights.shape[1])
-    key = (B, A, rows.device)
-    offsets = _OFFSETS.get(key)
-    if offsets is None:
-        offsets = _OFFSETS[key] = torch.arange(0, B * A, A, device=rows.device)
+    offsets = _constant(("offsets", B, A, rows.device), lambda: torch.arange(0, B * A, A, device=rows.device))
     return torch.embedding_bag(weights, rows.reshape(-1), offsets, False, 0, False, scale.reshape(-1))[0]
 
 
@@ -72,10 +70,8 @@ def distal_grad(rows: torch.Tensor, scale: torch.Tensor, grad_d: torch.Tensor, s
     B, A = rows.shape
     if B == 1:
         return row_sparse_grad(rows, scale, grad_d, shape)
-    key = ("bags", B, A, rows.device)
-    bags = _OFFSETS.get(key)
-    if bags is None:  # the stream of each gathered row
-        bags = _OFFSETS[key] = torch.arange(B, device=rows.device).repeat_interleave(A)
+    # the stream of each gathered row
+    bags = _constant(("bags", B, A, rows.device), lambda: torch.arange(B, device=rows.device).repeat_interleave(A))
     return distinct_rows_grad(grad_d, rows.reshape(-1), bags, scale.reshape(-1), shape)
 
 
