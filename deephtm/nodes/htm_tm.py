@@ -235,9 +235,7 @@ class TemporalMemory(Node):
         rows are summed in, so every path (remembered rows, a context restored from a
         checkpoint) sums them alike, to the last bit."""
         n = on.shape[1]
-        ramp = self.constants.get((n, on.device))
-        if ramp is None:
-            ramp = self.constants[(n, on.device)] = torch.arange(n, 0, -1, device=on.device, dtype=torch.float32)
+        ramp = self.constant((n, on.device), lambda: torch.arange(n, 0, -1, device=on.device, dtype=torch.float32))
         return (on * ramp).topk(width, dim=1).indices
 
     def fixed_width(self, on: torch.Tensor, port: str) -> int:
@@ -307,10 +305,9 @@ class TemporalMemory(Node):
         last = self._cells_of
         if last is not None and last[0] is act:  # the step and its bookkeeping ask for the same columns
             return last[1]
-        key = ("cells", act.device)
-        table = self.constants.get(key)
-        if table is None:  # row c: the cells of column c
-            table = self.constants[key] = torch.arange(self.C * self.K, device=act.device).view(self.C, self.K)
+        # row c of the table: the cells of column c
+        table = self.constant(("cells", act.device),
+                              lambda: torch.arange(self.C * self.K, device=act.device).view(self.C, self.K))
         cells = table.index_select(0, act.view(-1)).view(act.shape[0], -1)
         self._cells_of = (act, cells)
         return cells
@@ -336,19 +333,20 @@ class TemporalMemory(Node):
         """0/1 weights of the columns `act` [B, W]: 1 for the active ones, which come first."""
         if act.shape[0] == 1:  # one stream, no padding: every row weighs 1 (unless none is active)
             return self.ones(self._widths["columns"], act.device)
-        key = ("ramp", act.shape[1], act.device)
-        ramp = self.constants.get(key)
-        if ramp is None:
-            ramp = self.constants[key] = torch.arange(act.shape[1], device=act.device)
+        ramp = self.constant(("ramp", act.shape[1], act.device), lambda: torch.arange(act.shape[1], device=act.device))
         return (ramp < count.unsqueeze(-1)).to(self.distal.dtype)
 
     def ones(self, width: int, device) -> torch.Tensor:
         """[1, width] of ones, or one zero when no column is active (its one row is padding)."""
-        key = ("ones", width, device)
+        return self.constant(("ones", width, device), lambda: torch.full(
+            (1, max(width, 1)), float(width > 0), device=device, dtype=self.distal.dtype))
+
+    def constant(self, key: tuple, make) -> torch.Tensor:
+        """The tensor make() builds for this key (a ramp, an index table, ones), built on first
+        use: every step reuses it."""
         t = self.constants.get(key)
         if t is None:
-            t = self.constants[key] = torch.full((1, max(width, 1)), float(width > 0), device=device,
-                                             dtype=self.distal.dtype)
+            t = self.constants[key] = make()
         return t
 
     # ---- this step's outputs and the units they were built from: when one comes back as the
