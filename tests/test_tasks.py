@@ -162,11 +162,12 @@ def test_online_readout_learns_without_seeing_the_future(method):
 
 
 @pytest.mark.parametrize("batch", [1, 2])
-def test_rls_readout_is_exact_forgetting_least_squares_on_sparse_codes(batch):
+@pytest.mark.parametrize("lam", [0.97, 1.0])  # 1.0: no forgetting, as nyc_taxi.json's HTM readout
+def test_rls_readout_is_exact_forgetting_least_squares_on_sparse_codes(batch, lam):
     """Sparse binary codes (the sparse path at batch 1, the dense one at batch 2): the weights
     after every step equal the closed-form ridge solution of the pairs seen so far, each pair
     weighted lam^age, the ridge (1/delta) fading the same way."""
-    d, h, lam, delta, steps = 40, 2, 0.97, 10.0, 120
+    d, h, delta, steps = 40, 2, 10.0, 120
     r = get("decoder.rls")
     p = check_params(r, "n", {"horizon": h, "forgetting": lam, "delta": delta, "bias": False})
     r.infer(p, {"x": (d,), "observed": (1,)})
