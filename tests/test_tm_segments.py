@@ -175,11 +175,24 @@ def test_checkpoint_round_trip_keeps_the_segments_and_resumes_exactly(tmp_path):
     resumed = Trainer(load_graph(path), out=tmp_path / "b", resume=True)
     tm = resumed.model.nodes["tm"]
     assert int((tm.seg_stamp >= 0).sum()) > 0 and int(tm.clock) == 100  # buffers came back
+    assert tm.p["fallback_steps"] > 1 and len(tm.past_cells) == tm.p["fallback_steps"] - 1  # extra state too
     resumed.run()
     a, b = straight.model.nodes["tm"], resumed.model.nodes["tm"]
     for name in ("syn_pre", "seg_stamp", "clock"):
         assert torch.equal(getattr(a, name), getattr(b, name)), name
     assert torch.allclose(a.syn_w, b.syn_w)
+    assert all(torch.equal(x, y) for x, y in zip(a.past_cells, b.past_cells, strict=True))
+
+
+def test_a_checkpoint_of_version_1_resumes_with_no_earlier_cells():
+    """Version 1 kept no earlier steps' cells: it migrates to none, and the fallback reads one step back."""
+    tm = make_tm(column_fallback=True, fallback_steps=3)
+    tm.past_cells = [torch.ones(1, C * K, dtype=torch.bool)]
+    tensors, extra = type(tm).migrate_state(1, {"clock": torch.zeros((), dtype=torch.int64)}, None)
+    assert "clock" in tensors
+    tm.set_extra_state(extra)
+    assert tm.past_cells == []
+    assert type(tm).migrate_state(3, {}, None) is None
 
 
 def test_shape_and_param_errors():

@@ -23,6 +23,7 @@ from .htm_tm import infer_tm_shapes
 
 class SegmentTemporalMemory(Node):
     type_name = "htm.tm_segments"
+    version = 2  # 2: the active cells of earlier steps that fallback_steps reads are saved (extra state)
     category = "htm"
     live_role = "tm"
     doc = ("Columns x cells, each cell with up to 'segments_per_cell' distal segments (lists of "
@@ -145,13 +146,27 @@ class SegmentTemporalMemory(Node):
         # Step at which a segment was last active or learned (-1: free), for replacing the oldest.
         self.register_buffer("seg_stamp", torch.full((segments,), -1, dtype=torch.int64))
         self.register_buffer("clock", torch.zeros((), dtype=torch.int64))
-        # Active cells of the steps before the previous one, newest first, for fallback_steps. Not
-        # saved: a resumed run's fallback reads one step back until they are seen again.
+        # Active cells of the steps before the previous one, newest first, for fallback_steps.
         self.past_cells: list[torch.Tensor] = []
         self.generator = None
 
     def setup(self, batch, generator):
         self.generator = generator
+
+    def get_extra_state(self):
+        # One tensor [steps, B, C*K] (one empty row when there are none: no zero-size tensors).
+        cells = torch.stack(self.past_cells) if self.past_cells else torch.zeros(1, 1, 1, dtype=torch.bool)
+        return {"past_steps": len(self.past_cells), "past_cells": cells.to(torch.uint8)}
+
+    def set_extra_state(self, state):
+        cells = state["past_cells"].to(self.syn_w.device) != 0
+        self.past_cells = list(cells[:int(state["past_steps"])])
+
+    @classmethod
+    def migrate_state(cls, old_version, tensors, extra):
+        if old_version == 1:  # no earlier cells were kept: the fallback read one step back
+            return tensors, {"past_steps": 0, "past_cells": torch.zeros(1, 1, 1, dtype=torch.uint8)}
+        return None
 
     def data_parallel_problem(self):
         return ("htm.tm_segments grows segments from each process's own streams, so the processes' "
