@@ -175,11 +175,24 @@ def test_checkpoint_round_trip_keeps_the_segments_and_resumes_exactly(tmp_path):
     resumed = Trainer(load_graph(path), out=tmp_path / "b", resume=True)
     tm = resumed.model.nodes["tm"]
     assert int((tm.seg_stamp >= 0).sum()) > 0 and int(tm.clock) == 100  # buffers came back
+    assert tm.p["fallback_steps"] > 1 and len(tm.past_cells) == tm.p["fallback_steps"] - 1  # extra state too
     resumed.run()
     a, b = straight.model.nodes["tm"], resumed.model.nodes["tm"]
     for name in ("syn_pre", "seg_stamp", "clock"):
         assert torch.equal(getattr(a, name), getattr(b, name)), name
     assert torch.allclose(a.syn_w, b.syn_w)
+    assert all(torch.equal(x, y) for x, y in zip(a.past_cells, b.past_cells, strict=True))
+
+
+def test_a_checkpoint_of_version_1_resumes_with_no_earlier_cells():
+    """Version 1 kept no earlier steps' cells: it migrates to none, and the fallback reads one step back."""
+    tm = make_tm(column_fallback=True, fallback_steps=3)
+    tm.past_cells = [torch.ones(1, C * K, dtype=torch.bool)]
+    tensors, extra = type(tm).migrate_state(1, {"clock": torch.zeros((), dtype=torch.int64)}, None)
+    assert "clock" in tensors
+    tm.set_extra_state(extra)
+    assert tm.past_cells == []
+    assert type(tm).migrate_state(3, {}, None) is None
 
 
 def test_shape_and_param_errors():
@@ -389,3 +402,35 @@ def test_context_initial_weight_speeds_up_a_transition_from_a_predicted_element_
     assert fast_context < from_context, (fast_context, from_context)
     # Grown at 0.45 and raised by one step of 0.1 in the same update: 4 x 0.55 = 2.2 predicts.
     assert fast_context == 2
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3])
+def test_fallback_steps_keep_the_context_of_a_chain_started_in_a_rare_cell(steps):
+    """0-1-2-3 and 4-1-2-5 share their middle. 6-0-1 is learned too, so after a burst of 6, 0
+    fires in a cell of its own and 1 in a cell of that variant, from which 2 was never learned.
+    Read one step back, 2 falls back to its cells of every context of 1, the 4 context's too;
+    read two steps back, 1's cells of the 0 context tell it which, and it fires those only."""
+    tm = make_tm(column_fallback=True, fallback_steps=steps)
+    run = Runner(tm)
+    for _ in range(8):
+        run.sequence([0, 1, 2, 3])
+        run.sequence([4, 1, 2, 5])
+        run.sequence([6, 0, 1])
+    tm.eval()
+    tm.used_outputs = {p.name for p in tm.outputs}
+    with torch.no_grad():
+        learned = run.sequence([0, 1, 2, 3])
+        other = run.sequence([4, 1, 2, 5])
+        rare = run.sequence([6, 0, 1, 2, 3])
+    assert [float(o["anomaly"]) for o in rare[1:4]] == [0.0, 0.0, 1.0]  # 0 and 1 predicted, 2 not
+    assert len(column_cells(rare[2], 1)) == W  # 1 fired in one cell per column: its 6-0 variant
+    mine, others = column_cells(learned[2], 2), column_cells(other[2], 2)
+    assert mine and others and not mine & others
+    assert mine <= column_cells(rare[3], 2)  # 2 fires its cells of the 0 context either way...
+    assert float(rare[3]["predicted"][0][3 * W:4 * W].min()) > 0.5  # ...and predicts 3
+    if steps > 1:  # 3 steps back finds nothing (2 was never learned after 6-0-1): 2 steps back
+        assert not others & column_cells(rare[3], 2)  # but not those of the 4 context
+        assert float(rare[4]["anomaly"]) == 0.0
+        assert column_cells(rare[4], 3) == column_cells(learned[3], 3)
+    else:
+        assert others <= column_cells(rare[3], 2)  # both contexts merged

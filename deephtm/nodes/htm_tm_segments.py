@@ -23,6 +23,7 @@ from .htm_tm import infer_tm_shapes
 
 class SegmentTemporalMemory(Node):
     type_name = "htm.tm_segments"
+    version = 2  # 2: the active cells of earlier steps that fallback_steps reads are saved (extra state)
     category = "htm"
     live_role = "tm"
     doc = ("Columns x cells, each cell with up to 'segments_per_cell' distal segments (lists of "
@@ -105,6 +106,15 @@ class SegmentTemporalMemory(Node):
               "first element shared by several sequences (a third to a half of the time each) can be kept "
               "by false prediction weights of 0.25 (specific) and 0.4 (burst), and a noise element's "
               "successors seen a quarter of the time still drop"),
+        Param("fallback_steps", "int", 1, "with column_fallback, how many steps back a column that no "
+              "segment predicts reads its context. 1: the previous columns whole. d > 1: first the cells the "
+              "last d - 1 elements fire when the element d steps back is read by columns (as if it had burst) "
+              "and each later one by its cells and the cells so predicted; only where that finds no cell, "
+              "d - 1 steps, and so on. A first element predicted in a cell of a noise symbol starts a chain of "
+              "cells of that noise symbol; where the chain is not learned on, reading the previous columns "
+              "whole fires the cells of every context of the previous symbol (the other pair's too, where a "
+              "middle recurs), while a few steps further back the first element's columns still tell the pairs "
+              "apart", min=1, max=8),
         Param("top_up_one_per_column", "bool", False, "an active segment (one that predicted its cell) "
               "tops itself up only from columns in which it has no live synapse, one cell per column. Without "
               "it, a segment of one context that is active while the previous symbol half bursts (its bursting "
@@ -136,10 +146,27 @@ class SegmentTemporalMemory(Node):
         # Step at which a segment was last active or learned (-1: free), for replacing the oldest.
         self.register_buffer("seg_stamp", torch.full((segments,), -1, dtype=torch.int64))
         self.register_buffer("clock", torch.zeros((), dtype=torch.int64))
+        # Active cells of the steps before the previous one, newest first, for fallback_steps.
+        self.past_cells: list[torch.Tensor] = []
         self.generator = None
 
     def setup(self, batch, generator):
         self.generator = generator
+
+    def get_extra_state(self):
+        # One tensor [steps, B, C*K] (one empty row when there are none: no zero-size tensors).
+        cells = torch.stack(self.past_cells) if self.past_cells else torch.zeros(1, 1, 1, dtype=torch.bool)
+        return {"past_steps": len(self.past_cells), "past_cells": cells.to(torch.uint8)}
+
+    def set_extra_state(self, state):
+        cells = state["past_cells"].to(self.syn_w.device) != 0
+        self.past_cells = list(cells[:int(state["past_steps"])])
+
+    @classmethod
+    def migrate_state(cls, old_version, tensors, extra):
+        if old_version == 1:  # no earlier cells were kept: the fallback read one step back
+            return tensors, {"past_steps": 0, "past_cells": torch.zeros(1, 1, 1, dtype=torch.uint8)}
+        return None
 
     def data_parallel_problem(self):
         return ("htm.tm_segments grows segments from each process's own streams, so the processes' "
@@ -278,19 +305,48 @@ class SegmentTemporalMemory(Node):
         first.scatter_reduce_(1, cand_col, pick, "amin")
         return live_cols[:, :self.C].gather(1, cand_col) | (pick > first.gather(1, cand_col))
 
+    def whole_columns(self, cols: torch.Tensor) -> torch.Tensor:
+        """[B, C] active columns -> [B, C*K] every cell of them."""
+        B = cols.shape[0]
+        return cols.unsqueeze(-1).expand(B, self.C, self.K).reshape(B, self.C * self.K)
+
+    def predicted_in(self, active: torch.Tensor, cols: torch.Tensor, segs: torch.Tensor) -> torch.Tensor:
+        """[B, C*K] the cells of columns `cols` [B, C] that `active` cells [B, C*K] predict."""
+        B = cols.shape[0]
+        segs = segs[cols.any(0)[segs // (self.S * self.K)]]
+        drive, _ = self.overlaps(active, segs)
+        return self.predicted_cells(drive, segs, B).view(B, -1) & self.whole_columns(cols)
+
+    def read_from(self, past: list, prev_act: torch.Tensor, segs: torch.Tensor) -> torch.Tensor:
+        """The previous cells with those predicted when the oldest of `past` (cells of earlier steps,
+        newest first) is read by its columns and each later step by its cells and the cells so predicted."""
+        cells_of = lambda a: a.view(a.shape[0], self.C, self.K).any(-1)  # noqa: E731
+        read = self.whole_columns(cells_of(past[-1]))
+        for cells in past[-2::-1] + [prev_act]:
+            read = cells | self.predicted_in(read, cells_of(cells), segs)
+        return read
+
     @torch.no_grad()
-    def column_fallback(self, fire, prev_act, segs, burst, winners):
+    def column_fallback(self, fire, prev_act, segs, burst, winners, past=()):
         """Cells that fire [B, C, K]: in bursting columns, the cells predicted when each previously
-        active column counts as bursting, plus the winner; all cells where there are none."""
+        active column counts as bursting, plus the winner; all cells where there are none. With
+        `past` (active cells of earlier steps, newest first), first the cells predicted when the
+        oldest of them is read by columns (read_from), then the next oldest, and so on."""
         B, C, K = burst.shape[0], self.C, self.K
-        prev_cols = prev_act.view(B, C, K).any(-1, keepdim=True)
-        whole = prev_cols.expand(B, C, K).reshape(B, C * K)
+        whole = self.whole_columns(prev_act.view(B, C, K).any(-1))
         partial = (whole & ~prev_act).any(1)  # streams where some previous column did not burst
         if not bool((partial & burst.any(1)).any()):
             return fire
-        segs = segs[burst.any(0)[segs // (self.S * K)]]  # only the bursting columns' segments
-        drive, _ = self.overlaps(whole, segs)
-        by_column = self.predicted_cells(drive, segs, B) & burst.unsqueeze(-1) & partial.view(B, 1, 1)
+        todo = burst & partial.view(B, 1)
+        by_column = torch.zeros(B, C, K, dtype=torch.bool, device=fire.device)
+        for d in range(len(past), -1, -1):  # the furthest read first; d = 0: the previous columns whole
+            read = self.read_from(list(past[:d]), prev_act, segs) if d else whole
+            cells = self.predicted_in(read, todo, segs).view(B, C, K)
+            found = cells.any(-1)
+            by_column |= cells
+            todo = todo & ~found
+            if not bool(todo.any()):
+                break
         found = by_column.any(-1, keepdim=True)
         return torch.where(found, (by_column | winners).to(fire.dtype), fire)
 
@@ -328,7 +384,9 @@ class SegmentTemporalMemory(Node):
         # Exact HTM: predicted cells of an active column fire; with none predicted, all fire.
         fire = cell_pred.to(columns.dtype) + (~col_pred).to(columns.dtype).unsqueeze(-1)
         if p["column_fallback"]:
-            fire = self.column_fallback(fire, prev_act, segs, col_active & ~col_pred, winners)
+            past = [c for c in self.past_cells if c.shape == prev_act.shape] if context is not None else []
+            fire = self.column_fallback(fire, prev_act, segs, col_active & ~col_pred, winners, past)
+            self.past_cells = ([prev_act] + past)[:p["fallback_steps"] - 1] if context is not None else []
         out["cells"] = (columns.unsqueeze(-1) * fire).reshape(B, n)
         n_active = col_active.sum(1).clamp_min(1)
         out["anomaly"] = 1 - (col_pred & col_active).sum(1) / n_active
