@@ -305,6 +305,10 @@ class SegmentTemporalMemory(Node):
         first.scatter_reduce_(1, cand_col, pick, "amin")
         return live_cols[:, :self.C].gather(1, cand_col) | (pick > first.gather(1, cand_col))
 
+    def columns_of(self, cells: torch.Tensor) -> torch.Tensor:
+        """[B, C*K] cells -> [B, C] the columns with any of them."""
+        return cells.view(cells.shape[0], self.C, self.K).any(-1)
+
     def whole_columns(self, cols: torch.Tensor) -> torch.Tensor:
         """[B, C] active columns -> [B, C*K] every cell of them."""
         B = cols.shape[0]
@@ -320,10 +324,9 @@ class SegmentTemporalMemory(Node):
     def read_from(self, past: list, prev_act: torch.Tensor, segs: torch.Tensor) -> torch.Tensor:
         """The previous cells with those predicted when the oldest of `past` (cells of earlier steps,
         newest first) is read by its columns and each later step by its cells and the cells so predicted."""
-        cells_of = lambda a: a.view(a.shape[0], self.C, self.K).any(-1)  # noqa: E731
-        read = self.whole_columns(cells_of(past[-1]))
+        read = self.whole_columns(self.columns_of(past[-1]))
         for cells in past[-2::-1] + [prev_act]:
-            read = cells | self.predicted_in(read, cells_of(cells), segs)
+            read = cells | self.predicted_in(read, self.columns_of(cells), segs)
         return read
 
     @torch.no_grad()
@@ -333,7 +336,7 @@ class SegmentTemporalMemory(Node):
         `past` (active cells of earlier steps, newest first), first the cells predicted when the
         oldest of them is read by columns (read_from), then the next oldest, and so on."""
         B, C, K = burst.shape[0], self.C, self.K
-        whole = self.whole_columns(prev_act.view(B, C, K).any(-1))
+        whole = self.whole_columns(self.columns_of(prev_act))
         partial = (whole & ~prev_act).any(1)  # streams where some previous column did not burst
         if not bool((partial & burst.any(1)).any()):
             return fire
@@ -369,7 +372,7 @@ class SegmentTemporalMemory(Node):
         if p["context_initial_weight"] > 0:
             # Winners of columns that were predicted (all their active cells won: no burst, no
             # fallback): a new segment grown from them reads a known context.
-            extra = (prev_act & ~prev_win).view(B, C, K).any(-1, keepdim=True).expand(B, C, K).reshape(B, n)
+            extra = self.whole_columns(self.columns_of(prev_act & ~prev_win))
             prev_specific = ((prev_win & ~extra).sum(1) * 2 > prev_win.sum(1)).tolist()
         winners = torch.stack([
             self.choose_and_grow(b, segs, drive[b], potential[b], col_active[b], cell_pred[b],
