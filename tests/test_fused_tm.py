@@ -84,8 +84,9 @@ def test_hinge_loss_gradient_is_numerically_right(streams):
     assert torch.autograd.gradcheck(loss, (distal, apical_w, apical))
 
 
-@pytest.mark.parametrize("streams", [2, 1])
-def test_column_gradients_are_numerically_right(streams):
+@pytest.mark.parametrize("streams, active_grad_only", [(2, False), (1, False), (2, True), (1, True)])
+def test_column_gradients_are_numerically_right(streams, active_grad_only):
+    # active_grad_only: the active columns' gradient only (what htm.sp reads), worked out on their cells
     tm = make_tm(torch.float64)
     cols = column_sets(1, torch.float64)[:streams]
     on = cols != 0
@@ -99,11 +100,44 @@ def test_column_gradients_are_numerically_right(streams):
         # Only the active columns' values move: a zero column turned non-zero is another input.
         columns = torch.zeros_like(cols).masked_scatter(on, active_values)
         winners, cells, loss, *_ = FusedTMStep.apply(tm, columns, tm.distal.detach(), rows, scale, None, None,
-                                                     None, None, True, True, active, True, padded)
+                                                     None, None, True, True, active, True, padded,
+                                                     active_grad_only)
         return (winners * readout[0]).sum() + (cells * readout[1]).sum() + loss
 
     values = torch.rand(int(on.sum()), dtype=torch.float64) + 0.5
     assert torch.autograd.gradcheck(outputs, (values.requires_grad_(True),))
+
+
+@pytest.mark.parametrize("fan_out", [0, 6])
+@pytest.mark.parametrize("streams", [2, 1])
+def test_columns_marked_by_an_sp_get_the_active_columns_gradient_only(fan_out, streams):
+    # htm.sp marks its columns: it reads their gradient only where they are non-zero. The TM
+    # then leaves out every inactive column's winner and firing; the active ones' gradient
+    # is what it is without the mark, and the distal gradient the same.
+    from deephtm.kernels.grad_hints import mark_grad_nonzero_only
+
+    tm = make_tm(fan_out=fan_out)
+    tm.used_outputs = {"winners", "cells", "anomaly", "loss"}
+    tm.setup(streams, torch.Generator().manual_seed(1))
+    cols = (column_sets(3) * torch.tensor([[0.7], [1.3]]))[:streams]
+    ctx_cells = torch.zeros(streams, C * K)
+    ctx_cells[:, [2, 4, 12]] = 1.0
+    readout = torch.randn(2, streams, C * K, generator=torch.Generator().manual_seed(4))
+    grads = []
+    for marked in (False, True):
+        node = copy.deepcopy(tm)
+        columns = cols.clone().requires_grad_(True)
+        if marked:
+            mark_grad_nonzero_only(columns)
+        ctx = Context(step=0, batch=streams, device=torch.device("cpu"), generator=torch.Generator().manual_seed(2))
+        out = node(ctx, columns=columns, context=ctx_cells)
+        ((out["winners"] * readout[0]).sum() + (out["cells"] * readout[1]).sum() + out["loss"]).backward()
+        grads.append((columns.grad, node.distal.grad.to_dense()))
+    (plain, plain_distal), (marked, marked_distal) = grads
+    on = cols != 0
+    assert torch.allclose(marked[on], plain[on], atol=1e-6)
+    assert (marked[~on] == 0).all() and (plain[~on] != 0).any()  # the unmarked step passed them some
+    assert torch.allclose(marked_distal, plain_distal, atol=1e-6)
 
 
 def test_a_batchs_distal_gradient_holds_each_gathered_row_once():
@@ -329,6 +363,31 @@ def test_trained_weights_match_autograd(batch, small, monkeypatch):
     first = train(True, 1, batch)
     moved = sum(not torch.equal(first[k], fused[k]) for k in fused if "distal" in k)
     assert moved  # the distal weights learned in those steps
+
+
+@pytest.mark.parametrize("fan_out, batch", [(0, 1), (0, 4), (16, 1)])
+def test_training_with_the_sps_mark_gives_the_weights_of_training_without_it(fan_out, batch, monkeypatch):
+    from deephtm.nodes import htm_tm
+
+    def weights(steps: int) -> dict:
+        g = load_graph(ROOT / "graphs" / "sine.json")
+        g.node("sp").params.update(columns=32, winners=3)
+        g.node("tm").params.update(cells_per_column=4, fan_out=fan_out)
+        t = Trainer(g, device="cpu", steps=steps, batch_size=batch)
+        t.config.checkpoint_every, t.config.log_every = 0, 10**9
+        t.train_until(steps)
+        return {k: v.clone() for k, v in t.model.state_dict().items()}
+
+    start, marked = weights(0), weights(40)
+    monkeypatch.setattr(htm_tm, "grad_nonzero_only", lambda t: False)  # the TM ignores the mark
+    plain = weights(40)
+    for name in plain:
+        if plain[name].is_floating_point():
+            assert torch.allclose(marked[name], plain[name], atol=1e-6, rtol=1e-5), name
+        else:
+            assert torch.equal(marked[name], plain[name]), name
+    for name in ("nodes.sp.proj.weight", "nodes.tm.distal"):  # both learned, so the comparison says something
+        assert not torch.equal(marked[name], start[name]), name
 
 
 def test_detect_steps_the_tm_without_autograd_to_autograds_weights(tmp_path, monkeypatch):

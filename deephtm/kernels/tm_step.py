@@ -90,7 +90,8 @@ class FusedTMStep(torch.autograd.Function):
     context), the apical matrix and input (or None), whether the cells and the winners are
     wanted, whether any context is wired, the active columns of each stream ([B, W] indices
     in ascending order, padded with inactive ones; None: found here) and whether any of
-    them is padding. Outputs: winners [B, n] and cells [B, n] (None unless wanted), the loss
+    them is padding, and whether the columns' producer reads their gradient at the active
+    columns only (htm.sp). Outputs: winners [B, n] and cells [B, n] (None unless wanted), the loss
     (None without any context), and, without gradient, the winner cell of each of the W
     columns (flat indices [B, W]; None unless the winners are wanted), which of their cells
     fired ([B, W * K]; None unless the cells are wanted), the raw anomaly [B] and the active
@@ -99,12 +100,13 @@ class FusedTMStep(torch.autograd.Function):
     Only the distal input and the false-prediction hinge (a cell of an inactive column
     predicted) span every cell. The winners, the cells that fire, the anomaly, the hit hinge
     and the soft winners are worked out on the W active columns' cells. Every column's
-    winner is found only when the columns want a gradient: an inactive column passes the
-    gradient at its best matching cell (for a straight-through SP)."""
+    winner is found only when the columns want a gradient there: an inactive column passes
+    the gradient at its best matching cell (for a straight-through SP), which htm.sp drops."""
 
     @staticmethod
     def forward(ctx, tm, columns, distal, rows, scale, learn_rows, learn_scale, apical_w, apical,
-                want_cells: bool, has_context: bool, active=None, want_winners: bool = True, padded: bool = True):
+                want_cells: bool, has_context: bool, active=None, want_winners: bool = True, padded: bool = True,
+                active_grad_only: bool = False):
         p = tm.p
         B, C, K = columns.shape[0], tm.C, tm.K
         thr, temp = p["threshold"], p["temperature"]
@@ -125,7 +127,9 @@ class FusedTMStep(torch.autograd.Function):
         z_learn = (d_learn - thr).div_(temp)
         zl_at = z_learn.gather(1, cells_at).view(B, W, K)
         z_at = zl_at if d_learn is d else ((d.gather(1, cells_at) - thr) / temp).view(B, W, K)
-        every = ctx.needs_input_grad[1]  # the columns learn: every column's winner and firing
+        # The columns learn: every column's winner and firing, unless only the active ones'
+        # gradient is read, which their winners and cells below give.
+        every = ctx.needs_input_grad[1] and not active_grad_only
         win_all = fire_all = None
         # The winner is the cell most depolarized by its input itself: z may round two inputs to one value.
         if every:
@@ -184,9 +188,11 @@ class FusedTMStep(torch.autograd.Function):
             soft = cell_softmax(zl_at)
         ctx.tm, ctx.has_context, ctx.W = tm, has_context, W
         ctx.has_apical = apical is not None
+        at_only = ctx.needs_input_grad[1] and active_grad_only
         ctx.save_for_backward(col_at, on, cells_at, at_winner, z_win, false_cells, soft, win_all, fire_all, n_active,
                               rows if learn_rows is None else learn_rows,
-                              scale if learn_rows is None else learn_scale, apical_w, apical)
+                              scale if learn_rows is None else learn_scale, apical_w, apical,
+                              active if at_only else None, fire if at_only and want_cells else None)
         if count is None:  # every stream has all W
             count = _constant(("count", B, W, columns.device), lambda: torch.full((B,), W, device=columns.device))
         ctx.mark_non_differentiable(*(t for t in (win_cells, fired, anomaly, count) if t is not None))
@@ -196,22 +202,30 @@ class FusedTMStep(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_winners, g_cells, g_loss, *_):
         (col_at, on, cells_at, at_winner, z_win, false_cells, soft, win_all, fire_all, n_active,
-         rows, scale, apical_w, apical) = ctx.saved_tensors
+         rows, scale, apical_w, apical, active, fire) = ctx.saved_tensors
         p, W = ctx.tm.p, ctx.W
         B, C, K = col_at.shape[0], ctx.tm.C, ctx.tm.K
-        g_columns = g_at = g_d = None
+        g_columns = g_at = g_d = g_win_at = None
         if g_winners is not None:
             # winners = columns * (one-hot + softmax - softmax.detach()): the column gets the
             # gradient at its winner, the winner's softmax over the column's cells the rest.
+            g_cells_at = g_winners.gather(1, cells_at).view(B, W, K)
             if win_all is not None:
                 g_columns = g_winners.view(B, C, K).gather(-1, win_all.unsqueeze(-1)).squeeze(-1)
+            elif active is not None:
+                g_win_at = g_cells_at.gather(-1, at_winner).squeeze(-1)
             if soft is not None:
-                g_s = col_at.unsqueeze(-1) * g_winners.gather(1, cells_at).view(B, W, K)
+                g_s = col_at.unsqueeze(-1) * g_cells_at
                 g_at = soft * (g_s - cell_sum(g_s * soft, keepdim=True))
         temp = p["temperature"]  # d z / d input = 1 / temperature
         if g_cells is not None and fire_all is not None:
             g_fire = cell_sum(g_cells.view(B, C, K) * fire_all)
             g_columns = g_fire if g_columns is None else g_columns + g_fire
+        elif g_cells is not None and fire is not None:
+            g_fire = cell_sum(g_cells.gather(1, cells_at).view(B, W, K) * fire)
+            g_win_at = g_fire if g_win_at is None else g_win_at + g_fire
+        if g_win_at is not None:  # the active columns only (padding ones get zero)
+            g_columns = g_win_at.new_zeros(B, C).scatter_(1, active, g_win_at if on is None else g_win_at * on)
         if g_loss is not None and ctx.has_context:
             per = g_loss / (B * (W if n_active is None else n_active))  # d loss / d (hit + w * false), per stream
             # relu(1 + z) of the inactive columns' cells (the active ones' were masked to 0),
@@ -241,4 +255,5 @@ class FusedTMStep(torch.autograd.Function):
                     g_apical = g_d @ apical_w.transpose(0, 1)
         if g_columns is not None and not ctx.needs_input_grad[1]:
             g_columns = None
-        return None, g_columns, g_distal, None, None, None, None, g_apical_w, g_apical, None, None, None, None, None
+        return (None, g_columns, g_distal, None, None, None, None, g_apical_w, g_apical, None, None, None, None, None,
+                None)

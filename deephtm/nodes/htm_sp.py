@@ -12,6 +12,7 @@ from torch import nn
 
 from ..node import Node, lr_scale_param, flat_size, require
 from ..graph.spec import Param, Port
+from ..kernels.grad_hints import mark_grad_nonzero_only
 from ..kernels.mlp import use_fused
 from ..kernels.sp import SPColumns
 from ..kernels.tape import apply, recording_tape
@@ -188,7 +189,7 @@ class SpatialPooler(Node):
         out, mask = apply(SPColumns, self, x.flatten(1), self.proj.weight, self.proj.bias, self.potential)
         if self.training:
             self.track_wins(mask, ctx.step)
-        return {"columns": out}
+        return {"columns": mark_grad_nonzero_only(out)}  # only the winners pass a gradient on
 
     def track_wins(self, mask: torch.Tensor, step: int) -> None:
         """The duty cycles and (boost_mode 'threshold') the offsets after a step's wins."""
@@ -213,7 +214,7 @@ class SpatialPooler(Node):
             out = out * (boost / boost.detach())  # forward unchanged; the strength gets a gradient
         if self.training:
             self.track_wins(mask, ctx.step)
-        return {"columns": out}
+        return {"columns": mark_grad_nonzero_only(out)}  # only the winners pass a gradient on
 
     def entropy_ratio(self) -> float:
         """Entropy of column usage over its maximum, log(columns): 1.0 is perfectly even."""

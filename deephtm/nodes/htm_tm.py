@@ -5,6 +5,7 @@ from torch import nn
 
 from ..node import Node, require
 from ..graph.spec import Param, Port
+from ..kernels.grad_hints import grad_nonzero_only
 from ..kernels.tm_step import FusedTMStep, column_hits
 from ..kernels.tape import apply
 
@@ -278,7 +279,7 @@ class TemporalMemory(Node):
         padded = B > 1 or columns.is_cuda or self._widths["columns"] == 0
         winners, cells, loss, win_cells, fired, anomaly, count = apply(FusedTMStep,
             self, columns, self.distal, rows, scale, learn_rows, learn_scale, self.apical, apical,
-            want_cells, has_context, act, want_winners, padded)
+            want_cells, has_context, act, want_winners, padded, grad_nonzero_only(columns))
         out = {"anomaly": anomaly, "loss": loss if loss is not None else columns.new_zeros(())}
         # The rows the next step gathers when these outputs come back as its context: one
         # winner per active column (padding columns weigh 0), the cells that fired for 'cells'.
@@ -559,7 +560,9 @@ class TemporalMemory(Node):
             w_soft = torch.softmax(z_learn, -1)
             w_out = w_out + (w_soft - w_soft.detach())
         winners = zero.index_add(0, cell_idx.flatten(), (col_vals * w_out).flatten())
-        if columns.requires_grad:
+        # Whether the inactive columns' gradient is read (htm.sp reads its winners' only)
+        every = columns.requires_grad and not grad_nonzero_only(columns)
+        if every:
             # Inactive columns output zeros but, as in forward(), pass the gradient at their
             # best matching cell back to the column (a straight-through SP learns from it).
             win_all = d_choice.view(B * C, K).argmax(-1) + torch.arange(B * C, device=d.device) * K
@@ -570,13 +573,13 @@ class TemporalMemory(Node):
             # (their soft winners) and the inactive columns' best cells. A reader such as
             # decoder.mlp then computes its input gradient there only, not over all n cells.
             support = cell_idx.flatten()
-            if columns.requires_grad:
+            if every:
                 support = torch.cat([support, win_all])
             out["winners"].grad_support = support
         self.remember("winners", out["winners"], b_act, first + winner)
         if self.used_outputs & {"cells", "predicted"}:
             fire = pred.to(z.dtype) + (~col_pred).to(z.dtype).unsqueeze(-1)
-            if columns.requires_grad:  # exact straight-through gradient for every column
+            if every:  # exact straight-through gradient for every column
                 pred_all = (d > thr).view(B, C, K)
                 fire_all = pred_all.to(z.dtype) + (~pred_all.any(-1, keepdim=True)).to(z.dtype)
                 out["cells"] = (columns.unsqueeze(-1) * fire_all).reshape(B, n)
