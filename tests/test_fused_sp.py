@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from deephtm.graph.graphfile import load_graph
+from deephtm.kernels import sp as sp_kernels
 from deephtm.kernels.sp import SPColumns
 from deephtm.node import Context
 from deephtm.nodes.htm_sp import SpatialPooler
@@ -34,21 +35,33 @@ CASES = [{}, {"output": "binary"}, {"potential_pct": 0.5}, {"boost_mode": "thres
 
 # Output 'binary' is straight-through (a 0/1 forward, the overlap's gradient): no numerical
 # derivative to check; the comparison with autograd below covers it.
+@pytest.mark.parametrize("streams", [2, 1])
 @pytest.mark.parametrize("params", [c for c in CASES if c.get("output") != "binary"])
-def test_gradcheck_float64(params):
+def test_gradcheck_float64(params, streams, monkeypatch):
+    # One stream of a layer this small takes the dense backward; patched, the winners' rows one
+    if streams == 1:
+        monkeypatch.setattr(sp_kernels, "WINNERS_ROWS_ABOVE", 0)
     sp = make_sp(dtype=F64, **params)
-    x = torch.randn(2, 6, dtype=F64, generator=torch.Generator().manual_seed(3)).requires_grad_(True)
+    x = torch.randn(streams, 6, dtype=F64, generator=torch.Generator().manual_seed(3)).requires_grad_(True)
     w = sp.proj.weight.detach().clone().requires_grad_(True)
     b = sp.proj.bias.detach().clone().requires_grad_(True)
     # The winners stay put under gradcheck's small steps (no ties), so the function is smooth there.
     assert torch.autograd.gradcheck(lambda x, w, b: SPColumns.apply(sp, x, w, b, sp.potential)[0], (x, w, b))
 
 
+@pytest.mark.parametrize("winners_rows", [False, True])
 @pytest.mark.parametrize("params", CASES)
-def test_fused_step_gives_autograds_outputs_gradients_and_bookkeeping(params):
+def test_fused_step_gives_autograds_outputs_gradients_and_bookkeeping(params, winners_rows, monkeypatch):
+    # winners_rows: one stream, whose backward works on the winners' rows (kernels/sp.py)
+    streams = 1 if winners_rows else 2
+    if winners_rows:
+        monkeypatch.setattr(sp_kernels, "WINNERS_ROWS_ABOVE", 0)
+        used = []
+        rows_backward = sp_kernels.winners_backward
+        monkeypatch.setattr(sp_kernels, "winners_backward", lambda *a: used.append(1) or rows_backward(*a))
     fused, plain = make_sp(**params), make_sp(**params)
     fused.fused = True
-    x = torch.randn(2, 6, generator=torch.Generator().manual_seed(5))
+    x = torch.randn(streams, 6, generator=torch.Generator().manual_seed(5))
     for step in range(4):
         xs = [(x + 0.1 * step).requires_grad_(True) for _ in range(2)]
         outs = [sp(ctx(step), x=xi)["columns"] for sp, xi in ((fused, xs[0]), (plain, xs[1]))]
@@ -63,12 +76,18 @@ def test_fused_step_gives_autograds_outputs_gradients_and_bookkeeping(params):
         assert torch.equal(fused.duty, plain.duty)
         if params.get("boost_mode") == "threshold":
             assert torch.equal(fused.offset, plain.offset) and fused.offset.abs().sum() > 0
+    if winners_rows:
+        assert len(used) == 4
 
 
-def test_trained_weights_match_autograd():
+@pytest.mark.parametrize("batch", [2, 1])
+def test_trained_weights_match_autograd(batch, monkeypatch):
+    if batch == 1:  # the fused step's backward on the winners' rows (the node's choice of path unchanged)
+        monkeypatch.setattr(sp_kernels, "WINNERS_ROWS_ABOVE", 0)
+
     def train(fused: bool):
         g = load_graph(ROOT / "graphs" / "sine.json")
-        t = Trainer(g, device="cpu", steps=60, batch_size=2)
+        t = Trainer(g, device="cpu", steps=60, batch_size=batch)
         t.config.checkpoint_every, t.config.log_every = 0, 10**9
         t.hand_backward = False  # autograd: the node's own choice of path decides
         t.model.nodes["sp"].fused = fused

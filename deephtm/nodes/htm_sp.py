@@ -14,7 +14,7 @@ from ..node import Node, lr_scale_param, flat_size, require
 from ..graph.spec import Param, Port
 from ..kernels.grad_hints import mark_grad_nonzero_only
 from ..kernels.mlp import use_fused
-from ..kernels.sp import SPColumns
+from ..kernels.sp import WINNERS_ROWS_ABOVE, SPColumns
 from ..kernels.tape import apply, recording_tape
 
 
@@ -174,14 +174,16 @@ class SpatialPooler(Node):
 
     # The step runs as one autograd function with a hand-derived backward (kernels/sp.py);
     # False: the same step recorded by autograd op by op, except while the trainer records a
-    # step without autograd (kernels/tape.py), which always takes the function.
+    # step without autograd (kernels/tape.py), or for a layer whose one-stream backward works
+    # on the winners' rows (kernels/sp.py), which always take the function.
     fused = False
 
     def hand_backward(self):
         return not self.p["boost_trainable"]  # the strength's gradient is autograd's
 
     def forward(self, ctx, x):
-        if not self.p["boost_trainable"] and use_fused(x) and (self.fused or recording_tape() is not None):
+        if not self.p["boost_trainable"] and use_fused(x) and (
+                self.fused or recording_tape() is not None or self.proj.weight.numel() > WINNERS_ROWS_ABOVE):
             return self.forward_fused(ctx, x)
         return self.forward_autograd(ctx, x)
 
