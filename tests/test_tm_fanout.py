@@ -74,8 +74,12 @@ def test_fan_out_over_every_cell_is_the_dense_matrix(B, wiring, columns_grad, an
             total.backward()
         grad = tm.distal.grad.to_dense() if tm.distal.grad is not None else torch.zeros_like(tm.distal)
         results.append(({k: v.detach() for k, v in out.items()}, c.grad, grad))
+        fan_winners = out["winners"]
     (out_d, cg_d, g_d), (out_f, cg_f, g_f) = results
     assert out_d.keys() == out_f.keys()
+    # the winners' non-zero entries, as the fan-out step notes them for its readers
+    noted = fan_winners.nonzero_at
+    assert all(torch.equal(a, b) for a, b in zip(noted, fan_winners.nonzero(as_tuple=True)))
     for k in out_d:
         assert torch.allclose(out_d[k], out_f[k], atol=1e-5), k
     assert float(out_d["loss"]) > 0 or wiring == "none"

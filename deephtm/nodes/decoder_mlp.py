@@ -7,6 +7,7 @@ from torch import nn
 
 from ..node import Node, lr_scale_param, flat_size
 from ..graph.spec import Param, Port
+from ..kernels.grad_hints import nonzero_at
 from ..kernels.mlp import SparseInputMLP, sparse_rows_grad_w, sparse_rows_grad_x, use_fused
 from ..kernels.tape import apply, recording_tape
 
@@ -81,7 +82,7 @@ class SparseInputLinear(nn.Module):
     def active_entries(self, x):
         """(stream, input) indices of the non-zero entries of x, or (None, None) when there are
         so many that a plain matmul is cheaper."""
-        b_idx, i_idx = x.detach().nonzero(as_tuple=True)
+        b_idx, i_idx = nonzero_at(x)
         if i_idx.numel() > self.DENSE_ABOVE * x.numel():
             return None, None
         return b_idx, i_idx

@@ -5,7 +5,7 @@ from torch import nn
 
 from ..node import Node, require
 from ..graph.spec import Param, Port
-from ..kernels.grad_hints import grad_nonzero_only
+from ..kernels.grad_hints import grad_nonzero_only, mark_nonzero_at
 from ..kernels.tm_step import FusedTMStep, column_hits
 from ..kernels.tape import apply
 
@@ -444,7 +444,7 @@ class TemporalMemory(Node):
         to = self.distal_to[i_idx]
         if B > 1:
             to = to.long() + (b_idx * n).unsqueeze(1)
-        d = rows.new_zeros(B * n).index_add(0, to.flatten(), rows.flatten())
+        d = rows.new_zeros(B * n).index_add_(0, to.flatten(), rows.flatten())  # in place: no copy of the zeros
         return (d, (b_idx, i_idx), to.flatten()) if with_synapses else d
 
     def grow(self, units, to, b_win, win_cell, B: int) -> bool:
@@ -456,7 +456,7 @@ class TemporalMemory(Node):
         if i_src.numel() == 0:
             return False
         n, thr = self.C * self.K, self.p["threshold"]
-        reach = self.distal.new_zeros(B * n).index_add(0, to, self.distal.new_ones(to.shape[0]))
+        reach = self.distal.new_zeros(B * n).index_add_(0, to, self.distal.new_ones(to.shape[0]))
         if B == 1:  # every previous winner grows a synapse to every winner that needs one
             need = reach[win_cell] < i_src.shape[0] / 2
             if not bool(need.any()):
@@ -559,7 +559,7 @@ class TemporalMemory(Node):
         if p["downstream_grad"]:
             w_soft = torch.softmax(z_learn, -1)
             w_out = w_out + (w_soft - w_soft.detach())
-        winners = zero.index_add(0, cell_idx.flatten(), (col_vals * w_out).flatten())
+        winners = columns.new_zeros(B * n).index_add_(0, cell_idx.flatten(), (col_vals * w_out).flatten())
         # Whether the inactive columns' gradient is read (htm.sp reads its winners' only)
         every = columns.requires_grad and not grad_nonzero_only(columns)
         if every:
@@ -577,6 +577,9 @@ class TemporalMemory(Node):
                 support = torch.cat([support, win_all])
             out["winners"].grad_support = support
         self.remember("winners", out["winners"], b_act, first + winner)
+        # Each active column's winner holds its value, every other cell 0 (a reader such as
+        # decoder.mlp needs not scan the layer for them)
+        mark_nonzero_at(out["winners"], *self._sources["winners"][2])
         if self.used_outputs & {"cells", "predicted"}:
             fire = pred.to(z.dtype) + (~col_pred).to(z.dtype).unsqueeze(-1)
             if every:  # exact straight-through gradient for every column
