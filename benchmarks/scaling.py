@@ -14,6 +14,7 @@ cells^2 weights; skipped when it would exceed --max-distal-gb) and fan-out synap
   previous winners), which learns the sequence: bursting steps first, predicted ones later.
 
     .venv/bin/python benchmarks/scaling.py [--steps 60] [--fan-out 256] [--grid] [--max-distal-gb 1.1]
+    .venv/bin/python benchmarks/scaling.py --split 2048 32 256 --steps 300   # one step's parts
 """
 import argparse
 import json
@@ -38,7 +39,7 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def network(columns: int, cells: int, fan_out: int, steps: int) -> dict:
+def network_trainer(columns: int, cells: int, fan_out: int):
     import torch
 
     from deephtm.graph.graphfile import load_graph
@@ -48,9 +49,14 @@ def network(columns: int, cells: int, fan_out: int, steps: int) -> dict:
     g = load_graph(ROOT.parent / "graphs" / "sine.json")
     g.node("sp").params.update(columns=columns, winners=active_columns(columns))
     g.node("tm").params.update(cells_per_column=cells, fan_out=fan_out)
-    t0 = time.perf_counter()
     t = Trainer(g, device="cpu", steps=10**9)
     t.config.checkpoint_every, t.config.log_every = 0, 10**9
+    return t
+
+
+def network(columns: int, cells: int, fan_out: int, steps: int) -> dict:
+    t0 = time.perf_counter()
+    t = network_trainer(columns, cells, fan_out)
     build_s = time.perf_counter() - t0
     t.train_until(10)  # warm-up
     c0, w0 = time.process_time(), time.perf_counter()
@@ -63,6 +69,24 @@ def network(columns: int, cells: int, fan_out: int, steps: int) -> dict:
             "ms_per_step": round(1000 * cpu / steps, 2), "steps_per_s": round(steps / cpu, 1),
             "wall_ms_per_step": round(1000 * wall / steps, 2), "build_s": round(build_s, 2),
             "peak_rss_mb": peak_rss_mb()}
+
+
+def network_split(columns: int, cells: int, fan_out: int, steps: int) -> dict:
+    """Where one step of the resized network goes: CPU µs of each node's forward, the backward
+    (autograd, or the hand-derived passes when every node has one), the optimizer step and the
+    trainer's bookkeeping, over `steps` steps after 30 of warm-up."""
+    sys.path.insert(0, str(ROOT))
+    from online import SplitEngine
+
+    t = network_trainer(columns, cells, fan_out)
+    e = SplitEngine(autograd=not t.uses_tape(), trainer=t)
+    e.run(30)
+    e.cpu.clear()
+    e.steps = 0
+    e.run(steps)
+    us = {k: round(1e6 * v / e.steps, 1) for k, v in sorted(e.cpu.items(), key=lambda kv: -kv[1])}
+    return {"columns": columns, "cells_per_column": cells, "fan_out": fan_out, "steps": steps,
+            "unit": "CPU µs per step", "step_us": round(sum(us.values()), 1), "parts_us": us}
 
 
 def tm_alone(columns: int, cells: int, fan_out: int, steps: int, sequence: int, wiring: str = "sine") -> dict:
@@ -141,7 +165,12 @@ def main():
     ap.add_argument("--max-distal-gb", type=float, default=1.1)
     ap.add_argument("--only", nargs=2, type=int, metavar=("COLUMNS", "CELLS"), help="one size only")
     ap.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--split", nargs=3, type=int, metavar=("COLUMNS", "CELLS", "FAN_OUT"),
+                    help="where one network step's time goes at this size (--steps steps)")
     args = ap.parse_args()
+    if args.split:
+        print(json.dumps(network_split(*args.split, args.steps), indent=2))
+        return
     if args.one:
         kind, c, k, f = args.one[0], *map(int, args.one[1:])
         if kind == "network":
