@@ -280,6 +280,8 @@ def test_own_outputs_come_back_as_their_rows():
     # One row per active column of the busiest stream (3); the other stream's padding weighs 0.
     assert rows.shape == (2, 3) and scale.sum(1).tolist() == [2.0, 3.0]
     assert torch.equal(torch.zeros(2, C * K).scatter_add(1, rows, scale), (out["winners"] != 0).float())
+    # The winners note where they are non-zero for their readers (decoder.mlp), padding left out
+    assert all(torch.equal(a, b) for a, b in zip(out["winners"].nonzero_at, out["winners"].nonzero(as_tuple=True)))
     # With no context every active column bursts: all K cells of each fired.
     cell_rows, cell_scale = tm.rows_of(out["cells"].detach(), "context")
     assert cell_rows.shape == (2, 3 * K)

@@ -285,7 +285,11 @@ class TemporalMemory(Node):
         # winner per active column (padding columns weigh 0), the cells that fired for 'cells'.
         if winners is not None:
             out["winners"] = winners
-            self.remember_source("winners", winners, (win_cells, self.weights_of(count, act)))
+            weights = self.weights_of(count, act)
+            self.remember_source("winners", winners, (win_cells, weights))
+            if B > 1:  # the active columns' winners are the non-zero entries (a reader needs not scan B x n)
+                b_idx, w_idx = (weights != 0).nonzero(as_tuple=True)
+                mark_nonzero_at(winners, b_idx, win_cells[b_idx, w_idx])
         if cells is not None:
             out["cells"] = cells
             self.remember_source("cells", cells, self.fired_rows(fired, act))
