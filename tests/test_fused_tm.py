@@ -367,6 +367,49 @@ def test_trained_weights_match_autograd(batch, small, monkeypatch):
     assert moved  # the distal weights learned in those steps
 
 
+def test_one_streams_winners_from_marked_columns_tell_the_decoder_where_their_gradient_is_read():
+    # With its columns from an SP (marked), the dense TM reads its winners' gradient at the
+    # active columns' cells only; decoder.mlp then computes it there alone, and every
+    # gradient the TM and the columns get is what the full input gradient gives.
+    from deephtm.kernels.grad_hints import mark_grad_nonzero_only
+    from deephtm.nodes.decoder_mlp import MLPDecoder
+
+    cols_n = 32  # few active cells: the decoder takes its sparse path
+    p = {prm.name: prm.default for prm in TemporalMemory.params}
+    p.update(cells_per_column=K, init_std=0.3)
+    torch.manual_seed(0)
+    tm = TemporalMemory(p, {"columns": (cols_n,), "context": (cols_n * K,), "winner_context": None, "apical": None})
+    tm.used_outputs = {"winners", "anomaly", "loss"}
+    tm.setup(1, torch.Generator().manual_seed(1))
+    dp = {prm.name: prm.default for prm in MLPDecoder.params}
+    dp.update(hidden=16)
+    decoder = MLPDecoder(dp, {"x": (cols_n * K,)})
+    cols = torch.zeros(1, cols_n)
+    cols[0, [3, 10, 21]] = torch.tensor([0.8, 1.1, 0.6])
+    ctx_cells = torch.zeros(1, cols_n * K)
+    ctx_cells[0, [2, 4, 12, 33, 64]] = 1.0
+    grads, computed = [], []
+    for use_support in (True, False):
+        node, dec = copy.deepcopy(tm), copy.deepcopy(decoder)
+        c = mark_grad_nonzero_only(cols.clone().requires_grad_(True))
+        ctx = Context(step=0, batch=1, device=torch.device("cpu"), generator=torch.Generator().manual_seed(2))
+        out = node(ctx, columns=c, context=ctx_cells)
+        x = out["winners"]
+        assert torch.equal(x.grad_support.sort().values,
+                           (torch.arange(cols_n * K).view(cols_n, K)[cols[0] != 0]).flatten())
+        if not use_support:
+            del x.grad_support
+        x.retain_grad()
+        y = dec(ctx, x=x)["y"]
+        (y.square().sum() + out["loss"]).backward()
+        grads.append((node.distal.grad.to_dense(), c.grad, dec.net[0].weight.grad.to_dense()))
+        computed.append(int((x.grad != 0).sum()))
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-6), (a - b).abs().max()
+    assert grads[0][1].abs().sum() > 0 and grads[0][0].abs().sum() > 0  # the decoder's loss reached both
+    assert computed[0] == 3 * K < computed[1], computed  # the note narrowed the input gradient
+
+
 @pytest.mark.parametrize("fan_out, batch", [(0, 1), (0, 4), (16, 1)])
 def test_training_with_the_sps_mark_gives_the_weights_of_training_without_it(fan_out, batch, monkeypatch):
     from deephtm.nodes import htm_tm
