@@ -88,8 +88,8 @@ def sparse_rows_forward(x, weight, bias, b_idx, i_idx):
 
 def sparse_rows_grad_w(grad_y, weight, b_idx, i_idx, vals):
     """The row-sparse weight gradient: only the rows of the non-zero inputs."""
-    if grad_y.shape[0] == 1:
-        rows = vals.unsqueeze(1) * grad_y.index_select(0, b_idx).to(weight.dtype)
+    if grad_y.shape[0] == 1:  # every entry is in the one row: a broadcast product, no gather
+        rows = vals.unsqueeze(1) * grad_y.to(weight.dtype)
         # nonzero() of one row gives sorted, distinct indices: already coalesced
         return torch.sparse_coo_tensor(i_idx.unsqueeze(0), rows, weight.shape, check_invariants=False,
                                        is_coalesced=True)
