@@ -39,7 +39,7 @@ class SPColumns(torch.autograd.Function):
         if g_out is None:
             return None, None, None, None, None
         mask, x, w, potential = ctx.saved_tensors
-        if x.shape[0] == 1 and w.numel() > WINNERS_ROWS_ABOVE:
+        if x.shape[0] == 1 and w.numel() > WINNERS_ROWS_ABOVE and not x.is_cuda:  # nonzero() reads the device
             return winners_backward(ctx, g_out, mask, x, w, potential)
         g = g_out * mask  # d out / d overlap: 1 at the winners, 0 elsewhere, in both outputs
         g_x = g.mm(w) if ctx.needs_input_grad[1] else None

@@ -288,7 +288,9 @@ class TemporalMemory(Node):
             out["winners"] = winners
             weights = self.weights_of(count, act)
             self.remember_source("winners", winners, (win_cells, weights))
-            if B > 1:  # the active columns' winners are the non-zero entries (a reader needs not scan B x n)
+            if B > 1 and not winners.is_cuda:
+                # The active columns' winners are the non-zero entries (a reader needs not scan
+                # B x n). Not on a GPU: nonzero() reads the device, which a captured graph cannot.
                 b_idx, w_idx = (weights != 0).nonzero(as_tuple=True)
                 mark_nonzero_at(winners, b_idx, win_cells[b_idx, w_idx])
             elif active_grad_only:
