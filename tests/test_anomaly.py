@@ -596,23 +596,27 @@ def test_calibration_level_is_the_quantile_of_the_recent_surprises_on_its_grid()
 def test_calibrated_forward_steps_match_step_by_step_and_resume_from_extra_state():
     bursty, _ = bursty_and_calm(n=1500)
     p = check_params(AnomalyLikelihood, "lik", {"learning_period": 50, "estimation_samples": 20,
-                                                 "calibration_quantile": 0.98, "calibration_level": 2.0})
+                                                 "calibration_quantile": 0.98, "calibration_level": 2.0,
+                                                 "alarm_surprise": 2.0})
     one, block = AnomalyLikelihood(p, {}), AnomalyLikelihood(p, {})
     one.setup(1, None), block.setup(1, None)
-    rows = [one(None, raw=torch.tensor([r]))["score"].item() for r in bursty[:1000]]
+    cut = 402  # inside the first burst: the row before the cut was an alarm (state too)
+    rows = [one(None, raw=torch.tensor([r]))["score"].item() for r in bursty[:cut]]
     saved = one.get_extra_state()
+    assert saved["streams"][0]["last_surprise"] >= 2.0
     resumed = AnomalyLikelihood(p, {})
     resumed.setup(1, None)
     resumed.set_extra_state(saved)
-    rows += [one(None, raw=torch.tensor([r]))["score"].item() for r in bursty[1000:]]
+    rows += [one(None, raw=torch.tensor([r]))["score"].item() for r in bursty[cut:]]
     blocks = torch.cat([block.forward_steps(None, raw=torch.tensor(bursty[a:a + 64]))["score"]
                         for a in range(0, 1500, 64)])
     assert blocks.tolist() == rows
-    assert resumed.forward_steps(None, raw=torch.tensor(bursty[1000:]))["score"].tolist() == rows[1000:]
-    assert saved["calibration"].shape == (1, 1000 - 70)  # a surprise per row once the distribution is trusted
+    assert resumed.forward_steps(None, raw=torch.tensor(bursty[cut:]))["score"].tolist() == rows[cut:]
+    assert saved["calibration"].shape == (1, cut - 70)  # a surprise per row once the distribution is trusted
 
 
 def test_a_version_3_likelihood_state_migrates_with_no_recent_surprises():
+    # version 3 had neither the calibration's recent surprises nor the last row's surprise
     p = check_params(AnomalyLikelihood, "lik", {"learning_period": 20, "estimation_samples": 10})
     old = AnomalyLikelihood(p, {})
     old.setup(2, None)
@@ -620,10 +624,33 @@ def test_a_version_3_likelihood_state_migrates_with_no_recent_surprises():
         old(None, raw=torch.tensor([r, r]))
     extra = old.get_extra_state()
     del extra["calibration"]  # what version 3 saved
+    for stream in extra["streams"]:
+        del stream["last_surprise"]
     tensors, migrated = AnomalyLikelihood.migrate_state(3, {}, extra)
     assert migrated["calibration"].shape == (2, 0)
     new = AnomalyLikelihood(p, {})
     new.setup(2, None)
     new.set_extra_state(migrated)
     assert [s.t for s in new.streams] == [50, 50] and all(not s.calibration.ring for s in new.streams)
+    assert [s.last_surprise for s in new.streams] == [0.0, 0.0]
     assert AnomalyLikelihood.migrate_state(1, {}, extra) is None
+
+
+def test_alarm_surprise_halves_the_rows_that_continue_an_alarm():
+    rng = random.Random(8)
+    raw = [min(1.0, max(0.0, 0.1 + rng.gauss(0, 0.03))) for _ in range(600)]
+    raw[500:505] = [1.0] * 5  # the 5-row average climbs: each row more surprising than the last
+    plain, _ = scores_of(raw)
+    held, _ = scores_of(raw, alarm_surprise=4.0)
+    surprise = [5.0 * s / (1.0 - s) for s in plain]  # the score's map, inverted
+    first = next(i for i in range(600) if surprise[i] >= 4.0)
+    assert first == 500 and plain[500] < plain[501] < plain[502] < plain[503]
+    assert held[first] == plain[first] and held[:first] == plain[:first]  # the alarm's first row keeps its score
+    halved = 0
+    for i in range(first + 1, 600):  # each row right after a row past 4 digits scores half
+        after_alarm = surprise[i - 1] >= 4.0
+        assert held[i] == pytest.approx(plain[i] / 2 if after_alarm else plain[i])
+        halved += after_alarm
+    assert halved >= 5
+    # At the first row's level: one alarm row instead of the whole climb.
+    assert sum(s >= plain[first] for s in plain) >= 5 and sum(s >= plain[first] for s in held) == 1

@@ -25,7 +25,9 @@ the sampling (it counts as 0): the TM's sequence broke there, as at an HTM reset
 says nothing about the signal; 'calibration_quantile' measures the likelihood's surprise
 against the stream's own recent surprises: when the level that this quantile of them stays
 under exceeds 'calibration_level', the excess is taken off, so a stream whose model is
-surprised every day (bursty counts) needs a larger surprise to score as high as a calm one.
+surprised every day (bursty counts) needs a larger surprise to score as high as a calm one;
+'alarm_surprise' halves the score of a row right after one whose surprise reached it, so an
+alarm counts by its first row even while the raw anomaly's average still climbs.
 The statistics live on the host in float64: a handful of numbers per stream, and no gradient
 flows through them.
 """
@@ -51,7 +53,7 @@ CALIBRATION_BINS = 1000
 class AnomalyLikelihood(Node):
     type_name = "anomaly.likelihood"
     # 2: the streams' state is saved (extra state); 3: with repeat_window's recent scores;
-    # 4: with the calibration's recent surprises
+    # 4: with the calibration's recent surprises and the last row's surprise (alarm_surprise)
     version = 4
     category = "anomaly"
     live_role = "anomaly"
@@ -94,6 +96,8 @@ class AnomalyLikelihood(Node):
               "(5: a tail probability of 1e-5)", min=0.01, max=1000.0),
         Param("repeat_window", "int", 0, "a row whose score does not beat every score of this many rows "
               "before it scores half: an excursion ranks by its first row (0: off)", min=0, max=10**6),
+        Param("alarm_surprise", "float", 0.0, "on the log scale: a row right after one whose surprise reached "
+              "this many digits scores half: it continues that alarm (0: off)", min=0.0, max=1e6),
         Param("threshold", "float", 0.5, "score at or above which a step is flagged", min=0.0, max=1.0),
         Param("refractory", "int", 0, "steps after a flag during which no new flag is raised", min=0,
               max=10**6),
@@ -125,10 +129,10 @@ class AnomalyLikelihood(Node):
     @classmethod
     def migrate_state(cls, old_version, tensors, extra):
         # Version 2 had no repeat_window (0: off), so its streams had no recent scores to keep;
-        # versions 2 and 3 had no calibration, so no recent surprises either.
+        # versions 2 and 3 had no calibration and no alarm_surprise, so no recent surprises either.
         if old_version not in (2, 3) or extra is None:
             return None
-        streams = extra["streams"]
+        streams = [dict(s, last_surprise=0.0) for s in extra["streams"]]
         if old_version == 2:
             streams = [dict(s, recent_max=[]) for s in streams]
         return tensors, dict(extra, streams=streams, calibration=torch.zeros(len(streams), 0, dtype=torch.int16))
@@ -192,15 +196,16 @@ class _Stream:
         self.lo = self.hi = None  # the range of the values seen so far (range check)
         self.recent_max: deque = deque()  # running max of the last repeat_window scores
         self.calibration = _Calibration(p["calibration_quantile"], p["history"])
+        self.last_surprise = 0.0  # the previous row's surprise (alarm_surprise)
 
     def scalars(self) -> dict:
         return {"t": self.t, "since_flag": self.since_flag, "below": self.below, "lo": self.lo, "hi": self.hi,
-                "averages": [a.scalars() for a in self.averages],
+                "averages": [a.scalars() for a in self.averages], "last_surprise": self.last_surprise,
                 "recent_max": [[step, score] for step, score in self.recent_max]}
 
     def load_scalars(self, d: dict) -> None:
         self.t, self.since_flag, self.below = int(d["t"]), int(d["since_flag"]), int(d["below"])
-        self.lo, self.hi = d["lo"], d["hi"]
+        self.lo, self.hi, self.last_surprise = d["lo"], d["hi"], float(d["last_surprise"])
         self.recent_max = deque((int(step), float(score)) for step, score in d["recent_max"])
         for a, saved in zip(self.averages, d["averages"], strict=True):
             a.load_scalars(saved)
@@ -228,6 +233,11 @@ class _Stream:
                 surprise = max(surprise, p["half_surprise"] * excess / max(p["range_tolerance"], 1e-12))
             surprise = min(surprise, MAX_SURPRISE)
             score = surprise / (surprise + p["half_surprise"])
+            if p["alarm_surprise"] and self.last_surprise >= p["alarm_surprise"]:
+                # The row after an alarm continues it (the average of the raw anomaly climbs
+                # for a few rows): as in Numenta's likelihood, only the first row keeps its rank.
+                score *= 0.5
+            self.last_surprise = surprise
         else:
             score = 1.0 if excess > p["range_tolerance"] else -math.expm1(log_tail)
         score = self._rank_by_first_row(score)
