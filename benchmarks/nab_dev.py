@@ -8,10 +8,12 @@ anomalies scored other ways, all through NAB's corpus protocol (deephtm/anomaly/
 - no_repeat_window: the detector with repeat_window 0;
 - no_calibration: the detector with calibration_quantile 0 (each surprise as it is, not
   measured against the series' own);
+- no_alarm_surprise: the detector with alarm_surprise 0 (the row after an alarm keeps its score);
 - held_out_threshold: leave one category out: the graph's settings, the threshold chosen on
   the other six categories, the seven held-out results summed (raw, null and perfect scores);
-- held_out_settings: the same, with the likelihood's calibration also chosen on the other six
-  (off, or calibration_quantile 0.995, 0.998, 0.999 with calibration_level 3, 4 or 5).
+- held_out_settings: the same, with the calibration and alarm_surprise also chosen on the
+  other six (calibration off, or calibration_quantile 0.995, 0.998, 0.999 with
+  calibration_level 4, or 0.998 with 3 or 5; alarm_surprise off, 3, 4 or 5: 24 settings).
 
 The scores replay the graph's anomaly.likelihood node over the raw anomalies, values and
 sampling gaps of each run: nothing there feeds back into the TM, so the replay of the full
@@ -81,8 +83,9 @@ def report(corpus: list[Series], categories: bool = False) -> dict:
     return out if categories else out["all"]
 
 
-CALIBRATIONS = [{"calibration_quantile": 0.0}] + [{"calibration_quantile": q, "calibration_level": c}
-                                                  for q in (0.995, 0.998, 0.999) for c in (3.0, 4.0, 5.0)]
+CALIBRATIONS = [{"calibration_quantile": q, "calibration_level": c}
+                for q, c in ((0.0, 4.0), (0.995, 4.0), (0.998, 3.0), (0.998, 4.0), (0.998, 5.0), (0.999, 4.0))]
+SETTINGS = [dict(c, alarm_surprise=a) for c in CALIBRATIONS for a in (0.0, 3.0, 4.0, 5.0)]
 
 
 def held_out(variants: dict[str, list[Series]]) -> dict:
@@ -208,7 +211,7 @@ def main() -> None:
             return scores
 
         replayed = rescored(lambda r: replay(params, r))
-        calibrated = {json.dumps(c): rescored(lambda r, c=c: replay(dict(params, **c), r)) for c in CALIBRATIONS}
+        settings = {json.dumps(c): rescored(lambda r, c=c: replay(dict(params, **c), r)) for c in SETTINGS}
         drift = max(abs(a - b) for s, t in zip(corpus, replayed) for a, b in zip(s.values, t.values))
         result["seeds"][seed] = {
             "detector": report(replayed, categories=True),
@@ -219,8 +222,11 @@ def main() -> None:
             "range_check": report(rescored(lambda r: replay(params, r, raw=[0.0] * len(r["raw"])))),
             "no_repeat_window": report(rescored(lambda r: replay(dict(params, repeat_window=0), r))),
             "no_calibration": report(rescored(lambda r: replay(dict(params, calibration_quantile=0.0), r))),
+            "no_alarm_surprise": report(rescored(lambda r: replay(dict(params, alarm_surprise=0.0), r))),
+            "no_calibration_no_alarm_surprise": report(rescored(
+                lambda r: replay(dict(params, calibration_quantile=0.0, alarm_surprise=0.0), r))),
             "held_out_threshold": held_out({"graph": replayed}),
-            "held_out_settings": held_out(calibrated),
+            "held_out_settings": held_out(settings),
         }
         print(json.dumps({seed: result["seeds"][seed]["detector"]["all"]}), file=sys.stderr)
     print(json.dumps(result, indent=1))
