@@ -5,7 +5,15 @@ anomalies scored other ways, all through NAB's corpus protocol (deephtm/anomaly/
 - raw_anomaly: the TM's raw anomaly itself as the score;
 - likelihood: the graph's anomaly.likelihood without the range check (no 'value' input);
 - range_check: the likelihood node fed a constant raw anomaly, so only the range check ranks;
-- no_repeat_window: the detector with repeat_window 0.
+- no_repeat_window: the detector with repeat_window 0;
+- no_calibration: the detector with calibration_quantile 0 (each surprise as it is, not
+  measured against the series' own);
+- no_alarm_surprise: the detector with alarm_surprise 0 (the row after an alarm keeps its score);
+- held_out_threshold: leave one category out: the graph's settings, the threshold chosen on
+  the other six categories, the seven held-out results summed (raw, null and perfect scores);
+- held_out_settings: the same, with the calibration and alarm_surprise also chosen on the
+  other six (calibration off, or calibration_quantile 0.995, 0.998, 0.999 with
+  calibration_level 4, or 0.998 with 3 or 5; alarm_surprise off, 3, 4 or 5: 24 settings).
 
 The scores replay the graph's anomaly.likelihood node over the raw anomalies, values and
 sampling gaps of each run: nothing there feeds back into the TM, so the replay of the full
@@ -73,6 +81,36 @@ def report(corpus: list[Series], categories: bool = False) -> dict:
                 entry["false_positives"] = sum(r.false_positives for r, _ in rows)
                 entry["threshold"] = None if math.isinf(threshold) else round(threshold, 4)
     return out if categories else out["all"]
+
+
+CALIBRATIONS = [{"calibration_quantile": q, "calibration_level": c}
+                for q, c in ((0.0, 4.0), (0.995, 4.0), (0.998, 3.0), (0.998, 4.0), (0.998, 5.0), (0.999, 4.0))]
+SETTINGS = [dict(c, alarm_surprise=a) for c in CALIBRATIONS for a in (0.0, 3.0, 4.0, 5.0)]
+
+
+def held_out(variants: dict[str, list[Series]]) -> dict:
+    """Leave one category out: for each category, the variant and threshold with the best total
+    on the other categories score that one; per profile, the held-out results summed and
+    normalized, with the variant chosen for each category."""
+    any_corpus = next(iter(variants.values()))
+    categories = sorted({s.category for s in any_corpus})
+    out: dict = {}
+    for profile, name in SHORT.items():
+        raw = null = perfect = 0.0
+        chosen = {}
+        for c in categories:
+            totals = {key: sweep([s for s in corpus if s.category != c], profile) for key, corpus in variants.items()}
+            key = max(totals, key=lambda k: totals[k][1])  # the first of equals: dicts keep their order
+            threshold = totals[key][0]
+            chosen[c] = key
+            for s in variants[key]:
+                if s.category == c:
+                    r = score_detections([v >= threshold for v in s.values], s.windows, name=s.key)
+                    raw, null, perfect = raw + r.raw[profile], null + r.null[profile], perfect + r.perfect[profile]
+        out[name] = round(normalize(raw, null, perfect), 1)
+        if len(variants) > 1:
+            out[f"{name}_chosen"] = chosen
+    return out
 
 
 def read_run(path: Path, gap_factor: float) -> dict:
@@ -173,6 +211,7 @@ def main() -> None:
             return scores
 
         replayed = rescored(lambda r: replay(params, r))
+        settings = {json.dumps(c): rescored(lambda r, c=c: replay(dict(params, **c), r)) for c in SETTINGS}
         drift = max(abs(a - b) for s, t in zip(corpus, replayed) for a, b in zip(s.values, t.values))
         result["seeds"][seed] = {
             "detector": report(replayed, categories=True),
@@ -182,6 +221,12 @@ def main() -> None:
             "likelihood": report(rescored(lambda r: replay(params, r, with_value=False))),
             "range_check": report(rescored(lambda r: replay(params, r, raw=[0.0] * len(r["raw"])))),
             "no_repeat_window": report(rescored(lambda r: replay(dict(params, repeat_window=0), r))),
+            "no_calibration": report(rescored(lambda r: replay(dict(params, calibration_quantile=0.0), r))),
+            "no_alarm_surprise": report(rescored(lambda r: replay(dict(params, alarm_surprise=0.0), r))),
+            "no_calibration_no_alarm_surprise": report(rescored(
+                lambda r: replay(dict(params, calibration_quantile=0.0, alarm_surprise=0.0), r))),
+            "held_out_threshold": held_out({"graph": replayed}),
+            "held_out_settings": held_out(settings),
         }
         print(json.dumps({seed: result["seeds"][seed]["detector"]["all"]}), file=sys.stderr)
     print(json.dumps(result, indent=1))

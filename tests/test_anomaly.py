@@ -541,3 +541,116 @@ def test_far_tail_probabilities_keep_ranking():
 def test_a_first_change_after_a_constant_stretch_is_a_breach():
     scores, _ = scores_of([0.0] * 300, [3.0] * 250 + [4.0] * 50)
     assert 0.99 < scores[250] < 1.0 and max(scores[:250]) < 0.1
+
+
+# ---- calibration: a stream's surprise against its own recent surprises --------------------
+
+def bursty_and_calm(n=4000, seed=7):
+    """Two raw-anomaly streams on the same noise: one with a 5-row burst of misses every 250
+    rows, one with a single burst at the end."""
+    rng = random.Random(seed)
+    base = [min(1.0, max(0.0, 0.05 + rng.gauss(0, 0.03))) for _ in range(n)]
+    bursty, calm = list(base), list(base)
+    for start in range(400, n, 250):
+        bursty[start:start + 5] = [1.0] * 5
+    calm[n - 100:n - 95] = [1.0] * 5
+    return bursty, calm
+
+
+def test_calibration_lowers_a_bursty_streams_surprises_and_leaves_a_calm_one_alone():
+    bursty, calm = bursty_and_calm()
+    on = dict(calibration_quantile=0.995, calibration_level=4.0)
+    calm_off, _ = scores_of(calm)
+    calm_on, _ = scores_of(calm, **on)
+    assert calm_on == calm_off  # its surprises never came near 4 digits before the burst
+    bursty_off, _ = scores_of(bursty)
+    bursty_on, _ = scores_of(bursty, **on)
+    late = slice(2000, 3900)  # bursts the stream has seen many of by now
+    assert max(bursty_off[late]) > 0.6  # uncalibrated, each burst still looks like an alarm
+    assert max(bursty_on[late]) < 0.5 < max(calm_on)  # calibrated, only the calm stream's one is
+    assert all(b <= a for a, b in zip(bursty_off, bursty_on))  # it only ever lowers
+    assert bursty_on[:400] == bursty_off[:400]  # nothing above 4 digits yet: no change
+
+
+def test_calibration_level_is_the_quantile_of_the_recent_surprises_on_its_grid():
+    from deephtm.nodes.anomaly_likelihood import CALIBRATION_BIN, _Calibration
+    rng = random.Random(2)
+    cal = _Calibration(quantile=0.95, size=300)
+    seen = []
+    for i in range(2000):
+        x = rng.expovariate(1.0) * (4.0 if 800 <= i < 1200 else 1.0)  # a bursty stretch, then calm again
+        cal.add(x)
+        seen = (seen + [x])[-300:]
+        # brute force: the lowest grid step with at most 5% of the last 300 surprises above it
+        bins = [int(v / CALIBRATION_BIN) for v in seen]
+        k = next(k for k in range(10**4) if sum(b > k for b in bins) <= 0.05 * len(bins))
+        assert cal.level() == pytest.approx((k + 1) * CALIBRATION_BIN)
+        if i == 1100:
+            high = cal.level()
+    assert high > 2 * cal.level()  # the level follows the stream back down once the burst leaves the window
+    again = _Calibration(quantile=0.95, size=300)
+    again.load(list(cal.ring))
+    assert (again.level(), again.k, again.above) == (cal.level(), cal.k, cal.above)
+
+
+def test_calibrated_forward_steps_match_step_by_step_and_resume_from_extra_state():
+    bursty, _ = bursty_and_calm(n=1500)
+    p = check_params(AnomalyLikelihood, "lik", {"learning_period": 50, "estimation_samples": 20,
+                                                 "calibration_quantile": 0.98, "calibration_level": 2.0,
+                                                 "alarm_surprise": 2.0})
+    one, block = AnomalyLikelihood(p, {}), AnomalyLikelihood(p, {})
+    one.setup(1, None), block.setup(1, None)
+    cut = 402  # inside the first burst: the row before the cut was an alarm (state too)
+    rows = [one(None, raw=torch.tensor([r]))["score"].item() for r in bursty[:cut]]
+    saved = one.get_extra_state()
+    assert saved["streams"][0]["last_surprise"] >= 2.0
+    resumed = AnomalyLikelihood(p, {})
+    resumed.setup(1, None)
+    resumed.set_extra_state(saved)
+    rows += [one(None, raw=torch.tensor([r]))["score"].item() for r in bursty[cut:]]
+    blocks = torch.cat([block.forward_steps(None, raw=torch.tensor(bursty[a:a + 64]))["score"]
+                        for a in range(0, 1500, 64)])
+    assert blocks.tolist() == rows
+    assert resumed.forward_steps(None, raw=torch.tensor(bursty[cut:]))["score"].tolist() == rows[cut:]
+    assert saved["calibration"].shape == (1, cut - 70)  # a surprise per row once the distribution is trusted
+
+
+def test_a_version_3_likelihood_state_migrates_with_no_recent_surprises():
+    # version 3 had neither the calibration's recent surprises nor the last row's surprise
+    p = check_params(AnomalyLikelihood, "lik", {"learning_period": 20, "estimation_samples": 10})
+    old = AnomalyLikelihood(p, {})
+    old.setup(2, None)
+    for r in [0.1] * 50:
+        old(None, raw=torch.tensor([r, r]))
+    extra = old.get_extra_state()
+    del extra["calibration"]  # what version 3 saved
+    for stream in extra["streams"]:
+        del stream["last_surprise"]
+    tensors, migrated = AnomalyLikelihood.migrate_state(3, {}, extra)
+    assert migrated["calibration"].shape == (2, 0)
+    new = AnomalyLikelihood(p, {})
+    new.setup(2, None)
+    new.set_extra_state(migrated)
+    assert [s.t for s in new.streams] == [50, 50] and all(not s.calibration.ring for s in new.streams)
+    assert [s.last_surprise for s in new.streams] == [0.0, 0.0]
+    assert AnomalyLikelihood.migrate_state(1, {}, extra) is None
+
+
+def test_alarm_surprise_halves_the_rows_that_continue_an_alarm():
+    rng = random.Random(8)
+    raw = [min(1.0, max(0.0, 0.1 + rng.gauss(0, 0.03))) for _ in range(600)]
+    raw[500:505] = [1.0] * 5  # the 5-row average climbs: each row more surprising than the last
+    plain, _ = scores_of(raw)
+    held, _ = scores_of(raw, alarm_surprise=4.0)
+    surprise = [5.0 * s / (1.0 - s) for s in plain]  # the score's map, inverted
+    first = next(i for i in range(600) if surprise[i] >= 4.0)
+    assert first == 500 and plain[500] < plain[501] < plain[502] < plain[503]
+    assert held[first] == plain[first] and held[:first] == plain[:first]  # the alarm's first row keeps its score
+    halved = 0
+    for i in range(first + 1, 600):  # each row right after a row past 4 digits scores half
+        after_alarm = surprise[i - 1] >= 4.0
+        assert held[i] == pytest.approx(plain[i] / 2 if after_alarm else plain[i])
+        halved += after_alarm
+    assert halved >= 5
+    # At the first row's level: one alarm row instead of the whole climb.
+    assert sum(s >= plain[first] for s in plain) >= 5 and sum(s >= plain[first] for s in held) == 1

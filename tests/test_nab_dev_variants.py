@@ -59,3 +59,28 @@ def test_variant_names_are_distinct_and_folder_safe():
     b = nab_dev.variant_name(["sp.columns=1024", "sp.winners=20"])
     assert a == "sp.columns-1024_sp.winners-40" and a != b
     assert "/" not in nab_dev.variant_name(["source.path=../x/y.csv"])
+
+
+def test_held_out_scores_each_category_with_what_the_others_chose():
+    from deephtm.anomaly.nab_corpus import Series
+    n = 1000  # probation: the first 150 rows
+
+    def series(key, window, hit_rows, noise_rows=()):
+        values = [0.0] * n
+        for row in hit_rows:
+            values[row] = 0.9
+        for row in noise_rows:
+            values[row] = 0.95  # above the hits
+        return Series(key, values, [window])
+
+    # "good" hits each window on its first row; "noisy" does too but raises false alarms above
+    # its hits in every category but the last, so the other categories always choose "good".
+    cats = ["a", "b", "c"]
+    good = [series(f"{c}/s.csv", (500, 550), [500]) for c in cats]
+    noisy = [series(f"{c}/s.csv", (500, 550), [500], [] if c == "c" else range(300, 340)) for c in cats]
+    out = nab_dev.held_out({"good": good, "noisy": noisy})
+    assert out["standard_chosen"] == {"a": "good", "b": "good", "c": "good"}
+    assert out["standard"] == pytest.approx(100.0)  # every held-out window found on its first row, no alarm
+    alone = nab_dev.held_out({"noisy": noisy})
+    # Alone, "noisy"'s threshold sits above its false alarms only where the others have none.
+    assert "standard_chosen" not in alone and alone["standard"] < 100.0

@@ -86,7 +86,8 @@ SHRINK = {
     "metric.digits": {"window": 30},
     "metric.position_error": {"window": 5},
     "anomaly.likelihood": {"learning_period": 6, "estimation_samples": 4, "history": 10,
-                           "averaging_window": 3, "range_warmup": 4},
+                           "averaging_window": 3, "range_warmup": 4, "calibration_quantile": 0.8,
+                           "calibration_level": 0.2, "alarm_surprise": 0.5},
 }
 
 

@@ -22,8 +22,14 @@ halves the score of a row that does not beat every score of the rows just before
 excursion ranks by its first row and its continuation (alarms NAB-style scorers count row by
 row) ranks lower; a 'gap' input leaves out the raw anomaly of a row that follows a gap in
 the sampling (it counts as 0): the TM's sequence broke there, as at an HTM reset, so its miss
-says nothing about the signal. The statistics live on the host in float64: a handful of
-numbers per stream, and no gradient flows through them.
+says nothing about the signal; 'calibration_quantile' measures the likelihood's surprise
+against the stream's own recent surprises: when the level that this quantile of them stays
+under exceeds 'calibration_level', the excess is taken off, so a stream whose model is
+surprised every day (bursty counts) needs a larger surprise to score as high as a calm one;
+'alarm_surprise' halves the score of a row right after one whose surprise reached it, so an
+alarm counts by its first row even while the raw anomaly's average still climbs.
+The statistics live on the host in float64: a handful of numbers per stream, and no gradient
+flows through them.
 """
 import math
 from collections import deque
@@ -38,11 +44,17 @@ LN10 = math.log(10.0)
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 # Above this surprise the score would round to 1 in float32; no real tail gets near it.
 MAX_SURPRISE = 1e6
+# The calibration's grid: surprises in steps of a tenth of a digit, everything past 100 digits
+# in the last step (a Gaussian tail reaches 100 digits only 21 standard deviations out).
+CALIBRATION_BIN = 0.1
+CALIBRATION_BINS = 1000
 
 
 class AnomalyLikelihood(Node):
     type_name = "anomaly.likelihood"
-    version = 3  # 2: the streams' state is saved (extra state); 3: with repeat_window's recent scores
+    # 2: the streams' state is saved (extra state); 3: with repeat_window's recent scores;
+    # 4: with the calibration's recent surprises and the last row's surprise (alarm_surprise)
+    version = 4
     category = "anomaly"
     live_role = "anomaly"
     stream_role = "likelihood"
@@ -84,6 +96,8 @@ class AnomalyLikelihood(Node):
               "(5: a tail probability of 1e-5)", min=0.01, max=1000.0),
         Param("repeat_window", "int", 0, "a row whose score does not beat every score of this many rows "
               "before it scores half: an excursion ranks by its first row (0: off)", min=0, max=10**6),
+        Param("alarm_surprise", "float", 0.0, "on the log scale: a row right after one whose surprise reached "
+              "this many digits scores half: it continues that alarm (0: off)", min=0.0, max=1e6),
         Param("threshold", "float", 0.5, "score at or above which a step is flagged", min=0.0, max=1.0),
         Param("refractory", "int", 0, "steps after a flag during which no new flag is raised", min=0,
               max=10**6),
@@ -94,6 +108,11 @@ class AnomalyLikelihood(Node):
               "tolerance and more the farther out it lies", min=0.0, max=100.0),
         Param("range_warmup", "int", 300, "with a 'value' input: steps before the range check starts "
               "(the range is still being learned)", min=0, max=10**7),
+        Param("calibration_quantile", "float", 0.0, "on the log scale: the likelihood's surprise loses the "
+              "excess over calibration_level of the level this quantile of the stream's last 'history' "
+              "surprises stays under (0: off)", min=0.0, max=0.99999),
+        Param("calibration_level", "float", 4.0, "the surprise (decimal digits) that calibration_quantile "
+              "of a stream's surprises may reach before its surprises are lowered", min=0.0, max=100.0),
     )
 
     @classmethod
@@ -109,15 +128,21 @@ class AnomalyLikelihood(Node):
 
     @classmethod
     def migrate_state(cls, old_version, tensors, extra):
-        # Version 2 had no repeat_window (0: off), so its streams had no recent scores to keep.
-        if old_version != 2 or extra is None:
+        # Version 2 had no repeat_window (0: off), so its streams had no recent scores to keep;
+        # versions 2 and 3 had no calibration and no alarm_surprise, so no recent surprises either.
+        if old_version not in (2, 3) or extra is None:
             return None
-        streams = [dict(s, recent_max=[]) for s in extra["streams"]]
-        return tensors, dict(extra, streams=streams)
+        streams = [dict(s, last_surprise=0.0) for s in extra["streams"]]
+        if old_version == 2:
+            streams = [dict(s, recent_max=[]) for s in streams]
+        return tensors, dict(extra, streams=streams, calibration=torch.zeros(len(streams), 0, dtype=torch.int16))
 
     def get_extra_state(self):
-        # Each stream's scalars as JSON; each average's windows as [batch, window] float64 tensors.
-        state = {"streams": [s.scalars() for s in self.streams]}
+        # Each stream's scalars as JSON; each average's windows as [batch, window] float64 tensors;
+        # the calibration's recent surprises as [batch, rows] bin numbers (every stream has seen
+        # the same rows).
+        state = {"streams": [s.scalars() for s in self.streams],
+                 "calibration": torch.tensor([list(s.calibration.ring) for s in self.streams], dtype=torch.int16)}
         for i in range(len(self.streams[0].averages)):
             state[f"recent_{i}"] = torch.tensor([s.averages[i].recent for s in self.streams], dtype=torch.float64)
             state[f"history_{i}"] = torch.tensor([s.averages[i].hist for s in self.streams], dtype=torch.float64)
@@ -131,6 +156,7 @@ class AnomalyLikelihood(Node):
             for i, a in enumerate(stream.averages):
                 a.recent = state[f"recent_{i}"][b].tolist()
                 a.hist = state[f"history_{i}"][b].tolist()
+            stream.calibration.load(state["calibration"][b].tolist())
 
     def forward(self, ctx, raw, value=None, gap=None):
         n = len(self.streams)
@@ -169,15 +195,17 @@ class _Stream:
         self.below = 10**9  # steps in a row with the score below the threshold
         self.lo = self.hi = None  # the range of the values seen so far (range check)
         self.recent_max: deque = deque()  # running max of the last repeat_window scores
+        self.calibration = _Calibration(p["calibration_quantile"], p["history"])
+        self.last_surprise = 0.0  # the previous row's surprise (alarm_surprise)
 
     def scalars(self) -> dict:
         return {"t": self.t, "since_flag": self.since_flag, "below": self.below, "lo": self.lo, "hi": self.hi,
-                "averages": [a.scalars() for a in self.averages],
+                "averages": [a.scalars() for a in self.averages], "last_surprise": self.last_surprise,
                 "recent_max": [[step, score] for step, score in self.recent_max]}
 
     def load_scalars(self, d: dict) -> None:
         self.t, self.since_flag, self.below = int(d["t"]), int(d["since_flag"]), int(d["below"])
-        self.lo, self.hi = d["lo"], d["hi"]
+        self.lo, self.hi, self.last_surprise = d["lo"], d["hi"], float(d["last_surprise"])
         self.recent_max = deque((int(step), float(score)) for step, score in d["recent_max"])
         for a, saved in zip(self.averages, d["averages"], strict=True):
             a.load_scalars(saved)
@@ -187,16 +215,29 @@ class _Stream:
         self.t += 1
         if gap:
             r = 0.0
+        trusted = self.averages[0].hist_n >= p["estimation_samples"]  # past the 0.5 of the warm-up
         # ln P(an average at least this high), the smaller over the short and long averages.
         log_tail = min([a.update(r, t, p["learning_period"], p["estimation_samples"]) for a in self.averages])
         excess = self._range_excess(v, t) if v is not None else 0.0
         if p["log_scale"]:
             # Both pieces of evidence as a surprise in decimal digits; the larger one wins.
             surprise = -log_tail / LN10
+            if p["calibration_quantile"] and trusted:
+                # Against this stream's own recent surprises: only the part above what it
+                # routinely reaches counts (NAB's single corpus threshold must serve bursty
+                # and calm series alike).
+                level = self.calibration.level()
+                self.calibration.add(surprise)
+                surprise = max(surprise - max(level - p["calibration_level"], 0.0), 0.0)
             if excess > p["range_tolerance"]:
                 surprise = max(surprise, p["half_surprise"] * excess / max(p["range_tolerance"], 1e-12))
             surprise = min(surprise, MAX_SURPRISE)
             score = surprise / (surprise + p["half_surprise"])
+            if p["alarm_surprise"] and self.last_surprise >= p["alarm_surprise"]:
+                # The row after an alarm continues it (the average of the raw anomaly climbs
+                # for a few rows): as in Numenta's likelihood, only the first row keeps its rank.
+                score *= 0.5
+            self.last_surprise = surprise
         else:
             score = 1.0 if excess > p["range_tolerance"] else -math.expm1(log_tail)
         score = self._rank_by_first_row(score)
@@ -237,6 +278,54 @@ class _Stream:
         if hi <= lo:  # a constant series so far: any other value is a breach beyond measure
             return math.inf if out > 0.0 else 0.0
         return out / (hi - lo)
+
+
+class _Calibration:
+    """The level that a high quantile of a stream's last `size` likelihood surprises stays
+    under, on a grid of CALIBRATION_BIN digits: a count per bin and the quantile's bin, moved
+    a bin at a time as surprises come and go, so a row costs O(1) however long the history."""
+
+    def __init__(self, quantile: float, size: int):
+        self.quantile, self.size = quantile, size
+        self.counts = [0] * CALIBRATION_BINS
+        self.ring: deque = deque()  # the bins of the last `size` surprises, oldest first
+        self.k = 0  # the quantile's bin
+        self.above = 0  # surprises in the bins above k
+
+    def level(self) -> float:
+        """The upper edge of the quantile's bin (0 before any surprise)."""
+        return (self.k + 1) * CALIBRATION_BIN if self.ring else 0.0
+
+    def add(self, surprise: float) -> None:
+        b = min(int(surprise / CALIBRATION_BIN), CALIBRATION_BINS - 1)
+        self._count(b, 1)
+        self.ring.append(b)
+        if len(self.ring) > self.size:
+            self._count(self.ring.popleft(), -1)
+        self._settle()
+
+    def load(self, bins: list[int]) -> None:
+        self.counts = [0] * CALIBRATION_BINS
+        self.ring = deque(bins)
+        for b in bins:
+            self.counts[b] += 1
+        self.k, self.above = 0, len(bins) - self.counts[0]
+        self._settle()
+
+    def _count(self, b: int, d: int) -> None:
+        self.counts[b] += d
+        if b > self.k:
+            self.above += d
+
+    def _settle(self) -> None:
+        """Move k to the lowest bin with at most (1 - quantile) of the surprises above it."""
+        limit = (1.0 - self.quantile) * len(self.ring)
+        while self.above > limit and self.k < CALIBRATION_BINS - 1:
+            self.k += 1
+            self.above -= self.counts[self.k]
+        while self.k > 0 and self.above + self.counts[self.k] <= limit:
+            self.above += self.counts[self.k]
+            self.k -= 1
 
 
 class _Average:
