@@ -6,10 +6,12 @@ the trivial baselines on the same scored steps (the most frequent successor of t
 symbol so far, i.e. a first-order model, and chance).
 
     .venv/bin/python benchmarks/high_order_family.py [--seeds 1 2 3] [--swap 10000 --steps 20000]
-        [--configs 3x10 4x6 4x8] [--jobs 2] [--set tm.false_prediction_weight=0.5] [--diagnose]
+        [--configs 3x10 4x6 4x8] [--jobs 2] [--set tm.false_prediction_weight=0.5] [--diagnose] [--pool 0]
 
 --diagnose adds, per run, why scored last elements fail in the last 1,500 steps before the swap
-(see Diagnosis).
+(see Diagnosis). --pool 0 draws the sets with source.sequence's other generator: each pair its
+own distinct symbols, which then recur across pairs at other positions (a first element of one
+pair inside another's middle, several sequences sharing a first element).
 """
 import argparse
 import json
@@ -150,9 +152,9 @@ class Diagnosis(TrainerListener):
 
 
 def run_one(job: tuple) -> dict:
-    pairs, length, seed, swap, steps, settings, diagnose = job
+    pairs, length, seed, swap, steps, settings, diagnose, pool = job
     torch.set_num_threads(1)
-    d = family_graph(pairs, length, seed, swap, steps, settings=settings)
+    d = family_graph(pairs, length, seed, swap, steps, pool=pool, settings=settings)
     seq_params = next(n["params"] for n in d["nodes"] if n["type"] == "source.sequence")
     trainer = Trainer(parse_text(json.dumps(d)))
     sequences = trainer.model.nodes["seq"].sequences
@@ -184,10 +186,13 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], metavar="NODE.PARAM=JSON",
                     help="override a model setting, e.g. tm.false_prediction_weight=0.5")
     ap.add_argument("--diagnose", action="store_true", help="report why scored last elements fail (slower)")
+    ap.add_argument("--pool", type=int, default=POOL,
+                    help="source.sequence middle_pool: symbols all middles are drawn from (0: each pair draws its "
+                         "own distinct symbols, which then recur across pairs at other positions)")
     args = ap.parse_args()
     settings = tuple((k.split(".", 1)[0], k.split(".", 1)[1], json.loads(v))
                      for k, v in (a.split("=", 1) for a in args.set))
-    jobs = [(int(c.split("x")[0]), int(c.split("x")[1]), s, args.swap, args.steps, settings, args.diagnose)
+    jobs = [(int(c.split("x")[0]), int(c.split("x")[1]), s, args.swap, args.steps, settings, args.diagnose, args.pool)
             for c in args.configs for s in args.seeds]
     with ProcessPoolExecutor(args.jobs) as pool:
         runs = list(pool.map(run_one, jobs))
@@ -195,7 +200,7 @@ def main() -> None:
     met = [r for r in runs if (r["accuracy_before_swap"] or 0) >= 0.95 and (r["accuracy_after_swap"] or 0) >= 0.95
            and (r["learn_steps"] or 1e9) < 3000
            and (r["relearn_steps"] if r["relearn_steps"] is not None else 1e9) < 1500]
-    print(json.dumps({"settings": args.set, "symbols": SYMBOLS, "middle_pool": POOL, "swap_step": args.swap,
+    print(json.dumps({"settings": args.set, "symbols": SYMBOLS, "middle_pool": args.pool, "swap_step": args.swap,
                       "steps": args.steps,
                       "cpus": os.cpu_count(), "targets": targets, "runs_meeting_targets": f"{len(met)}/{len(runs)}",
                       "runs": runs}, indent=1))
