@@ -188,11 +188,25 @@ def test_a_checkpoint_of_version_1_resumes_with_no_earlier_cells():
     """Version 1 kept no earlier steps' cells: it migrates to none, and the fallback reads one step back."""
     tm = make_tm(column_fallback=True, fallback_steps=3)
     tm.past_cells = [torch.ones(1, C * K, dtype=torch.bool)]
-    tensors, extra = type(tm).migrate_state(1, {"clock": torch.zeros((), dtype=torch.int64)}, None)
+    old = {"clock": torch.zeros((), dtype=torch.int64), "seg_stamp": tm.seg_stamp.clone()}
+    tensors, extra = type(tm).migrate_state(1, old, None)
     assert "clock" in tensors
     tm.set_extra_state(extra)
     assert tm.past_cells == []
-    assert type(tm).migrate_state(3, {}, None) is None
+    assert type(tm).migrate_state(4, {}, None) is None
+
+
+@pytest.mark.parametrize("old_version", [1, 2])
+def test_older_checkpoints_count_every_segment_as_grown_out_of_a_burst(old_version):
+    """Versions 1 and 2 did not record where a segment grew: all migrate as grown out of a burst,
+    whose false predictions are weakened as they were then."""
+    tm = make_tm()
+    stamp = torch.arange(tm.seg_stamp.shape[0])
+    tensors, extra = type(tm).migrate_state(old_version, {"seg_stamp": stamp}, {"past_steps": 0})
+    assert tensors["seg_specific"].shape == stamp.shape and not bool(tensors["seg_specific"].any())
+    assert torch.equal(tensors["seg_stamp"], stamp)
+    tm.load_state_dict({**tm.state_dict(), **tensors})
+    assert not bool(tm.seg_specific.any())
 
 
 def test_shape_and_param_errors():
@@ -274,6 +288,36 @@ def test_a_false_prediction_from_a_burst_has_its_own_weight():
     assert punishment_of_a_learned_successor([5, 0], **only_burst) == 0.0
     assert punishment_of_a_learned_successor([5, 0], **only_specific) < 0.0
 
+
+
+def punishment_when_a_burst_of_its_context_symbol_drives_it(prefix: list[int], **params) -> float:
+    """Learns prefix, then prefix + [1] (1's segment grows from the cells of 0, the last of
+    prefix, predicted in its context if prefix has one), then shows 0 after a reset, so 0 bursts,
+    and 2 instead of 1: the summed weight change of the segments of 1's columns, which the burst
+    drove."""
+    tm = make_tm(**params)
+    run = Runner(tm)
+    for _ in range(6):
+        run.sequence(prefix)
+    for _ in range(6):
+        run.sequence(prefix + [1])
+    assert float(run.sequence(prefix + [1])[-1]["anomaly"]) == 0.0  # learned
+    before = tm.syn_w.detach().clone()
+    run.sequence([0, 2])
+    seg_col = torch.arange(tm.syn_w.shape[0]) // (tm.S * K)
+    ones = (seg_col >= W) & (seg_col < 2 * W)
+    return float((tm.syn_w.detach() - before)[ones].sum())
+
+
+def test_spare_specific_segments_keeps_a_context_segment_from_a_burst_of_its_symbol():
+    only_burst = {"false_prediction_weight": 0.0, "burst_false_prediction_weight": 1.0}
+    # 5-0, then 5-0-1: 1 grew from 0's cells in the context of 5 (0 predicted). A burst of 0 drives it.
+    assert punishment_when_a_burst_of_its_context_symbol_drives_it([5, 0], **only_burst) < 0.0
+    assert punishment_when_a_burst_of_its_context_symbol_drives_it(
+        [5, 0], spare_specific_segments=True, **only_burst) == 0.0
+    # 0-1 after a reset: 1 grew from a burst of 0, as a noise element's successor does; still weakened.
+    assert punishment_when_a_burst_of_its_context_symbol_drives_it(
+        [0], spare_specific_segments=True, **only_burst) < 0.0
 
 
 def successors_of_a_shared_context(false_prediction_weight: float) -> tuple[float, float, float]:

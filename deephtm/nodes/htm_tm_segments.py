@@ -23,7 +23,9 @@ from .htm_tm import infer_tm_shapes
 
 class SegmentTemporalMemory(Node):
     type_name = "htm.tm_segments"
-    version = 2  # 2: the active cells of earlier steps that fallback_steps reads are saved (extra state)
+    # 2: the active cells of earlier steps that fallback_steps reads are saved (extra state);
+    # 3: whether each segment grew from a specific context (seg_specific)
+    version = 3
     category = "htm"
     live_role = "tm"
     doc = ("Columns x cells, each cell with up to 'segments_per_cell' distal segments (lists of "
@@ -122,6 +124,13 @@ class SegmentTemporalMemory(Node):
               "context's cells, and once that context is learned the segment fires in both: two contexts merged "
               "on the same cells with no burst left to show it. Bursting columns' segments still grow freely, "
               "so a first element read through noise-dependent cells still predicts its successor"),
+        Param("spare_specific_segments", "bool", False, "a segment grown from a specific context (most "
+              "previous winners were predicted cells) is not weakened for a false prediction made while "
+              "bursting columns' cells drive it: a burst is a union of contexts that need not contain its own, "
+              "so the prediction was a hedge. Segments grown out of a burst (a noise element's successors) "
+              "are still weakened by burst_false_prediction_weight. Without it, a symbol that recurs in "
+              "several sequences and bursts in one of them (a first element after noise) wears down the "
+              "segments of its other contexts"),
         Param("downstream_grad", "bool", False,
               "let downstream losses (e.g. a decoder's) reach the segment weights through the winners"),
     )
@@ -146,6 +155,8 @@ class SegmentTemporalMemory(Node):
         # Step at which a segment was last active or learned (-1: free), for replacing the oldest.
         self.register_buffer("seg_stamp", torch.full((segments,), -1, dtype=torch.int64))
         self.register_buffer("clock", torch.zeros((), dtype=torch.int64))
+        # Whether a segment was grown from a specific context (most previous winners predicted cells).
+        self.register_buffer("seg_specific", torch.zeros((segments,), dtype=torch.bool))
         # Active cells of the steps before the previous one, newest first, for fallback_steps.
         self.past_cells: list[torch.Tensor] = []
         self.generator = None
@@ -164,9 +175,14 @@ class SegmentTemporalMemory(Node):
 
     @classmethod
     def migrate_state(cls, old_version, tensors, extra):
+        if old_version not in (1, 2):
+            return None
+        # The origin of older segments is unknown: all count as grown out of a burst, which
+        # keeps their false predictions weakened as before.
+        tensors = {**tensors, "seg_specific": torch.zeros_like(tensors["seg_stamp"], dtype=torch.bool)}
         if old_version == 1:  # no earlier cells were kept: the fallback read one step back
-            return tensors, {"past_steps": 0, "past_cells": torch.zeros(1, 1, 1, dtype=torch.uint8)}
-        return None
+            extra = {"past_steps": 0, "past_cells": torch.zeros(1, 1, 1, dtype=torch.uint8)}
+        return tensors, extra
 
     def data_parallel_problem(self):
         return ("htm.tm_segments grows segments from each process's own streams, so the processes' "
@@ -244,6 +260,7 @@ class SegmentTemporalMemory(Node):
         if fresh_cols.numel() and prev_win.numel():
             new_segs = self.new_segments(fresh_cell)
             n_new = new_segs.shape[0]
+            self.seg_specific[new_segs] = bool(prev_specific)
             learn_segs = torch.cat([learn_segs, new_segs])
             top_up = torch.cat([top_up, top_up.new_zeros(n_new)])
         if learn_segs.numel():
@@ -369,7 +386,7 @@ class SegmentTemporalMemory(Node):
         cell_pred = self.predicted_cells(drive, segs, B)
         learn_mask = torch.zeros(B, self.seg_stamp.shape[0], dtype=torch.bool, device=columns.device)
         prev_specific = [False] * B
-        if p["context_initial_weight"] > 0:
+        if p["context_initial_weight"] > 0 or p["spare_specific_segments"]:
             # Winners of columns that were predicted (all their active cells won: no burst, no
             # fallback): a new segment grown from them reads a known context.
             extra = self.whole_columns(self.columns_of(prev_act & ~prev_win))
@@ -423,6 +440,10 @@ class SegmentTemporalMemory(Node):
         prev_burst = prev_act.view(B, C, K).all(-1)
         from_burst = (on & prev_burst[b_r.unsqueeze(1), pre.clamp_min(0) // K]).sum(-1) * 2 > on.sum(-1)
         weight = torch.where(from_burst, p["burst_false_prediction_weight"], p["false_prediction_weight"])
+        if p["spare_specific_segments"]:
+            # A segment learned in a specific context, driven now by a burst (a union of contexts
+            # that need not include its own), was not shown its context: no error to punish.
+            weight = torch.where(from_burst & self.seg_specific[s_r], 0.0, weight)
         false = (weight * temp * F.relu(1 + z))[falsely].sum()
         out["loss"] = (hit + decay + false) / B
 
