@@ -142,8 +142,8 @@ class SegmentTemporalMemory(Node):
     @classmethod
     def param_count(cls, p, shapes):
         segments = (shapes["columns"] or (1,))[0] * p["cells_per_column"] * p["segments_per_cell"]
-        # per synapse a weight and a presynaptic index; per segment a last-used stamp
-        return segments * (2 * p["synapses_per_segment"] + 1) + 1
+        # per synapse a weight and a presynaptic index; per segment a last-used stamp and its origin
+        return segments * (2 * p["synapses_per_segment"] + 2) + 1
 
     def __init__(self, p, shapes):
         super().__init__(p, shapes)
