@@ -224,7 +224,11 @@ def test_shape_and_param_errors():
     with pytest.raises(DeepHTMError, match="allocate"):
         resolve(g)
     small = dict(p, segments_per_cell=2, synapses_per_segment=3)
-    assert cls.param_count(small, {"columns": (C,)}) == C * K * 2 * (2 * 3 + 1) + 1
+    # Per synapse a weight and a presynaptic index; per segment a stamp and its origin; the clock.
+    assert cls.param_count(small, {"columns": (C,)}) == C * K * 2 * (2 * 3 + 2) + 1
+    built = make_tm(segments_per_cell=2, synapses_per_segment=3)
+    allocated = sum(t.numel() for t in built.parameters()) + sum(t.numel() for t in built.buffers())
+    assert allocated == cls.param_count(small, {"columns": (C,)})
 
 
 def test_anomaly_is_zero_on_a_learned_sequence_and_one_on_a_novel_one():
