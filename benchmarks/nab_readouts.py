@@ -54,7 +54,7 @@ def noting_readouts(tm, notes: list) -> None:
                 notes.append({"margins": [], "predicted": 0, "active": int(active.sum())})
             else:
                 margin = tm.gather(context, tm.distal).reshape(-1, tm.C, tm.K)[0].max(-1).values - tm.p["threshold"]
-                notes.append({"margins": [round(v, 4) for v in margin[active].tolist()],
+                notes.append({"margins": [round(v, 6) for v in margin[active].tolist()],
                               "predicted": int((margin > 0).sum()), "active": int(active.sum())})
         return forward(ctx, columns, context, winner_context, apical)
 
