@@ -52,6 +52,7 @@ from deephtm.anomaly.nab_corpus import Series, load_corpus, sweep  # noqa: E402
 from deephtm.anomaly.nab_score import normalize, score_detections  # noqa: E402
 from deephtm.anomaly.timestamps import parse_timestamp  # noqa: E402
 from deephtm.graph.graphfile import load_graph  # noqa: E402
+from deephtm.graph.registry import get  # noqa: E402
 from deephtm.graph.resolve import check_params  # noqa: E402
 from deephtm.nodes.anomaly_likelihood import AnomalyLikelihood  # noqa: E402
 from deephtm.nodes.source_csv import sampling_gaps  # noqa: E402
@@ -111,6 +112,12 @@ def held_out(variants: dict[str, list[Series]]) -> dict:
         if len(variants) > 1:
             out[f"{name}_chosen"] = chosen
     return out
+
+
+def node_params(graph, type_name: str) -> dict:
+    """The params of the graph's first node of this type, with its type's defaults filled in."""
+    node = next(n for n in graph.nodes if n.type == type_name)
+    return check_params(get(type_name), node.id, dict(node.params))
 
 
 def read_run(path: Path, gap_factor: float) -> dict:
@@ -188,8 +195,7 @@ def main() -> None:
 
     graph = load_graph(args.graph)
     params = dict(next(n for n in graph.nodes if n.type == "anomaly.likelihood").params)
-    source = next(n for n in graph.nodes if n.type == "source.csv").params
-    gap_factor = source.get("gap_factor", 3.0)
+    gap_factor = node_params(graph, "source.csv")["gap_factor"]
     windows = Path(args.data) / "combined_windows_dev.json"
     result: dict = {"graph": args.graph, "data": args.data, "seeds": {}}
     for seed in args.seeds:

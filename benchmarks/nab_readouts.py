@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import deephtm.anomaly.detect as detect_module  # noqa: E402
 from deephtm.anomaly.nab_corpus import Series, load_corpus  # noqa: E402
 from deephtm.graph.graphfile import load_graph  # noqa: E402
-from nab_dev import held_out, read_run, replay, report  # noqa: E402
+from nab_dev import held_out, node_params, read_run, replay, report  # noqa: E402
 
 MARGINS = (-0.2, -0.1, 0.0, 0.1, 0.2, 0.5)
 
@@ -111,9 +111,8 @@ def main() -> None:
 
     graph = load_graph(args.graph)
     params = dict(next(n for n in graph.nodes if n.type == "anomaly.likelihood").params)
-    tm = next(n for n in graph.nodes if n.type == "htm.tm")
-    temperature = tm.params.get("temperature", 0.1)
-    source = next(n for n in graph.nodes if n.type == "source.csv").params
+    temperature = node_params(graph, "htm.tm")["temperature"]
+    gap_factor = node_params(graph, "source.csv")["gap_factor"]
     windows = Path(args.data) / "combined_windows_dev.json"
     result: dict = {"graph": args.graph, "data": args.data, "seeds": {}}
     for seed in args.seeds:
@@ -121,7 +120,7 @@ def main() -> None:
         if not out.is_dir():
             run_seed(args.graph, Path(args.data), out, seed)
         corpus = load_corpus(out, windows)
-        runs = [read_run(out / s.key, source.get("gap_factor", 3.0)) for s in corpus]
+        runs = [read_run(out / s.key, gap_factor) for s in corpus]
         readouts = [json.loads((out / s.key).with_suffix(".readouts.json").read_text(encoding="utf-8"))
                     for s in corpus]
         seed_result = {}
