@@ -6,6 +6,7 @@ from torch import nn
 from ..node import Node, require
 from ..graph.spec import Param, Port
 from ..kernels.grad_hints import grad_nonzero_only, mark_nonzero_at
+from ..kernels.tm_fanout import FanoutTMStep
 from ..kernels.tm_step import FusedTMStep, column_hits
 from ..kernels.tape import apply
 
@@ -198,17 +199,23 @@ class TemporalMemory(Node):
                 self.usage.scatter_add_(-1, fresh_cell.unsqueeze(-1), share.unsqueeze(-1))
         return winner
 
-    # The dense step runs as one autograd function with a hand-derived backward; False: the
-    # same step recorded by autograd op by op (the reference the fused one is tested against).
+    # The step runs as one autograd function with a hand-derived backward; False: the same
+    # step recorded by autograd op by op (the reference the fused one is tested against).
     fused = True
 
     def hand_backward(self):
-        # The dense fused step; 'predicted' is computed outside it, through autograd.
-        return not self.fan_out and self.fused and "predicted" not in self.used_outputs
+        # The fused steps; 'predicted' is computed outside them, through autograd.
+        return self.fused and "predicted" not in self.used_outputs and not (self.fan_out and self.apical is not None)
+
+    def fanout_fused(self, apical) -> bool:
+        # The fan-out kernel leaves out the apical input and 'predicted' (the autograd step has them).
+        return self.fused and apical is None and "predicted" not in self.used_outputs
 
     def forward(self, ctx, columns, context=None, winner_context=None, apical=None):
         if self.fan_out:
-            return self.forward_fanout(columns, context, winner_context, apical)
+            if self.fanout_fused(apical):
+                return self.forward_fanout(columns, context, winner_context)
+            return self.forward_fanout_autograd(columns, context, winner_context, apical)
         if self.fused:
             return self.forward_fused(columns, context, winner_context, apical)
         return self.forward_autograd(columns, context, winner_context, apical)
@@ -447,12 +454,13 @@ class TemporalMemory(Node):
     def remember(self, port: str, out: torch.Tensor, b_idx: torch.Tensor, flat_idx: torch.Tensor) -> None:
         self.remember_source(port, out, (b_idx, flat_idx - b_idx * self.C * self.K))
 
-    def spread(self, active: torch.Tensor, with_synapses: bool = False):
-        """Distal input from the active units through their fan-out synapses: flat [B * C*K]
-        (with_synapses: also the active (stream, cell) indices and the synapses' flat targets)."""
+    def spread(self, active: torch.Tensor, with_synapses: bool = False, distal: torch.Tensor | None = None):
+        """Distal input from the active units through their fan-out synapses (the weights
+        `distal`, by default the node's): flat [B * C*K] (with_synapses: also the active
+        (stream, cell) indices and the synapses' flat targets)."""
         B, n = active.shape[0], self.C * self.K
         b_idx, i_idx = self.active_units(active)
-        rows = F.embedding(i_idx, self.distal, sparse=True)  # [A, F]: row-sparse gradient
+        rows = F.embedding(i_idx, self.distal if distal is None else distal, sparse=True)  # [A, F]: row-sparse gradient
         to = self.distal_to[i_idx]
         if B > 1:
             to = to.long() + (b_idx * n).unsqueeze(1)
@@ -526,7 +534,24 @@ class TemporalMemory(Node):
             self.usage.view(-1).index_add_(0, c_act * self.K + fresh_cell, fresh.to(self.usage.dtype) / B)
         return winner
 
-    def forward_fanout(self, columns, context, winner_context, apical):
+    def forward_fanout(self, columns, context, winner_context):
+        """forward_fanout_autograd's step (without an apical input) as one function with a
+        hand-derived backward (kernels/tm_fanout.py)."""
+        want_cells = "cells" in self.used_outputs
+        winners, cells, loss, anomaly, b_act, win_cells, cell_idx, fired, support = apply(
+            FanoutTMStep, self, columns, self.distal, context, winner_context, want_cells, grad_nonzero_only(columns))
+        out = {"winners": winners, "anomaly": anomaly, "loss": loss if loss is not None else columns.new_zeros(())}
+        # The only entries whose gradient this step uses (a reader such as decoder.mlp then
+        # computes its input gradient there only), and where the winners are non-zero.
+        winners.grad_support = support
+        self.remember("winners", winners, b_act, win_cells)
+        mark_nonzero_at(winners, *self._sources["winners"][2])
+        if cells is not None:
+            out["cells"] = cells
+            self.remember("cells", cells, b_act.unsqueeze(1).expand(-1, self.K)[fired], cell_idx[fired])
+        return out
+
+    def forward_fanout_autograd(self, columns, context, winner_context, apical):
         """The same step as forward() with fan-out synapses; identical semantics (ports, winner
         choice, losses and gradients, including the straight-through ones to the columns)."""
         B, C, K = columns.shape[0], self.C, self.K
