@@ -44,8 +44,9 @@ class FanoutTMStep(torch.autograd.Function):
         if winner_context is not None:
             d_learn, units, to = tm.spread(winner_context, True, distal)
             source = winner_context
-        d_act = d[cell_idx]
-        dl_act = d_learn[cell_idx] if d_learn is not d else d_act
+        cells_flat = cell_idx.view(-1)
+        d_act = d.index_select(0, cells_flat).view(cell_idx.shape)
+        dl_act = d_learn.index_select(0, cells_flat).view(cell_idx.shape) if d_learn is not d else d_act
         z = (d_act - thr) / temp  # [M, K]: only active columns fire, win or get the hit loss
         pred = z > 0
         col_pred = pred.any(-1)
@@ -56,9 +57,9 @@ class FanoutTMStep(torch.autograd.Function):
         if tm.training and units is not None and tm.grow(units, to, b_act, first + winner, B):
             # This step learns through the grown synapses: the learning input is read again.
             d_learn, units, to = tm.spread(source, True, distal)
-            dl_act = d_learn[cell_idx]
+            dl_act = d_learn.index_select(0, cells_flat).view(cell_idx.shape)
         z_learn = (dl_act - thr) / temp if dl_act is not d_act else z
-        col_vals = columns[b_act, c_act]
+        col_vals = columns.reshape(-1).index_select(0, b_act * C + c_act)
         win_cells = first + winner
         # each active column's value at its winner: the one-hot of the straight-through winners
         winners = columns.new_zeros(B * n).index_put_((win_cells,), col_vals).view(B, n)
@@ -112,7 +113,7 @@ class FanoutTMStep(torch.autograd.Function):
         if g_winners is not None:
             # winners = col_vals at (one-hot + softmax - softmax.detach()): the column gets
             # the gradient at its winner, the softmax of its cells the rest.
-            g_at = g_winners.reshape(-1)[cell_idx]
+            g_at = g_winners.reshape(-1).index_select(0, cell_idx.flatten()).view(cell_idx.shape)
             g_col = g_at.gather(-1, at_winner).squeeze(-1)
             if soft is not None:
                 g_s = col_vals.unsqueeze(-1) * g_at
@@ -126,27 +127,30 @@ class FanoutTMStep(torch.autograd.Function):
             else:
                 g_fire = (g_cells.reshape(-1)[cell_idx] * fire).sum(-1)
                 g_col = g_fire if g_col is None else g_col + g_fire
-        g_d = None
+        g_false = g_z_loss = None
         if g_loss is not None and over is not None:
             # loss = mean over streams of (hit + w * false) / n_active
             per = (g_loss / B) / n_active  # [B]
-            per_act = per[b_act]  # [M]
+            per_act = per.index_select(0, b_act)  # [M]
             g_false = per * fpw
             g_hit = -(per_act * (z_win < 1))  # relu(1 - z_win)
             g_z_loss = torch.zeros_like(z_learn).scatter_(-1, at_winner, g_hit.unsqueeze(-1))
             # the active columns' cells leave the false hinge
-            g_z_loss = g_z_loss - g_false[b_act].unsqueeze(-1) * (z_learn > -1)
+            g_z_loss = g_z_loss - g_false.index_select(0, b_act).unsqueeze(-1) * (z_learn > -1)
             g_z = g_z_loss if g_z is None else g_z + g_z_loss
-            # relu(input - (threshold - temperature)) / temperature over every cell
-            g_d = ((over.view(B, -1) > 0) * (g_false / temp).unsqueeze(1)).view(-1)
-        if g_z is not None:
-            g_dl = (g_z / temp).flatten()
-            g_d = g_dl.new_zeros(B * C * K).index_add_(0, cell_idx.flatten(), g_dl) if g_d is None else \
-                g_d.index_add_(0, cell_idx.flatten(), g_dl)
         g_distal = None
-        if g_d is not None and rows is not None and ctx.needs_input_grad[2]:
-            # each active row's synapses get the gradient of the cells they reach (row-sparse)
-            g_distal = torch.sparse_coo_tensor(rows.unsqueeze(0), g_d.index_select(0, to).view(rows.shape[0], tm.fan_out),
+        if rows is not None and ctx.needs_input_grad[2] and (g_false is not None or g_z is not None):
+            # Each active row's synapses get the gradient at the cells they reach (row-sparse):
+            # read at their targets only, not over the layer.
+            g_to = None
+            if g_false is not None:  # relu(input - (threshold - temperature)) / temperature at every cell
+                scale = g_false / temp
+                g_to = (over.index_select(0, to) > 0) * (scale if B == 1 else scale.index_select(0, to // (C * K)))
+            if g_z is not None:  # the active columns' cells
+                g_act = z_learn.new_zeros(B * C * K).index_put_((cell_idx.flatten(),), (g_z / temp).flatten())
+                g_act = g_act.index_select(0, to)
+                g_to = g_act if g_to is None else g_to + g_act
+            g_distal = torch.sparse_coo_tensor(rows.unsqueeze(0), g_to.view(rows.shape[0], tm.fan_out),
                                                (C * K, tm.fan_out), check_invariants=False)
         g_columns = None
         if ctx.needs_input_grad[1] and (g_col is not None or g_every is not None):

@@ -461,7 +461,7 @@ class TemporalMemory(Node):
         B, n = active.shape[0], self.C * self.K
         b_idx, i_idx = self.active_units(active)
         rows = F.embedding(i_idx, self.distal if distal is None else distal, sparse=True)  # [A, F]: row-sparse gradient
-        to = self.distal_to[i_idx]
+        to = self.distal_to.index_select(0, i_idx)
         if B > 1:
             to = to.long() + (b_idx * n).unsqueeze(1)
         d = rows.new_zeros(B * n).index_add_(0, to.flatten(), rows.flatten())  # in place: no copy of the zeros
@@ -478,7 +478,7 @@ class TemporalMemory(Node):
         n, thr = self.C * self.K, self.p["threshold"]
         reach = self.distal.new_zeros(B * n).index_add_(0, to, self.distal.new_ones(to.shape[0]))
         if B == 1:  # every previous winner grows a synapse to every winner that needs one
-            need = reach[win_cell] < i_src.shape[0] / 2
+            need = reach.index_select(0, win_cell) < i_src.shape[0] / 2
             if not bool(need.any()):
                 return False
             self.repoint_grid(i_src, win_cell[need], thr / (2 * i_src.shape[0]))
@@ -496,9 +496,13 @@ class TemporalMemory(Node):
     def repoint_grid(self, rows, targets, weight: float) -> None:
         """Every row re-points its weakest synapses at all of `targets`."""
         k = min(targets.shape[0], self.fan_out)
-        slots = self.distal[rows].abs().topk(k, dim=1, largest=False).indices
-        self.distal[rows.unsqueeze(1), slots] = weight
-        self.distal_to[rows.unsqueeze(1), slots] = targets[:k].to(self.distal_to.dtype).expand(rows.shape[0], -1)
+        # the rows are distinct cells: each is read, changed and written back whole
+        synapses = self.distal.index_select(0, rows)
+        slots = synapses.abs().topk(k, dim=1, largest=False).indices
+        self.distal.index_copy_(0, rows, synapses.scatter_(1, slots, weight))
+        to = self.distal_to.index_select(0, rows)
+        to.scatter_(1, slots, targets[:k].to(to.dtype).expand(rows.shape[0], -1))
+        self.distal_to.index_copy_(0, rows, to)
 
     @torch.no_grad()
     def repoint_pairs(self, rows, targets, weights) -> None:
@@ -526,7 +530,7 @@ class TemporalMemory(Node):
         fresh = best < self.p["match_threshold"]
         cols, inv = (c_act, None) if B == 1 else torch.unique(c_act, return_inverse=True)
         noise = torch.rand((cols.shape[0], self.K), generator=self.generator).to(self.usage.device)
-        fresh_cell = (self.usage[cols] + noise * (0.5 / B)).argmin(-1)
+        fresh_cell = (self.usage.index_select(0, cols) + noise * (0.5 / B)).argmin(-1)
         if inv is not None:
             fresh_cell = fresh_cell[inv]  # one choice per column, shared by its streams
         winner = torch.where(fresh, fresh_cell, winner)
