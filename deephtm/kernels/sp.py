@@ -4,6 +4,7 @@ against autograd by tests/test_fused_sp.py)."""
 import torch
 
 from .mlp import bias_grad
+from .tape import recording_tape
 
 
 # Above this many weights, one stream's backward works on the winners' rows (winners_backward):
@@ -29,6 +30,8 @@ class SPColumns(torch.autograd.Function):
         else:
             # A winner whose overlap is exactly 0 would vanish from the SDR: give it a tiny value.
             out = torch.where(overlap == 0, 1e-6, overlap).mul_(mask)
+        ctx.sp = sp
+        ctx.on_tape = recording_tape() is not None  # the weight's gradient is then the tensor the backward returns
         ctx.save_for_backward(mask, x, w, potential)
         ctx.mark_non_differentiable(mask)
         ctx.set_materialize_grads(False)
@@ -66,7 +69,26 @@ def winners_backward(ctx, g_out, mask, x, w, potential):
         rows = g_win.unsqueeze(1) * x
         if potential is not None:
             rows.mul_(potential.index_select(0, win))
-        g_w = w.new_zeros(w.shape).index_copy_(0, win, rows)
+        g_w = zeros_but_rows(ctx.sp, w, win, rows, ctx.on_tape)
     if ctx.needs_input_grad[3]:
         g_b = w.new_zeros(w.shape[0]).index_copy_(0, win, g_win)
     return None, g_x, g_w, g_b, None
+
+
+def zeros_but_rows(sp, like: torch.Tensor, win: torch.Tensor, rows: torch.Tensor, reuse: bool) -> torch.Tensor:
+    """A tensor shaped like `like`: `rows` at the rows `win`, zeros elsewhere. In a step
+    without autograd (kernels/tape.py; `reuse`) the weight's gradient is this tensor itself,
+    so the last step's one is reused: only its rows are zeroed again, not the whole layer
+    (2 MB at 2,048 x 256). Anything that wrote to it since (clipping, averaging over ranks)
+    makes a fresh one. Under autograd the engine may keep the tensor it gets as the .grad,
+    so each step makes a fresh one."""
+    kept = getattr(sp, "grad_rows", None)
+    if not reuse or kept is None or kept[0].shape != like.shape or kept[0].dtype != like.dtype \
+            or kept[0].device != like.device or kept[0]._version != kept[1]:
+        out = like.new_zeros(like.shape)
+    else:
+        out = kept[0].index_fill_(0, kept[2], 0)
+    out.index_copy_(0, win, rows)
+    if reuse:
+        sp.grad_rows = (out, out._version, win)
+    return out
