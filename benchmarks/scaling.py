@@ -14,7 +14,8 @@ cells^2 weights; skipped when it would exceed --max-distal-gb) and fan-out synap
   previous winners), which learns the sequence: bursting steps first, predicted ones later.
 
     .venv/bin/python benchmarks/scaling.py [--steps 60] [--fan-out 256] [--grid] [--max-distal-gb 1.1]
-    .venv/bin/python benchmarks/scaling.py --split 2048 32 256 --steps 300   # one step's parts
+    .venv/bin/python benchmarks/scaling.py --split 2048 32 256 --steps 300   # one step's parts, each kernel's
+                                                                             # backward, page faults per step
 """
 import argparse
 import json
@@ -74,19 +75,54 @@ def network(columns: int, cells: int, fan_out: int, steps: int) -> dict:
 def network_split(columns: int, cells: int, fan_out: int, steps: int) -> dict:
     """Where one step of the resized network goes: CPU µs of each node's forward, the backward
     (autograd, or the hand-derived passes when every node has one), the optimizer step and the
-    trainer's bookkeeping, over `steps` steps after 30 of warm-up."""
+    trainer's bookkeeping, over `steps` steps after 30 of warm-up; also each kernel's
+    hand-derived backward (part of the backward) and the page faults per step (fresh pages:
+    the allocator handing big blocks back and taking them again)."""
     sys.path.insert(0, str(ROOT))
     from online import SplitEngine
 
     t = network_trainer(columns, cells, fan_out)
     e = SplitEngine(autograd=not t.uses_tape(), trainer=t)
+    kernels = time_kernel_backwards()
     e.run(30)
     e.cpu.clear()
+    kernels.clear()
     e.steps = 0
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     e.run(steps)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
     us = {k: round(1e6 * v / e.steps, 1) for k, v in sorted(e.cpu.items(), key=lambda kv: -kv[1])}
+    by_kernel = {k: round(1e6 * v / e.steps, 1) for k, v in sorted(kernels.items(), key=lambda kv: -kv[1])}
     return {"columns": columns, "cells_per_column": cells, "fan_out": fan_out, "steps": steps,
-            "unit": "CPU µs per step", "step_us": round(sum(us.values()), 1), "parts_us": us}
+            "unit": "CPU µs per step", "step_us": round(sum(us.values()), 1), "parts_us": us,
+            "backward_by_kernel_us": by_kernel, "page_faults_per_step": round(faults / e.steps, 1)}
+
+
+def time_kernel_backwards() -> dict:
+    """CPU seconds of each deephtm kernel's hand-derived backward (the tape's, or autograd's
+    call of it), summed by kernel from now on: the part of the backward each node takes. The
+    kernels are those the graph's nodes have imported (build the graph first)."""
+    import torch
+
+    spent: dict[str, float] = {}
+    todo, kinds = list(torch.autograd.Function.__subclasses__()), []
+    while todo:
+        fn = todo.pop()
+        todo += fn.__subclasses__()
+        if fn.__module__.startswith("deephtm.kernels") and "backward" in vars(fn):
+            kinds.append(fn)
+
+    def timed(fn, backward):
+        def run(ctx, *grads):
+            c0 = time.process_time()
+            out = backward(ctx, *grads)
+            spent[fn.__name__] = spent.get(fn.__name__, 0.0) + time.process_time() - c0
+            return out
+        return staticmethod(run)
+
+    for fn in kinds:
+        fn.backward = timed(fn, fn.backward)
+    return spent
 
 
 def tm_alone(columns: int, cells: int, fan_out: int, steps: int, sequence: int, wiring: str = "sine") -> dict:

@@ -6,8 +6,8 @@ import torch
 
 from deephtm.graph.graphfile import load_graph
 from deephtm.kernels import sp as sp_kernels
-from deephtm.kernels.sp import SPColumns
 from deephtm.kernels.mlp import sparse_rows_grad_x
+from deephtm.kernels.sp import SPColumns
 from deephtm.kernels.tape import Tape, apply, recording
 from deephtm.nodes.htm_sp import SpatialPooler, k_winners_mask
 from deephtm.train.trainer import Trainer
@@ -29,8 +29,8 @@ def step_grad(sp, x, g) -> torch.Tensor:
     """The weight's gradient of sum(columns * g), one step recorded on a tape."""
     tape = Tape()
     with recording(tape):
-        out, _ = apply(SPColumns, sp, x, sp.proj.weight, sp.proj.bias, None)
-    fn, ctx, args, outs = tape.entries[0]
+        apply(SPColumns, sp, x, sp.proj.weight, sp.proj.bias, None)
+    fn, ctx, _, _ = tape.entries[0]
     _, _, g_w, _, _ = fn.backward(ctx, g, None)
     return g_w
 
