@@ -84,3 +84,18 @@ def test_the_decoders_input_gradient_at_its_support_with_a_kept_buffer(rows):
     want[0, support] = (weight.detach()[support] @ g[0])
     assert torch.allclose(got, want, atol=1e-6)
     assert (got[0, support] != 0).all()
+
+
+def test_each_thread_gathers_into_its_own_buffer():
+    import threading
+
+    from deephtm.kernels.mlp import _scratch
+
+    like = torch.zeros(10, 4)
+    here = _scratch(like, 3)
+    assert _scratch(like, 2).data_ptr() == here.data_ptr()  # kept between calls
+    there = []
+    worker = threading.Thread(target=lambda: there.append(_scratch(like, 3)))
+    worker.start()
+    worker.join()
+    assert there[0].data_ptr() != here.data_ptr()

@@ -11,6 +11,8 @@ autocast: these backward passes run at the weights' precision, which mixed preci
 """
 from __future__ import annotations
 
+import threading
+
 import torch
 import torch.nn.functional as F
 
@@ -111,17 +113,20 @@ def sparse_rows_grad_x(grad_y, weight, x_shape, x_dtype, support):
     return grad_x.view(x_shape).to(x_dtype)
 
 
-_SCRATCH: dict[tuple, torch.Tensor] = {}
+_SCRATCH = threading.local()  # per thread: two trainers in one process must not share a buffer
 
 
 def _scratch(like: torch.Tensor, rows: int) -> torch.Tensor:
     """A [rows, like.shape[1]] buffer for gathered weight rows, kept between calls: a fresh
     one of a megabyte or more each step costs the process fresh pages (a page fault per 4 kB,
     measured in the 2,048 x 32 network) when the allocator hands such blocks back."""
+    kept = getattr(_SCRATCH, "buffers", None)
+    if kept is None:
+        kept = _SCRATCH.buffers = {}
     key = (like.dtype, like.device, like.shape[1])
-    buf = _SCRATCH.get(key)
+    buf = kept.get(key)
     if buf is None or buf.shape[0] < rows:
-        buf = _SCRATCH[key] = like.new_empty(rows, like.shape[1])
+        buf = kept[key] = like.new_empty(rows, like.shape[1])
     return buf[:rows]
 
 
