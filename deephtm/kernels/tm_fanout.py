@@ -1,8 +1,9 @@
 """htm.tm's step with fan-out synapse lists as one function with a hand-derived backward.
 
-The forward is the node's fan-out step (TemporalMemory.forward_fanout_autograd: the same
-winners, growth, outputs and loss), run without recording anything; the backward needs a
-handful of gathers on the active columns' cells and the active rows' synapses. With it a
+The forward computes what the node's op-by-op fan-out step computes
+(TemporalMemory.forward_fanout_autograd: the same winners, growth, outputs and loss, to the
+bit) without recording anything; the backward needs a handful of gathers on the active
+columns' cells and on the active rows' synapses. With it a
 network with a fan-out TM steps without autograd (kernels/tape.py), as the dense one does.
 Checked against autograd by tests/test_tm_fanout_hand.py (gradcheck in float64, and the
 same weights after training steps).
