@@ -3,10 +3,10 @@
 The forward computes what the node's op-by-op fan-out step computes
 (TemporalMemory.forward_fanout_autograd: the same winners, growth, outputs and loss, to the
 bit) without recording anything; the backward needs a handful of gathers on the active
-columns' cells and on the active rows' synapses. With it a
-network with a fan-out TM steps without autograd (kernels/tape.py), as the dense one does.
-Checked against autograd by tests/test_tm_fanout_hand.py (gradcheck in float64, and the
-same weights after training steps).
+columns' cells and on the active rows' synapses. With it a network with a fan-out TM steps
+without autograd (kernels/tape.py), as one with a dense TM does. Checked against autograd
+by tests/test_tm_fanout_hand.py (gradcheck in float64, and the same weights after training
+steps).
 """
 import torch
 import torch.nn.functional as F
@@ -120,13 +120,13 @@ class FanoutTMStep(torch.autograd.Function):
                 g_s = col_vals.unsqueeze(-1) * g_at
                 g_z = soft * (g_s - (g_s * soft).sum(-1, keepdim=True))
             if win_all is not None:
-                g_every = (g_winners.reshape(-1)[win_all] * ~col_active.view(-1)).view(B, C)
+                g_every = (g_winners.reshape(-1).index_select(0, win_all) * ~col_active.view(-1)).view(B, C)
         if g_cells is not None:
             if fire_all is not None:
                 g_fire = (g_cells.view(B, C, K) * fire_all).sum(-1)
                 g_every = g_fire if g_every is None else g_every + g_fire
             else:
-                g_fire = (g_cells.reshape(-1)[cell_idx] * fire).sum(-1)
+                g_fire = (g_cells.reshape(-1).index_select(0, cell_idx.flatten()).view(cell_idx.shape) * fire).sum(-1)
                 g_col = g_fire if g_col is None else g_col + g_fire
         g_false = g_z_loss = None
         if g_loss is not None and over is not None:
