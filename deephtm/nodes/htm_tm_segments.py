@@ -125,12 +125,13 @@ class SegmentTemporalMemory(Node):
               "on the same cells with no burst left to show it. Bursting columns' segments still grow freely, "
               "so a first element read through noise-dependent cells still predicts its successor"),
         Param("spare_specific_segments", "bool", False, "a segment grown from a specific context (most "
-              "previous winners were predicted cells) is not weakened for a false prediction made while "
-              "bursting columns' cells drive it: a burst is a union of contexts that need not contain its own, "
-              "so the prediction was a hedge. Segments grown out of a burst (a noise element's successors) "
-              "are still weakened by burst_false_prediction_weight. Without it, a symbol that recurs in "
-              "several sequences and bursts in one of them (a first element after noise) wears down the "
-              "segments of its other contexts"),
+              "previous winners were predicted cells) that has learned it (its weights alone reach the "
+              "threshold) is not weakened for a false prediction made while bursting columns' cells drive it: "
+              "a burst is a union of contexts that need not contain its own, so the prediction was a hedge. "
+              "Segments grown out of a burst (a noise element's successors) and those still learning are "
+              "weakened by burst_false_prediction_weight. Without it, a symbol that recurs in several "
+              "sequences and bursts in one of them (a first element after noise) wears down the segments "
+              "of its other contexts"),
         Param("downstream_grad", "bool", False,
               "let downstream losses (e.g. a decoder's) reach the segment weights through the winners"),
     )
@@ -441,9 +442,12 @@ class SegmentTemporalMemory(Node):
         from_burst = (on & prev_burst[b_r.unsqueeze(1), pre.clamp_min(0) // K]).sum(-1) * 2 > on.sum(-1)
         weight = torch.where(from_burst, p["burst_false_prediction_weight"], p["false_prediction_weight"])
         if p["spare_specific_segments"]:
-            # A segment learned in a specific context, driven now by a burst (a union of contexts
-            # that need not include its own), was not shown its context: no error to punish.
-            weight = torch.where(from_burst & self.seg_specific[s_r], 0.0, weight)
+            # A segment that has learned a specific context (its weights alone reach the threshold),
+            # driven now by a burst (a union of contexts that need not include its own), was not
+            # shown its context: no error to punish. One still learning is weakened as before, so
+            # a context seen only now and then (a chain started in a noise symbol's cell) fades.
+            learned = (w.detach() * exists).sum(-1) >= thr
+            weight = torch.where(from_burst & self.seg_specific[s_r] & learned, 0.0, weight)
         false = (weight * temp * F.relu(1 + z))[falsely].sum()
         out["loss"] = (hit + decay + false) / B
 
