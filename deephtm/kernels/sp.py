@@ -82,7 +82,7 @@ def zeros_but_rows(sp, like: torch.Tensor, win: torch.Tensor, rows: torch.Tensor
     (2 MB at 2,048 x 256). Anything that wrote to it since (clipping, averaging over ranks)
     makes a fresh one. Under autograd the engine may keep the tensor it gets as the .grad,
     so each step makes a fresh one."""
-    kept = getattr(sp, "grad_rows", None)
+    kept = sp.grad_rows
     if not reuse or kept is None or kept[0].shape != like.shape or kept[0].dtype != like.dtype \
             or kept[0].device != like.device or kept[0]._version != kept[1]:
         out = like.new_zeros(like.shape)

@@ -99,6 +99,8 @@ class SpatialPooler(Node):
         # The biases (learned inhibition thresholds) start equal: random ones would let the same
         # few columns win for every input, whatever its overlap.
         nn.init.zeros_(self.proj.bias)
+        # The weight gradient kernels/sp.py reuses between steps without autograd (or None).
+        self.grad_rows = None
         if p["potential_pct"] < 1.0:
             # Each column sees a random subset of the inputs (its potential pool).
             pool = torch.rand(c, n_in).argsort(dim=1) < max(1, math.ceil(p["potential_pct"] * n_in))
