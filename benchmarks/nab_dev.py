@@ -138,9 +138,14 @@ def replay(params: dict, run: dict, with_value: bool = True, raw: list | None = 
     node.setup(1, torch.Generator())
     out = node.forward_steps(None, raw=torch.tensor(run["raw"] if raw is None else raw),
                              value=torch.tensor(run["value"]) if with_value else None, gap=torch.tensor(run["gap"]))
+    return per_row(run, out["score"].tolist())
+
+
+def per_row(run: dict, seen_values: list[float]) -> list[float]:
+    """A score for every row of a run: seen_values on the rows the model saw, 0 elsewhere."""
     scores = [0.0] * run["n"]
-    for i, s in zip(run["seen"], out["score"].tolist()):
-        scores[i] = s
+    for i, v in zip(run["seen"], seen_values):
+        scores[i] = v
     return scores
 
 
@@ -194,7 +199,7 @@ def main() -> None:
         Path(args.graph).write_text(json.dumps(variant, indent=1), encoding="utf-8")
 
     graph = load_graph(args.graph)
-    params = dict(next(n for n in graph.nodes if n.type == "anomaly.likelihood").params)
+    params = node_params(graph, "anomaly.likelihood")
     gap_factor = node_params(graph, "source.csv")["gap_factor"]
     windows = Path(args.data) / "combined_windows_dev.json"
     result: dict = {"graph": args.graph, "data": args.data, "seeds": {}}
@@ -210,12 +215,6 @@ def main() -> None:
         def rescored(fn):
             return [Series(s.key, fn(r), s.windows) for s, r in zip(corpus, runs)]
 
-        def raw_column(r):
-            scores = [0.0] * r["n"]
-            for i, v in zip(r["seen"], r["raw"]):
-                scores[i] = v
-            return scores
-
         replayed = rescored(lambda r: replay(params, r))
         settings = {json.dumps(c): rescored(lambda r, c=c: replay(dict(params, **c), r)) for c in SETTINGS}
         drift = max(abs(a - b) for s, t in zip(corpus, replayed) for a, b in zip(s.values, t.values))
@@ -223,7 +222,7 @@ def main() -> None:
             "detector": report(replayed, categories=True),
             "as_run": report(corpus),
             "replay_max_difference": round(drift, 7),
-            "raw_anomaly": report(rescored(raw_column)),
+            "raw_anomaly": report(rescored(lambda r: per_row(r, r["raw"]))),
             "likelihood": report(rescored(lambda r: replay(params, r, with_value=False))),
             "range_check": report(rescored(lambda r: replay(params, r, raw=[0.0] * len(r["raw"])))),
             "no_repeat_window": report(rescored(lambda r: replay(dict(params, repeat_window=0), r))),

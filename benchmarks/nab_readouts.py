@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import deephtm.anomaly.detect as detect_module  # noqa: E402
 from deephtm.anomaly.nab_corpus import Series, load_corpus  # noqa: E402
 from deephtm.graph.graphfile import load_graph  # noqa: E402
-from nab_dev import held_out, node_params, read_run, replay, report  # noqa: E402
+from nab_dev import held_out, node_params, per_row, read_run, replay, report  # noqa: E402
 
 MARGINS = (-0.2, -0.1, 0.0, 0.1, 0.2, 0.5)
 
@@ -110,7 +110,7 @@ def main() -> None:
     args = ap.parse_args()
 
     graph = load_graph(args.graph)
-    params = dict(next(n for n in graph.nodes if n.type == "anomaly.likelihood").params)
+    params = node_params(graph, "anomaly.likelihood")
     temperature = node_params(graph, "htm.tm")["temperature"]
     gap_factor = node_params(graph, "source.csv")["gap_factor"]
     windows = Path(args.data) / "combined_windows_dev.json"
@@ -126,17 +126,10 @@ def main() -> None:
         seed_result = {}
         for name, fn in definitions(temperature).items():
             raws = [[fn(r) for r in notes] for notes in readouts]
-
-            def as_scores(run, raw):
-                scores = [0.0] * run["n"]
-                for i, v in zip(run["seen"], raw):
-                    scores[i] = v
-                return scores
-
             detector = [Series(s.key, replay(params, r, raw=raw), s.windows) for s, r, raw in zip(corpus, runs, raws)]
             seed_result[name] = {
                 "detector": report(detector),
-                "raw_anomaly": report([Series(s.key, as_scores(r, raw), s.windows) for s, r, raw in zip(corpus, runs, raws)]),
+                "raw_anomaly": report([Series(s.key, per_row(r, raw), s.windows) for s, r, raw in zip(corpus, runs, raws)]),
                 "held_out_threshold": held_out({"graph": detector}),
             }
             print(json.dumps({seed: {name: seed_result[name]["detector"]}}), file=sys.stderr)
