@@ -14,6 +14,12 @@ import torch.nn.functional as F
 from .tm_step import column_hits
 
 
+def at_cells(values: torch.Tensor, cell_idx: torch.Tensor) -> torch.Tensor:
+    """values (any shape, read flat over streams x cells) at the flat cell indices cell_idx, in
+    cell_idx's shape: one gather."""
+    return values.reshape(-1).index_select(0, cell_idx.reshape(-1)).view(cell_idx.shape)
+
+
 class FanoutTMStep(torch.autograd.Function):
     """Inputs: the node (params, synapse lists, usage, growth), the columns [B, C], the
     distal weights [n, F] (the node's own: growth re-points some in place), the context and
@@ -45,9 +51,8 @@ class FanoutTMStep(torch.autograd.Function):
         if winner_context is not None:
             d_learn, units, to = tm.spread(winner_context, True, distal)
             source = winner_context
-        cells_flat = cell_idx.view(-1)
-        d_act = d.index_select(0, cells_flat).view(cell_idx.shape)
-        dl_act = d_learn.index_select(0, cells_flat).view(cell_idx.shape) if d_learn is not d else d_act
+        d_act = at_cells(d, cell_idx)
+        dl_act = at_cells(d_learn, cell_idx) if d_learn is not d else d_act
         z = (d_act - thr) / temp  # [M, K]: only active columns fire, win or get the hit loss
         pred = z > 0
         col_pred = pred.any(-1)
@@ -58,7 +63,7 @@ class FanoutTMStep(torch.autograd.Function):
         if tm.training and units is not None and tm.grow(units, to, b_act, first + winner, B):
             # This step learns through the grown synapses: the learning input is read again.
             d_learn, units, to = tm.spread(source, True, distal)
-            dl_act = d_learn.index_select(0, cells_flat).view(cell_idx.shape)
+            dl_act = at_cells(d_learn, cell_idx)
         z_learn = (dl_act - thr) / temp if dl_act is not d_act else z
         col_vals = columns.reshape(-1).index_select(0, b_act * C + c_act)
         win_cells = first + winner
@@ -114,7 +119,7 @@ class FanoutTMStep(torch.autograd.Function):
         if g_winners is not None:
             # winners = col_vals at (one-hot + softmax - softmax.detach()): the column gets
             # the gradient at its winner, the softmax of its cells the rest.
-            g_at = g_winners.reshape(-1).index_select(0, cell_idx.flatten()).view(cell_idx.shape)
+            g_at = at_cells(g_winners, cell_idx)
             g_col = g_at.gather(-1, at_winner).squeeze(-1)
             if soft is not None:
                 g_s = col_vals.unsqueeze(-1) * g_at
@@ -126,7 +131,7 @@ class FanoutTMStep(torch.autograd.Function):
                 g_fire = (g_cells.view(B, C, K) * fire_all).sum(-1)
                 g_every = g_fire if g_every is None else g_every + g_fire
             else:
-                g_fire = (g_cells.reshape(-1).index_select(0, cell_idx.flatten()).view(cell_idx.shape) * fire).sum(-1)
+                g_fire = (at_cells(g_cells, cell_idx) * fire).sum(-1)
                 g_col = g_fire if g_col is None else g_col + g_fire
         g_false = g_z_loss = None
         if g_loss is not None and over is not None:
